@@ -1,0 +1,47 @@
+# kubevod — the two commands a fresh machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint fmt testenv venv bench clean help
+
+help:
+	@echo "make run    start kubevod on the embedded default with a demo video"
+	@echo "make test   install every test dependency and run lint + the whole suite"
+	@echo "make lint   ruff (format check + lint) and mypy"
+	@echo "make bench  run the benchmarks in bench/"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+testenv:
+	scripts/testenv
+
+lint: venv
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: venv testenv lint
+	PATH="$$(scripts/testenv --bin):$$PATH" $(BIN)/pytest -q -ra $(PYTEST_ARGS)
+
+run: venv
+	scripts/testenv debian hlsjs
+	PATH="$$(scripts/testenv --bin):$$PATH" $(BIN)/kubevod demo
+
+bench: venv testenv
+	PATH="$$(scripts/testenv --bin):$$PATH" $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

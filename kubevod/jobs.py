@@ -1,0 +1,68 @@
+"""What a transcode is asked to do: the contract between whoever schedules a
+transcode (the operator's Job, local mode's pool, the API in local mode) and
+``kubevod.worker.pipeline.run``.
+
+In a Kubernetes Job the whole job travels as JSON in the ``KUBEVOD_JOB``
+environment variable; catalog and store URLs travel separately
+(``KUBEVOD_CATALOG_URL``, ``KUBEVOD_STORE_URL``) from Secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, Field
+
+from kubevod.models import VIDEO_ID_PATTERN
+
+JOB_ENV = "KUBEVOD_JOB"
+
+Codec = Literal["h264", "hevc", "av1"]
+Accelerator = Literal["auto", "none", "nvidia", "vaapi", "qsv"]
+
+
+class LadderRung(BaseModel):
+    """One explicit rung of a custom ladder."""
+
+    height: int = Field(ge=144, le=4320)
+    bitrate: int = Field(ge=50_000, le=100_000_000, description="video bits/s at 30 fps")
+    name: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+class TranscodeJob(BaseModel):
+    """One transcode of one generation of one video."""
+
+    video_id: str = Field(pattern=VIDEO_ID_PATTERN)
+    source: str = Field(min_length=1, description="local path, http(s) URL or s3://bucket/key")
+    generation: int = Field(default=1, ge=1)
+    segment_seconds: float = Field(default=4.0, ge=1.0, le=30.0)
+    ladder: str | list[LadderRung] = "default"
+    codec: Codec = "h264"
+    accelerator: Accelerator = "auto"
+    title: str = ""
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that carry this job into a worker process."""
+        return {JOB_ENV: self.model_dump_json()}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> TranscodeJob:
+        """Read a job back from ``to_env``'s variables; raises ValueError when absent or bad."""
+        raw = env.get(JOB_ENV)
+        if not raw:
+            raise ValueError(f"{JOB_ENV} is not set")
+        return cls.model_validate(json.loads(raw))
+
+
+class Runner(Protocol):
+    """Where transcodes run: ``LocalPool`` (local mode) or Kubernetes Jobs (operator)."""
+
+    def submit(self, job: TranscodeJob) -> None:
+        """Queue a transcode; returns at once."""
+        ...
+
+    def cancel(self, video_id: str) -> None:
+        """Stop a queued or running transcode of this video, if any."""
+        ...

@@ -1,0 +1,194 @@
+"""The domain model shared by the worker, the API, the operator and local mode.
+
+Everything here is plain data (pydantic models) with no I/O. The catalog stores
+these, the manifest renderers read them, the operator mirrors them into
+``VideoAsset.status``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+#: Video ids are short, URL-safe and safe as object-store prefixes and k8s names.
+VIDEO_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_VIDEO_ID_RE = re.compile(VIDEO_ID_PATTERN)
+#: Rendition names such as ``1080p``, ``720p60`` or ``audio``.
+RENDITION_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
+_RENDITION_RE = re.compile(RENDITION_PATTERN)
+
+#: Cache-Control for content-addressed, never-rewritten objects (DESIGN.md §4).
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC (the only clock the models use)."""
+    return datetime.now(UTC)
+
+
+def new_video_id() -> str:
+    """A fresh random video id (12 lowercase hex characters)."""
+    return secrets.token_hex(6)
+
+
+def is_valid_video_id(value: str) -> bool:
+    """True when ``value`` is a well-formed video id."""
+    return bool(_VIDEO_ID_RE.match(value))
+
+
+def is_valid_rendition(value: str) -> bool:
+    """True when ``value`` is a well-formed rendition name."""
+    return bool(_RENDITION_RE.match(value))
+
+
+class VideoState(StrEnum):
+    """Lifecycle of a video in the catalog."""
+
+    QUEUED = "queued"
+    TRANSCODING = "transcoding"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class TrackKind(StrEnum):
+    VIDEO = "video"
+    AUDIO = "audio"
+
+
+class Rendition(BaseModel):
+    """One rung of the ladder (or the single audio track), as the manifests need it."""
+
+    name: str  # "1080p", "audio"
+    kind: TrackKind = TrackKind.VIDEO
+    width: int = 0
+    height: int = 0
+    frame_rate: float = 0.0
+    bandwidth: int  # peak bits/s, HLS BANDWIDTH / DASH @bandwidth
+    average_bandwidth: int = 0  # bits/s, HLS AVERAGE-BANDWIDTH
+    codecs: str  # RFC 6381, e.g. "avc1.640028" or "mp4a.40.2"
+    timescale: int = 90000  # of the fMP4 track (DASH SegmentTimeline)
+    language: str | None = None
+    channels: int | None = None
+    sample_rate: int | None = None
+
+
+class Segment(BaseModel):
+    """One uploaded CMAF media segment of one rendition."""
+
+    rendition: str
+    seq: int  # 0-based, contiguous per rendition
+    duration: float  # seconds
+    start: float = 0.0  # presentation start, seconds
+    size: int = 0  # bytes
+    key: str  # object-store key
+
+
+class Subtitle(BaseModel):
+    """A text track exported as WebVTT."""
+
+    name: str
+    language: str = "und"
+    key: str  # object-store key of the .vtt file
+    default: bool = False
+
+
+class Trickplay(BaseModel):
+    """Seek-bar thumbnails: sprite sheets indexed by a WebVTT file."""
+
+    vtt_key: str
+    interval: float  # seconds between thumbnails
+    width: int
+    height: int
+    columns: int
+    rows: int
+    sheets: int
+
+
+class SourceSummary(BaseModel):
+    """What the operator shows in ``status.source``."""
+
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    bitrate: int | None = None
+    size: int | None = None
+    audio_tracks: int = 0
+    subtitle_tracks: int = 0
+
+
+class Video(BaseModel):
+    """A catalog entry: everything known about one video."""
+
+    id: str = Field(default_factory=new_video_id, pattern=VIDEO_ID_PATTERN)
+    title: str = ""
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+    source: str = ""  # where it came from: a path, URL or s3://bucket/key
+    content_hash: str | None = None  # sha256 of the source bytes, for de-duplication
+    state: VideoState = VideoState.QUEUED
+    progress: float = 0.0  # percent, 0..100
+    playable: bool = False  # true once the first segment of every rendition exists
+    message: str = ""  # human-readable reason for the current state
+    duration: float = 0.0  # seconds
+    segment_seconds: float = 4.0
+    generation: int = 1  # spec generation; new generations use a new media prefix
+    prefix: str = ""  # object-store prefix of this generation's media, e.g. videos/<id>/g1
+    renditions: list[Rendition] = Field(default_factory=list)
+    subtitles: list[Subtitle] = Field(default_factory=list)
+    trickplay: Trickplay | None = None
+    poster_key: str | None = None
+    source_info: SourceSummary = Field(default_factory=SourceSummary)
+    accelerator: str | None = None  # encoder family actually used: "software", "nvidia", ...
+    speed: float | None = None  # encode speed, x realtime
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+
+    def media_prefix(self) -> str:
+        """The object-store prefix of this video's current generation."""
+        return self.prefix or f"videos/{self.id}/g{self.generation}"
+
+
+class VideoPatch(BaseModel):
+    """Fields a user may change after creation (API PATCH, CLI)."""
+
+    title: str | None = Field(default=None, max_length=500)
+    description: str | None = Field(default=None, max_length=10_000)
+    tags: list[str] | None = Field(default=None, max_length=64)
+
+
+class VideoPage(BaseModel):
+    """One page of a catalog listing."""
+
+    items: list[Video]
+    total: int
+    offset: int
+    limit: int
+
+
+class QoeBeacon(BaseModel):
+    """A player's quality-of-experience report for one playback session."""
+
+    video_id: str = Field(pattern=VIDEO_ID_PATTERN)
+    session: str = Field(min_length=1, max_length=64)
+    startup_ms: float | None = Field(default=None, ge=0, le=600_000)
+    rebuffer_count: int = Field(default=0, ge=0, le=100_000)
+    rebuffer_ms: float = Field(default=0, ge=0, le=86_400_000)
+    watch_ms: float = Field(default=0, ge=0, le=86_400_000)
+    switches: int = Field(default=0, ge=0, le=100_000)
+    errors: list[str] = Field(default_factory=list, max_length=20)
+    rendition: str | None = Field(default=None, max_length=32)
+
+
+class QoeStats(BaseModel):
+    """Per-video aggregate of QoE beacons."""
+
+    sessions: int = 0
+    startup_ms_avg: float | None = None
+    rebuffer_ratio: float = 0.0
+    switches: int = 0
+    errors: int = 0
