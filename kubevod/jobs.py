@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from kubevod.models import VIDEO_ID_PATTERN
+from kubevod.models import VIDEO_ID_PATTERN, Video
 
 JOB_ENV = "KUBEVOD_JOB"
 
@@ -65,4 +65,27 @@ class Runner(Protocol):
 
     def cancel(self, video_id: str) -> None:
         """Stop a queued or running transcode of this video, if any."""
+        ...
+
+
+class IngestRequest(BaseModel):
+    """A request to add a video (local mode's ``kubevod add`` and ``POST /api/videos``)."""
+
+    source: str = Field(min_length=1, max_length=4096)
+    title: str = Field(default="", max_length=500)
+    tags: list[str] = Field(default_factory=list, max_length=64)
+
+
+class Ingestor(Protocol):
+    """Turns an IngestRequest into a catalog entry plus a queued transcode (local mode)."""
+
+    def ingest(self, request: IngestRequest) -> Video:
+        """Register the video (de-duplicated by content hash) and queue its transcode.
+
+        Raises SourceError when the source is unusable.
+        """
+        ...
+
+    def cancel(self, video_id: str) -> None:
+        """Stop any transcode of this video (before it is deleted)."""
         ...

@@ -7,6 +7,7 @@ runs unchanged against both. Every method is blocking and thread-safe.
 
 from __future__ import annotations
 
+import builtins
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, VideoState
@@ -56,7 +57,7 @@ class Catalog(Protocol):
         """Record one uploaded segment (idempotent on (video, rendition, seq))."""
         ...
 
-    def segments(self, video_id: str, rendition: str | None = None) -> list[Segment]:
+    def segments(self, video_id: str, rendition: str | None = None) -> builtins.list[Segment]:
         """Recorded segments, ordered by rendition then seq."""
         ...
 

@@ -51,7 +51,7 @@ def check_key(key: str) -> str:
 
 @runtime_checkable
 class ObjectStore(Protocol):
-    """Stores immutable media objects; every method is blocking (run in a thread from async code)."""
+    """Stores immutable media objects; every method blocks (use a thread from async code)."""
 
     def put_file(
         self, key: str, path: Path, *, content_type: str, cache_control: str | None = None
