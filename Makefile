@@ -37,7 +37,7 @@ test: venv testenv lint
 	PATH="$$(scripts/testenv --bin):$$PATH" $(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
 run: venv
-	scripts/testenv debian hlsjs
+	scripts/testenv ffmpeg hlsjs
 	PATH="$$(scripts/testenv --bin):$$PATH" $(BIN)/kubevod demo
 
 bench: venv testenv
