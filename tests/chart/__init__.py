@@ -1,0 +1,1 @@
+"""Chart tests: helm lint/template, kubeconform, server dry-run, RBAC, nginx conf."""

@@ -1,0 +1,66 @@
+"""Render THE nginx.conf of the chart for tests and benchmarks.
+
+The file ``charts/kubevod/files/nginx.conf`` holds ``${KUBEVOD_*}`` placeholders
+that envsubst fills in the cluster (the official nginx image's template step).
+This module does the same substitution in Python, and refuses to leave any
+placeholder unfilled or to fill one the file does not have.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NGINX_CONF = ROOT / "charts" / "kubevod" / "files" / "nginx.conf"
+PLACEHOLDER = re.compile(r"\$\{(KUBEVOD_[A-Z0-9_]+)\}")
+
+
+def placeholders(text: str | None = None) -> set[str]:
+    """Names of every ``${KUBEVOD_*}`` placeholder in the conf."""
+    return set(PLACEHOLDER.findall(NGINX_CONF.read_text() if text is None else text))
+
+
+def render(values: Mapping[str, str]) -> str:
+    """The conf with every placeholder replaced, exactly as envsubst would.
+
+    Args:
+        values: a value for each placeholder name (``KUBEVOD_LISTEN`` ...).
+
+    Returns:
+        The complete nginx.conf text.
+    """
+    text = NGINX_CONF.read_text()
+    wanted = placeholders(text)
+    missing, extra = wanted - set(values), set(values) - wanted
+    if missing or extra:
+        raise KeyError(f"nginx.conf placeholders missing={sorted(missing)} unknown={sorted(extra)}")
+    return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
+
+
+def local_values(
+    *,
+    port: int,
+    api: str,
+    media: str,
+    media_prefix: str,
+    access_log: str,
+    signing_secret: str = "",
+    manifest_ttl: str = "1s",
+) -> dict[str, str]:
+    """Placeholder values for nginx on loopback in front of local servers."""
+    media_host, media_port = media.rsplit(":", 1)
+    return {
+        "KUBEVOD_LISTEN": f"127.0.0.1:{port}",
+        "KUBEVOD_API_UPSTREAM": api,
+        "KUBEVOD_MEDIA_HOST": media_host,
+        "KUBEVOD_MEDIA_PORT": media_port,
+        "KUBEVOD_MEDIA_SCHEME": "http",
+        "KUBEVOD_MEDIA_PREFIX": media_prefix,
+        "KUBEVOD_CACHE_MAX_SIZE": "2g",
+        "KUBEVOD_MANIFEST_TTL": manifest_ttl,
+        "KUBEVOD_SIGNED_URLS": "on" if signing_secret else "off",
+        "KUBEVOD_SIGNING_SECRET": signing_secret,
+        "KUBEVOD_ACCESS_LOG": access_log,
+    }
