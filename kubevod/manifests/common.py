@@ -1,0 +1,71 @@
+"""What the HLS and DASH renderers share: media URLs and the segments a manifest may list.
+
+Media objects live under ``videos/<id>/…`` in the store (DESIGN.md §4). The
+media origin serves key ``videos/<id>/<rest>`` at ``<media_base>/<id>/<rest>``:
+in the cluster nginx maps ``/media/`` straight onto the MinIO bucket's
+``videos/`` folder, and the API's ``GET /media/{id}/{path}`` route does the
+same from whichever store it has. A new generation writes under a new prefix
+(``videos/<id>/g2/…``), so a URL never changes meaning and can be cached
+forever.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from urllib.parse import quote
+
+from kubevod.models import Segment, Video
+
+#: Every media key starts with this; the media origin serves the rest.
+MEDIA_ROOT = "videos/"
+#: The default media origin: the API's own ``/media`` route (or nginx in front of it).
+DEFAULT_MEDIA_BASE = "/media"
+
+
+def media_url(key: str, media_base: str = DEFAULT_MEDIA_BASE) -> str:
+    """The URL a player fetches object ``key`` from.
+
+    Args:
+        key: an object-store key under ``videos/`` (e.g. ``videos/ab12/g1/720p/0.m4s``).
+        media_base: the media origin, absolute path or URL, without a trailing slash.
+
+    Returns:
+        ``<media_base>/<key without "videos/">``, percent-encoded where needed.
+
+    Raises:
+        ValueError: when ``key`` is not under ``videos/`` (the media origin cannot serve it).
+    """
+    if not key.startswith(MEDIA_ROOT):
+        raise ValueError(f"media key outside {MEDIA_ROOT!r}: {key!r}")
+    return f"{media_base.rstrip('/')}/{quote(key[len(MEDIA_ROOT) :], safe='/')}"
+
+
+def media_key(video_id: str, path: str) -> str:
+    """The object-store key the media origin serves at ``<media_base>/<video_id>/<path>``."""
+    return f"{MEDIA_ROOT}{video_id}/{path}"
+
+
+def init_key(video: Video, rendition: str) -> str:
+    """The key of a rendition's CMAF initialization segment (written by the worker)."""
+    return f"{video.media_prefix()}/{rendition}/init.mp4"
+
+
+def listable_segments(segments: Iterable[Segment], rendition: str) -> list[Segment]:
+    """The segments of ``rendition`` a manifest may list: the contiguous run from seq 0.
+
+    Segments finish out of order while a transcode runs in parallel; a playlist
+    must never skip a sequence number (RFC 8216 §6.2.2), so a gap ends the list
+    until the missing segment arrives.
+
+    Args:
+        segments: recorded segments of any renditions, in any order.
+        rendition: the rendition to pick.
+
+    Returns:
+        Segments ``0..n-1`` of that rendition, ordered by seq, without duplicates.
+    """
+    by_seq = {s.seq: s for s in segments if s.rendition == rendition}
+    out: list[Segment] = []
+    while len(out) in by_seq:
+        out.append(by_seq[len(out)])
+    return out
