@@ -1,0 +1,6 @@
+"""Catalogs: the Catalog port and its backends (DESIGN.md §4)."""
+
+from kubevod.catalog.base import SCHEMA_VERSION, Catalog, SortKey
+from kubevod.catalog.sqlite import SqliteCatalog
+
+__all__ = ["SCHEMA_VERSION", "Catalog", "SortKey", "SqliteCatalog"]

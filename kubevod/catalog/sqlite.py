@@ -1,0 +1,314 @@
+"""SqliteCatalog: the Catalog backend on one SQLite file (the embedded default).
+
+Each video is stored as the JSON of its pydantic model, next to indexed
+columns for sorting and searching. The database runs in WAL mode so readers
+never wait for the writer; each thread gets its own connection, writes are
+serialised by a lock in this process and by ``BEGIN IMMEDIATE`` (with a busy
+timeout) across processes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from kubevod.catalog.base import SCHEMA_VERSION, SortKey
+from kubevod.catalog.common import (
+    aggregate_qoe,
+    apply_update,
+    check_page,
+    clamp_progress,
+    normalize,
+    sort_field,
+    utc_ms,
+)
+from kubevod.errors import Conflict, NotFound, Unavailable
+from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, VideoState, now
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS videos (
+    id TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,              -- Video.model_dump_json()
+    schema_version INTEGER NOT NULL,
+    title_key TEXT NOT NULL,        -- casefolded title, for search and sort
+    tags TEXT NOT NULL,             -- JSON array, for the exact tag filter
+    tags_key TEXT NOT NULL,         -- JSON array of casefolded tags, for search
+    state TEXT NOT NULL,
+    content_hash TEXT,
+    duration REAL NOT NULL,
+    created_at INTEGER NOT NULL     -- milliseconds since the epoch, UTC
+);
+CREATE INDEX IF NOT EXISTS videos_created ON videos (created_at, id);
+CREATE INDEX IF NOT EXISTS videos_title ON videos (title_key, id);
+CREATE INDEX IF NOT EXISTS videos_duration ON videos (duration, id);
+CREATE INDEX IF NOT EXISTS videos_state ON videos (state);
+CREATE INDEX IF NOT EXISTS videos_hash ON videos (content_hash);
+CREATE TABLE IF NOT EXISTS segments (
+    video_id TEXT NOT NULL,
+    rendition TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    doc TEXT NOT NULL,
+    UNIQUE (video_id, rendition, seq)
+);
+CREATE TABLE IF NOT EXISTS qoe (
+    video_id TEXT NOT NULL,
+    session TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (video_id, session)
+);
+"""
+
+_COLUMNS = {"created_at": "created_at", "title": "title_key", "duration": "duration"}
+
+
+class SqliteCatalog:
+    """A Catalog in one SQLite file; safe across threads and processes."""
+
+    def __init__(self, path: Path | str, *, busy_timeout_s: float = 10.0) -> None:
+        self.path = Path(path)
+        self._timeout = busy_timeout_s
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._closed = False
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._conn()
+            conn.execute("PRAGMA journal_mode=WAL")
+            with self._write_lock:
+                conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise Unavailable(f"cannot open catalog {self.path}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"SqliteCatalog({str(self.path)!r})"
+
+    # -- connections -------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise Unavailable("catalog is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._conns.append(conn)
+        return conn
+
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._conn()
+        except sqlite3.Error as exc:
+            raise Unavailable(f"catalog read failed: {exc}") from exc
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        with self._write_lock:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise Unavailable(f"catalog is busy: {exc}") from exc
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise Unavailable(f"catalog write failed: {exc}") from exc
+
+    # -- videos ------------------------------------------------------------
+
+    def create(self, video: Video) -> Video:
+        """Insert a new video; raises Conflict when the id exists."""
+        video = normalize(video)
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    "INSERT INTO videos (id, doc, schema_version, title_key, tags, tags_key,"
+                    " state, content_hash, duration, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (video.id, *self._columns(video)),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(f"video {video.id!r} already exists") from exc
+        return video
+
+    @staticmethod
+    def _columns(video: Video) -> tuple[Any, ...]:
+        return (
+            video.model_dump_json(),
+            SCHEMA_VERSION,
+            video.title.casefold(),
+            json.dumps(video.tags),
+            json.dumps([t.casefold() for t in video.tags]),
+            video.state.value,
+            video.content_hash,
+            video.duration,
+            int(utc_ms(video.created_at).timestamp() * 1000),
+        )
+
+    def _save(self, conn: sqlite3.Connection, video: Video) -> None:
+        conn.execute(
+            "UPDATE videos SET doc=?, schema_version=?, title_key=?, tags=?, tags_key=?,"
+            " state=?, content_hash=?, duration=?, created_at=? WHERE id=?",
+            (*self._columns(video), video.id),
+        )
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, video_id: str) -> Video:
+        row = conn.execute("SELECT doc FROM videos WHERE id=?", (video_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no video {video_id!r}")
+        return Video.model_validate_json(row[0])
+
+    def get(self, video_id: str) -> Video:
+        """The video with this id; raises NotFound."""
+        with self._read() as conn:
+            return self._load(conn, video_id)
+
+    def find_by_hash(self, content_hash: str) -> Video | None:
+        """The oldest video made from the same source bytes, if any."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT doc FROM videos WHERE content_hash=? ORDER BY created_at, id LIMIT 1",
+                (content_hash,),
+            ).fetchone()
+        return None if row is None else Video.model_validate_json(row[0])
+
+    def list(
+        self,
+        *,
+        query: str | None = None,
+        tag: str | None = None,
+        state: VideoState | None = None,
+        sort: SortKey = "-created",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> VideoPage:
+        """A page of videos; ``query`` matches title (case-insensitive substring) or a tag."""
+        check_page(offset, limit)
+        field, desc = sort_field(sort)
+        where: list[str] = []
+        args: list[Any] = []
+        if query:
+            where.append(
+                "(instr(title_key, ?) > 0"
+                " OR EXISTS (SELECT 1 FROM json_each(videos.tags_key) WHERE value = ?))"
+            )
+            args += [query.casefold(), query.casefold()]
+        if tag is not None:
+            where.append("EXISTS (SELECT 1 FROM json_each(videos.tags) WHERE value = ?)")
+            args.append(tag)
+        if state is not None:
+            where.append("state = ?")
+            args.append(VideoState(state).value)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        order = f"{_COLUMNS[field]} {'DESC' if desc else 'ASC'}, id ASC"
+        with self._read() as conn:
+            total = conn.execute(f"SELECT count(*) FROM videos{clause}", args).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT doc FROM videos{clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            ).fetchall()
+        items = [Video.model_validate_json(r[0]) for r in rows]
+        return VideoPage(items=items, total=total, offset=offset, limit=limit)
+
+    def update(self, video_id: str, **fields: Any) -> Video:
+        """Set the given top-level fields (and ``updated_at``); raises NotFound."""
+        with self._write() as conn:
+            video = apply_update(self._load(conn, video_id), fields)
+            self._save(conn, video)
+        return video
+
+    def set_progress(self, video_id: str, progress: float, *, speed: float | None = None) -> None:
+        """Record transcode progress (percent, clamped to 0..100); raises NotFound."""
+        fields: dict[str, Any] = {"progress": clamp_progress(progress)}
+        if speed is not None:
+            fields["speed"] = speed
+        self.update(video_id, **fields)
+
+    # -- segments ----------------------------------------------------------
+
+    def add_segment(self, video_id: str, segment: Segment) -> None:
+        """Record one uploaded segment (idempotent on (video, rendition, seq); last wins)."""
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM videos WHERE id=?", (video_id,)).fetchone() is None:
+                raise NotFound(f"no video {video_id!r}")
+            conn.execute(
+                "INSERT INTO segments (video_id, rendition, seq, doc) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (video_id, rendition, seq) DO UPDATE SET doc=excluded.doc",
+                (video_id, segment.rendition, segment.seq, segment.model_dump_json()),
+            )
+
+    def segments(self, video_id: str, rendition: str | None = None) -> builtins.list[Segment]:
+        """Recorded segments, ordered by rendition then seq."""
+        sql = "SELECT doc FROM segments WHERE video_id=?"
+        args: list[Any] = [video_id]
+        if rendition is not None:
+            sql += " AND rendition=?"
+            args.append(rendition)
+        with self._read() as conn:
+            rows = conn.execute(sql + " ORDER BY rendition, seq", args).fetchall()
+        return [Segment.model_validate_json(r[0]) for r in rows]
+
+    def clear_segments(self, video_id: str) -> None:
+        """Forget every recorded segment of a video."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM segments WHERE video_id=?", (video_id,))
+
+    def delete(self, video_id: str) -> None:
+        """Remove the video, its segments and its QoE data; no error if absent."""
+        with self._write() as conn:
+            for table, column in (("segments", "video_id"), ("qoe", "video_id"), ("videos", "id")):
+                conn.execute(f"DELETE FROM {table} WHERE {column}=?", (video_id,))
+
+    # -- QoE ---------------------------------------------------------------
+
+    def record_qoe(self, beacon: QoeBeacon) -> None:
+        """Store one player beacon (the latest per session wins)."""
+        received = int(now().timestamp() * 1000)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO qoe (video_id, session, doc, received_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (video_id, session)"
+                " DO UPDATE SET doc=excluded.doc, received_at=excluded.received_at",
+                (beacon.video_id, beacon.session, beacon.model_dump_json(), received),
+            )
+
+    def qoe_stats(self, video_id: str) -> QoeStats:
+        """Aggregate of the beacons for one video."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT doc FROM qoe WHERE video_id=?", (video_id,)).fetchall()
+        return aggregate_qoe(QoeBeacon.model_validate_json(r[0]) for r in rows)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise Unavailable when the database cannot be read."""
+        with self._read() as conn:
+            conn.execute("SELECT 1 FROM videos LIMIT 1").fetchall()
+
+    def close(self) -> None:
+        """Close every thread's connection; later calls raise Unavailable."""
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
