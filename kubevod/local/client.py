@@ -1,0 +1,151 @@
+"""The library as the CLI sees it: through a running server's HTTP API, or
+straight from the data folder when no server runs.
+
+Both return videos as the API's JSON (plain dicts), so ``--json`` output is the
+same whichever way the CLI went.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Protocol
+
+import httpx
+
+from kubevod.catalog.base import Catalog
+from kubevod.errors import KubevodError, NotFound, SourceError, Unavailable
+from kubevod.jobs import IngestRequest
+from kubevod.local.settings import DataLayout, LocalSettings
+from kubevod.models import Video
+
+Json = dict[str, Any]
+
+
+class Library(Protocol):
+    """What ``add``/``list``/``show``/``rm`` need."""
+
+    #: Base URL of a server to print playback links for, if any.
+    url: str | None
+
+    def add(self, request: IngestRequest) -> Json: ...
+
+    def get(self, video_id: str) -> Json: ...
+
+    def list(self, *, query: str | None, limit: int, offset: int) -> Json: ...
+
+    def remove(self, video_id: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def video_json(video: Video) -> Json:
+    """A catalog video as JSON-ready data (the API's field names)."""
+    return video.model_dump(mode="json")
+
+
+def error_reason(response: httpx.Response) -> str:
+    """The one-line message of an API error response (pure)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message: Any = None
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error"):
+            if body.get(key):
+                message = body[key]
+                break
+    if isinstance(message, list):  # FastAPI validation errors
+        message = "; ".join(str(item.get("msg", item)) for item in message if item)
+    if isinstance(message, dict):
+        message = message.get("message") or message.get("msg") or str(message)
+    text = str(message) if message else (response.text.strip() or response.reason_phrase)
+    return " ".join(text.split())[:500]
+
+
+class HttpLibrary:
+    """A running server's ``/api/videos``."""
+
+    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise Unavailable(f"cannot reach the server at {self.url}: {exc}") from None
+        if response.status_code == 404:
+            raise NotFound(error_reason(response))
+        if response.status_code in (400, 409, 415, 422):
+            raise SourceError(error_reason(response))
+        if response.status_code >= 400:
+            raise KubevodError(f"server said {response.status_code}: {error_reason(response)}")
+        return response
+
+    def add(self, request: IngestRequest) -> Json:
+        result: Json = self._call("POST", "/api/videos", json=request.model_dump()).json()
+        return result
+
+    def get(self, video_id: str) -> Json:
+        result: Json = self._call("GET", f"/api/videos/{video_id}").json()
+        return result
+
+    def list(self, *, query: str | None, limit: int, offset: int) -> Json:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if query:
+            params["q"] = query
+        result: Json = self._call("GET", "/api/videos", params=params).json()
+        return result
+
+    def remove(self, video_id: str) -> None:
+        self._call("DELETE", f"/api/videos/{video_id}")
+
+    def close(self) -> None:
+        self._http.close()
+
+
+class DirectLibrary:
+    """The data folder itself, for when no server runs (read and delete only)."""
+
+    url: str | None = None
+
+    def __init__(self, layout: DataLayout) -> None:
+        from kubevod.backends import open_catalog, open_store
+
+        self._layout = layout
+        if not layout.catalog.exists():
+            raise NotFound(f"no library in {layout.root} yet (add a video first)")
+        self._catalog: Catalog = open_catalog(layout.catalog_url())
+        self._store = open_store(layout.store_url())
+
+    def add(self, request: IngestRequest) -> Json:  # pragma: no cover - the CLI uses LocalRuntime
+        raise NotImplementedError("adding without a server goes through LocalRuntime")
+
+    def get(self, video_id: str) -> Json:
+        return video_json(self._catalog.get(video_id))
+
+    def list(self, *, query: str | None, limit: int, offset: int) -> Json:
+        page = self._catalog.list(query=query, limit=limit, offset=offset)
+        return page.model_dump(mode="json")
+
+    def remove(self, video_id: str) -> None:
+        video = self._catalog.get(video_id)
+        self._store.delete_prefix(f"videos/{video.id}/")
+        self._catalog.delete(video.id)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._catalog.close()
+
+
+def server_url(settings: LocalSettings, explicit: str | None) -> str | None:
+    """The server to talk to: ``--server``, else settings/env, else a live ``server.json``."""
+    from kubevod.local.server import read_server_file
+
+    if explicit:
+        return explicit.rstrip("/")
+    if settings.server:
+        return settings.server
+    running = read_server_file(settings.layout)
+    return str(running["url"]) if running else None

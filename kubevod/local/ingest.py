@@ -1,0 +1,179 @@
+"""``LocalIngestor``: turns ``kubevod add PATH|URL`` (and ``POST /api/videos`` in
+local mode, and the watch folder) into a catalog entry plus a queued transcode.
+
+- De-duplication by content: the sha256 of a file's bytes, or of the URL for
+  a URL, so adding the same file twice (or dropping a copy of it into the
+  watch folder) gives one video, not two.
+- A quick ffprobe check before anything is recorded: a missing, unreadable or
+  broken file, or an unreachable URL, fails at add time with a one-line
+  reason (``SourceError``) and leaves nothing in the library.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from kubevod.catalog.base import Catalog
+from kubevod.errors import SourceError
+from kubevod.jobs import IngestRequest, Runner
+from kubevod.local.pool import job_for
+from kubevod.models import Video, VideoState
+
+URL_SCHEMES = ("http", "https")
+#: Seconds ffprobe may take to open and read the head of a source.
+PROBE_TIMEOUT = 30.0
+_CHUNK = 1024 * 1024
+
+
+def is_url(source: str) -> bool:
+    """True when ``source`` looks like a URL (``scheme://``) rather than a path."""
+    return "://" in source and urlsplit(source).scheme.isalpha()
+
+
+def content_hash_of_file(path: Path) -> str:
+    """``sha256:<hex>`` of the file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return "sha256:" + digest.hexdigest()
+
+
+def content_hash_of_url(url: str) -> str:
+    """``sha256-url:<hex>`` of the URL itself (the bytes behind it may be large or changing)."""
+    return "sha256-url:" + hashlib.sha256(url.encode()).hexdigest()
+
+
+def default_title(source: str) -> str:
+    """A title from a path or URL: the file name without extension."""
+    name = urlsplit(source).path if is_url(source) else source
+    stem = Path(name).stem.strip()
+    if not stem and is_url(source):
+        stem = urlsplit(source).hostname or source
+    return stem.replace("_", " ") or source
+
+
+def probe_argv(ffprobe: str, source: str) -> list[str]:
+    """The ffprobe command of the add-time check (pure).
+
+    URLs get an I/O timeout and a protocol whitelist, so a redirect to
+    ``file:`` or a hung server cannot pass the check.
+    """
+    argv = [ffprobe, "-v", "error", "-hide_banner"]
+    if is_url(source):
+        argv += ["-rw_timeout", str(int(PROBE_TIMEOUT * 1_000_000))]
+        argv += ["-protocol_whitelist", "http,https,tcp,tls,crypto"]
+    argv += ["-show_entries", "stream=codec_type:format=duration", "-of", "json", source]
+    return argv
+
+
+def probe_reason(source: str, returncode: int, stdout: str, stderr: str) -> str | None:
+    """Why ffprobe's answer makes ``source`` unusable, or None when it looks like a video (pure)."""
+    if returncode != 0:
+        lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+        last = lines[-1] if lines else f"ffprobe exited with {returncode}"
+        if last.startswith(source + ":"):
+            last = last[len(source) + 1 :].strip()
+        verb = "cannot fetch" if is_url(source) else "not a readable video"
+        return f"{verb}: {last}"
+    try:
+        info = json.loads(stdout or "{}")
+    except json.JSONDecodeError:
+        return "not a readable video: ffprobe gave no answer"
+    kinds = [s.get("codec_type") for s in info.get("streams", [])]
+    if "video" not in kinds:
+        return "no video stream" + (" (audio only)" if "audio" in kinds else "")
+    return None
+
+
+class LocalIngestor:
+    """The ``Ingestor`` of local mode: checks, de-duplicates, records and queues."""
+
+    def __init__(self, *, catalog: Catalog, runner: Runner, ffprobe: str | None = None) -> None:
+        self._catalog = catalog
+        self._runner = runner
+        self._ffprobe = ffprobe
+        # One add at a time, so two adds of the same file race to one entry.
+        self._lock = threading.Lock()
+
+    def ingest(self, request: IngestRequest) -> Video:
+        """Register the video (or return the existing one with the same content) and queue it.
+
+        Raises:
+            SourceError: the source is missing, unreadable, not a video, or unreachable.
+        """
+        source, content_hash = self._identify(request.source)
+        with self._lock:
+            existing = self._catalog.find_by_hash(content_hash)
+            if existing is not None and existing.state != VideoState.FAILED:
+                return existing
+            self._check(source)
+            if existing is not None:  # failed before: try again with the same id
+                video = self._catalog.update(
+                    existing.id,
+                    state=VideoState.QUEUED,
+                    progress=0.0,
+                    playable=False,
+                    message="",
+                    source=source,
+                )
+            else:
+                video = self._catalog.create(
+                    Video(
+                        title=request.title or default_title(source),
+                        tags=list(request.tags),
+                        source=source,
+                        content_hash=content_hash,
+                        state=VideoState.QUEUED,
+                    )
+                )
+        self._runner.submit(job_for(video))
+        return video
+
+    def cancel(self, video_id: str) -> None:
+        """Stop any transcode of this video (before it is deleted)."""
+        self._runner.cancel(video_id)
+
+    def _identify(self, raw: str) -> tuple[str, str]:
+        if is_url(raw):
+            scheme = urlsplit(raw).scheme.lower()
+            if scheme not in URL_SCHEMES:
+                raise SourceError(f"unsupported URL scheme {scheme!r}: use http(s) or a file path")
+            return raw, content_hash_of_url(raw)
+        path = Path(raw).expanduser().absolute()
+        if not path.exists():
+            raise SourceError(f"{path}: no such file")
+        if not path.is_file():
+            raise SourceError(f"{path}: not a regular file")
+        try:
+            if path.stat().st_size == 0:
+                raise SourceError(f"{path}: empty file (0 bytes)")
+            return str(path), content_hash_of_file(path)
+        except PermissionError:
+            raise SourceError(f"{path}: permission denied") from None
+        except OSError as exc:
+            raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+    def _check(self, source: str) -> None:
+        ffprobe = self._ffprobe or shutil.which("ffprobe")
+        if ffprobe is None:
+            raise SourceError("ffprobe is not installed (run scripts/testenv debian)")
+        try:
+            done = subprocess.run(
+                probe_argv(ffprobe, source),
+                capture_output=True,
+                text=True,
+                timeout=PROBE_TIMEOUT + 5,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise SourceError(f"{source}: timed out reading the source") from None
+        reason = probe_reason(source, done.returncode, done.stdout, done.stderr)
+        if reason is not None:
+            raise SourceError(f"{source}: {reason}")

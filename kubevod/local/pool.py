@@ -1,0 +1,261 @@
+"""``LocalPool``: the ``Runner`` of local mode, N threads that each run
+``kubevod.worker.pipeline.run`` (the very transcoder the Kubernetes Jobs run).
+
+- ``submit`` queues a job and returns at once; a video already queued or
+  running is not queued twice.
+- ``cancel`` drops a queued job or sets the running one's ``threading.Event``,
+  which makes the pipeline stop its ffmpeg.
+- ``resume`` (on start) requeues every video the catalog still shows as
+  queued or transcoding, from scratch: a transcode cut short by a crash or a
+  kill leaves nothing reusable, and finished (``ready``) videos are left alone.
+- ``shutdown`` cancels running transcodes, waits for the threads, and leaves
+  every interrupted video ``queued`` (not playable, no progress) so nothing in
+  the catalog claims to be in progress while no server runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kubevod.catalog.base import Catalog
+from kubevod.errors import KubevodError, NotFound, SourceError
+from kubevod.jobs import TranscodeJob
+from kubevod.models import Video, VideoState
+from kubevod.store.base import ObjectStore
+
+log = logging.getLogger(__name__)
+
+INTERRUPTED = "interrupted by a shutdown; starts over when the server starts again"
+
+#: ``kubevod.worker.pipeline.run``'s shape.
+RunFn = Callable[..., Video]
+
+
+def job_for(video: Video) -> TranscodeJob:
+    """The transcode job that (re)makes ``video`` from its recorded source."""
+    return TranscodeJob(
+        video_id=video.id,
+        source=video.source,
+        generation=video.generation,
+        segment_seconds=video.segment_seconds,
+        title=video.title,
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """A one-line, human-readable reason from an exception."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+class LocalPool:
+    """Runs transcodes on worker threads in this process."""
+
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        catalog: Catalog,
+        scratch: Path,
+        workers: int = 1,
+        worker_settings: Any = None,
+        run: RunFn | None = None,
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._scratch = scratch
+        self._workers = max(1, workers)
+        self._worker_settings = worker_settings
+        self._run = run
+        self._queue: queue.Queue[TranscodeJob | None] = queue.Queue()
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._pending: set[str] = set()
+        self._running: dict[str, threading.Event] = {}
+        self._threads: list[threading.Thread] = []
+        self._stopping = threading.Event()
+
+    # -- Runner protocol -------------------------------------------------------------
+
+    def submit(self, job: TranscodeJob) -> None:
+        """Queue a transcode; returns at once. Ignored while the video is queued or running."""
+        with self._lock:
+            if self._stopping.is_set():
+                return
+            if job.video_id in self._pending or job.video_id in self._running:
+                return
+            self._pending.add(job.video_id)
+        self._queue.put(job)
+
+    def cancel(self, video_id: str) -> None:
+        """Forget a queued transcode of this video, or stop the running one."""
+        with self._lock:
+            self._pending.discard(video_id)
+            event = self._running.get(video_id)
+            if event is not None:
+                event.set()
+            self._idle.notify_all()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the worker threads."""
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        for n in range(self._workers):
+            thread = threading.Thread(target=self._loop, name=f"kubevod-pool-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def resume(self) -> list[str]:
+        """Requeue, from scratch, every video left queued or transcoding; returns their ids."""
+        videos: list[Video] = []
+        for state in (VideoState.TRANSCODING, VideoState.QUEUED):
+            offset = 0
+            while True:
+                page = self._catalog.list(state=state, sort="created", offset=offset, limit=200)
+                videos.extend(page.items)
+                offset += len(page.items)
+                if not page.items or offset >= page.total:
+                    break
+        videos.sort(key=lambda v: v.created_at)
+        for video in videos:
+            if video.state == VideoState.TRANSCODING or video.playable or video.progress:
+                self._reset(video.id, "resuming an interrupted transcode from the start")
+            self.submit(job_for(video))
+        if videos:
+            log.info("resuming %d interrupted transcode(s)", len(videos))
+        return [v.id for v in videos]
+
+    def busy(self) -> set[str]:
+        """Ids of the videos queued or running right now."""
+        with self._lock:
+            return set(self._pending) | set(self._running)
+
+    def wait_for(self, video_id: str, timeout: float | None = None) -> bool:
+        """Block until this video is neither queued nor running; False on timeout."""
+        with self._idle:
+            return self._idle.wait_for(
+                lambda: video_id not in self._pending and video_id not in self._running,
+                timeout=timeout,
+            )
+
+    def shutdown(self, timeout: float = 20.0) -> None:
+        """Stop every transcode and the threads; interrupted videos are left ``queued``."""
+        with self._lock:
+            self._stopping.set()
+            pending = set(self._pending)
+            self._pending.clear()
+            for event in self._running.values():
+                event.set()
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=timeout / max(1, len(self._threads)))
+        with self._lock:
+            stuck = set(self._running)
+        # Queued videos stay queued; ones whose thread did not stop in time are reset here
+        # (their thread is a daemon and dies with the process, its ffmpeg with its pipe).
+        for video_id in stuck:
+            self._reset(video_id, INTERRUPTED)
+        if pending or stuck:
+            log.info("left %d video(s) queued for the next start", len(pending | stuck))
+
+    # -- internals -------------------------------------------------------------------
+
+    def _pipeline(self) -> RunFn:
+        if self._run is None:
+            from kubevod.worker.pipeline import run
+
+            self._run = run
+        return self._run
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None or self._stopping.is_set():
+                return
+            event = threading.Event()
+            with self._lock:
+                if job.video_id not in self._pending:  # cancelled while queued
+                    self._idle.notify_all()
+                    continue
+                self._pending.discard(job.video_id)
+                self._running[job.video_id] = event
+            try:
+                self._execute(job, event)
+            finally:
+                with self._lock:
+                    self._running.pop(job.video_id, None)
+                    self._idle.notify_all()
+
+    def _execute(self, job: TranscodeJob, cancel: threading.Event) -> None:
+        scratch = self._scratch / job.video_id
+        log.info("transcode starts", extra={"video_id": job.video_id})
+        try:
+            self._pipeline()(
+                job,
+                store=self._store,
+                catalog=self._catalog,
+                scratch=scratch,
+                cancel=cancel,
+                settings=self._worker_settings,
+            )
+            log.info("transcode done", extra={"video_id": job.video_id})
+        except SourceError as exc:  # the pipeline has marked the video failed
+            log.warning("source unusable: %s", one_line(exc), extra={"video_id": job.video_id})
+        except Exception as exc:
+            if self._stopping.is_set():
+                self._reset(job.video_id, INTERRUPTED)
+            elif cancel.is_set():
+                log.info("transcode cancelled", extra={"video_id": job.video_id})
+            else:
+                log.exception("transcode failed", extra={"video_id": job.video_id})
+                self._mark_failed(job.video_id, one_line(exc))
+        else:
+            if self._stopping.is_set():
+                # Finished just as we stopped: keep it if the pipeline says ready.
+                self._reset_unless_ready(job.video_id)
+
+    def _reset_unless_ready(self, video_id: str) -> None:
+        try:
+            video = self._catalog.get(video_id)
+        except NotFound:
+            return
+        if video.state != VideoState.READY:
+            self._reset(video_id, INTERRUPTED)
+
+    def _reset(self, video_id: str, message: str) -> None:
+        """Make a video ``queued`` again with nothing of the cut-short run left visible."""
+        try:
+            video = self._catalog.get(video_id)
+            self._catalog.clear_segments(video_id)
+            self._catalog.update(
+                video_id,
+                state=VideoState.QUEUED,
+                progress=0.0,
+                playable=False,
+                speed=None,
+                message=message,
+            )
+            self._store.delete_prefix(video.media_prefix() + "/")
+        except NotFound:
+            pass
+        except KubevodError:
+            log.exception("could not reset video", extra={"video_id": video_id})
+
+    def _mark_failed(self, video_id: str, reason: str) -> None:
+        try:
+            video = self._catalog.get(video_id)
+            if video.state != VideoState.FAILED:
+                self._catalog.update(
+                    video_id, state=VideoState.FAILED, playable=False, message=reason
+                )
+        except NotFound:
+            pass
+        except KubevodError:
+            log.exception("could not mark video failed", extra={"video_id": video_id})

@@ -1,0 +1,259 @@
+"""``kubevod serve``: the API, the player and a local transcode pool in one
+process, with ``FileStore`` and ``SqliteCatalog`` under the data folder.
+
+:class:`LocalRuntime` opens the data folder (taking an exclusive lock on it, so
+two servers never transcode the same library), the store, the catalog, the
+pool and the ingestor; ``kubevod add --data`` uses it without HTTP when no
+server runs. :func:`serve` adds uvicorn, the watch folder and
+``<data>/server.json`` (url + pid, so ``kubevod add`` finds the server).
+
+Ctrl-C or SIGTERM: uvicorn stops accepting, then the pool cancels running
+transcodes (the pipeline stops its ffmpeg) and leaves interrupted videos
+``queued``; the next start resumes them from scratch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+import uvicorn
+
+from kubevod.catalog.base import Catalog
+from kubevod.errors import Conflict
+from kubevod.jobs import IngestRequest
+from kubevod.local.ingest import LocalIngestor
+from kubevod.local.pool import LocalPool
+from kubevod.local.settings import DataLayout, LocalSettings
+from kubevod.local.watch import FolderWatcher
+from kubevod.store.base import ObjectStore
+
+log = logging.getLogger("kubevod.local")
+
+
+def client_url(host: str, port: int) -> str:
+    """The URL a browser on this machine opens for a server bound to ``host:port`` (pure)."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def read_server_file(layout: DataLayout) -> dict[str, Any] | None:
+    """``server.json`` of a server that is still alive, else None."""
+    try:
+        info = json.loads(layout.server_file.read_text())
+        pid = int(info["pid"])
+        url = str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return {"pid": pid, "url": url}
+
+
+class DataLocked(Conflict):
+    """Another process (a server, or a direct ``kubevod add``) is using the data folder."""
+
+
+class LocalRuntime:
+    """The data folder opened for transcoding: store, catalog, pool and ingestor."""
+
+    def __init__(self, settings: LocalSettings) -> None:
+        self.settings = settings
+        self.layout = settings.layout
+        self._lock_file: IO[str] | None = None
+        self.store: ObjectStore
+        self.catalog: Catalog
+        self.pool: LocalPool
+        self.ingestor: LocalIngestor
+
+    def __enter__(self) -> LocalRuntime:
+        self.open()
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Lock the data folder and open everything; raises DataLocked when in use."""
+        from kubevod.backends import open_catalog, open_store
+
+        root = self.layout.root
+        root.mkdir(parents=True, exist_ok=True)
+        self._lock_file = (root / ".lock").open("w")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_file.close()
+            self._lock_file = None
+            running = read_server_file(self.layout)
+            where = f" (a server runs at {running['url']}, pid {running['pid']})" if running else ""
+            raise DataLocked(
+                f"the data folder {root} is in use by another kubevod{where}"
+            ) from None
+        # Scratch of an earlier run is garbage now: we hold the lock, nothing else uses it.
+        shutil.rmtree(self.layout.scratch, ignore_errors=True)
+        self.layout.media.mkdir(parents=True, exist_ok=True)
+        self.store = open_store(self.layout.store_url())
+        self.catalog = open_catalog(self.layout.catalog_url())
+        self.pool = LocalPool(
+            store=self.store,
+            catalog=self.catalog,
+            scratch=self.layout.scratch,
+            workers=self.settings.workers,
+            worker_settings=worker_settings(),
+        )
+        self.ingestor = LocalIngestor(catalog=self.catalog, runner=self.pool)
+
+    def close(self, timeout: float = 20.0) -> None:
+        """Stop the pool (interrupted videos stay queued), close the catalog, unlock."""
+        if self._lock_file is None:
+            return
+        with _ignoring_signals():
+            self.pool.shutdown(timeout=timeout)
+            self.catalog.close()
+        self._lock_file.close()
+        self._lock_file = None
+
+
+def worker_settings() -> Any:
+    """The worker's own settings (from its ``KUBEVOD_*`` env), or None before it has any."""
+    try:
+        from kubevod.worker.settings import WorkerSettings
+    except ImportError:
+        return None
+    return WorkerSettings()
+
+
+@contextlib.contextmanager
+def _ignoring_signals() -> Iterator[None]:
+    """Let a shutdown finish: a second Ctrl-C must not leave videos claiming to be transcoding."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, minus its re-raising of the stop signal (we have cleanup to do after it)."""
+
+    def __init__(self, config: uvicorn.Config, on_started: Callable[[_Server], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        handlers = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self._on_started(self)
+
+
+def bound_port(server: uvicorn.Server, fallback: int) -> int:
+    """The port uvicorn actually listens on (differs from the asked one for port 0)."""
+    for srv in getattr(server, "servers", []):
+        for sock in getattr(srv, "sockets", []) or []:
+            return int(sock.getsockname()[1])
+    return fallback
+
+
+def serve(
+    settings: LocalSettings,
+    *,
+    add: list[IngestRequest] | None = None,
+    echo: Callable[[str], None] = print,
+) -> int:
+    """Run until SIGINT/SIGTERM; returns the exit code.
+
+    Args:
+        settings: where the data lives, what to listen on, how many workers.
+        add: videos to add before serving (``kubevod demo``).
+        echo: where the user-facing lines go.
+    """
+    from kubevod.api.app import create_app
+
+    runtime = LocalRuntime(settings)
+    runtime.open()
+    watcher: FolderWatcher | None = None
+    try:
+        resumed = runtime.pool.resume()
+        runtime.pool.start()
+        if resumed:
+            echo(f"Resuming {len(resumed)} interrupted transcode(s).")
+        added = [runtime.ingestor.ingest(request) for request in add or []]
+        app = create_app(
+            api_settings(), store=runtime.store, catalog=runtime.catalog, ingestor=runtime.ingestor
+        )
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+        )
+
+        def started(server: uvicorn.Server) -> None:
+            url = client_url(settings.host, bound_port(server, settings.port))
+            runtime.layout.server_file.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+            echo(f"kubevod is serving {settings.data} at {url}/  (Ctrl-C to stop)")
+            for video in added:
+                echo(f"  {video.title}: {url}/watch/{video.id}")
+
+        server = _Server(config, started)
+        if settings.watch is not None:
+            watcher = FolderWatcher(
+                settings.watch,
+                lambda path: _add_watched(runtime.ingestor, path),
+                interval=settings.watch_interval,
+                index=runtime.layout.watch_index,
+            )
+            watcher.start()
+            echo(f"Watching {settings.watch} for new videos.")
+        server.run()
+        return 0 if server.started else 1
+    finally:
+        echo("Stopping: interrupted transcodes will resume on the next start.")
+        if watcher is not None:
+            watcher.stop()
+        with contextlib.suppress(FileNotFoundError):
+            runtime.layout.server_file.unlink()
+        runtime.close()
+
+
+def _add_watched(ingestor: LocalIngestor, path: Path) -> None:
+    video = ingestor.ingest(IngestRequest(source=str(path)))
+    log.info("watch folder: %s -> video %s (%s)", path.name, video.id, video.state)
+
+
+def api_settings() -> Any:
+    """The API's settings (from its ``KUBEVOD_*`` env), or None when it has none."""
+    try:
+        from kubevod.api.settings import ApiSettings
+    except ImportError:
+        return None
+    return ApiSettings()
