@@ -1,0 +1,249 @@
+"""The transcode Job of one VideoAsset generation, built by a pure function.
+
+``build_job`` maps (VideoAsset, settings, traceparent) to a ``batch/v1`` Job
+manifest: no client, no environment, no clock, so it is snapshot-tested in
+``tests/unit/test_operator_jobs.py`` and applied by the handlers unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from kubevod.operator import naming
+from kubevod.operator.resource import PVC_MOUNT, Asset
+from kubevod.operator.settings import GpuSettings, WorkerSettings
+
+from kubevod.jobs import TranscodeJob
+
+CONTAINER = "worker"
+SCRATCH = "/scratch"
+#: The worker's exit code for a source that cannot be read or decoded (issue 3):
+#: retrying cannot help, so the pod failure policy fails the Job at once.
+EXIT_BAD_SOURCE = 2
+NVIDIA_GPU = "nvidia.com/gpu"
+INTEL_GPU = "gpu.intel.com/i915"
+
+Vendor = Literal["nvidia", "intel"]
+
+
+def gpu_vendor(asset: Asset, gpu: GpuSettings) -> Vendor | None:
+    """Which GPU a VideoAsset's pod is scheduled on, or None for a CPU node.
+
+    Only ``spec.gpu`` schedules on a GPU node; ``spec.accelerator`` picks the
+    vendor (nvidia → NVIDIA; vaapi and qsv → Intel; auto → the setting). An
+    accelerator without ``gpu: true`` runs where the pod lands and falls back
+    to software there, which status reports.
+    """
+    spec = asset.spec
+    if not spec.gpu or spec.accelerator == "none":
+        return None
+    if spec.accelerator == "nvidia":
+        return "nvidia"
+    if spec.accelerator in ("vaapi", "qsv"):
+        return "intel"
+    return gpu.default_vendor
+
+
+def transcode_job(asset: Asset, video_id: str) -> TranscodeJob:
+    """What the worker is asked to do (travels in ``KUBEVOD_JOB``)."""
+    spec = asset.spec
+    return TranscodeJob(
+        video_id=video_id,
+        source=spec.source_ref(),
+        generation=asset.generation,
+        segment_seconds=spec.segment_seconds,
+        ladder=spec.ladder_ref(),
+        codec=spec.codec,
+        accelerator=spec.accelerator,
+        title=spec.title or asset.name,
+    )
+
+
+def labels(asset: Asset, video_id: str) -> dict[str, str]:
+    """Labels of the Job and its pod (the operator's Job index selects on managed-by)."""
+    return {
+        naming.LABEL_NAME: "kubevod-worker",
+        naming.LABEL_COMPONENT: "transcoder",
+        naming.LABEL_PART_OF: "kubevod",
+        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
+        naming.LABEL_VIDEO_ID: video_id,
+        naming.LABEL_ASSET_UID: asset.uid,
+        naming.LABEL_GENERATION: str(asset.generation),
+    }
+
+
+def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def _env(asset: Asset, video_id: str, worker: WorkerSettings, traceparent: str) -> list[Any]:
+    env: list[Any] = [
+        {"name": k, "value": v} for k, v in transcode_job(asset, video_id).to_env().items()
+    ]
+    env += [
+        # Credentials only by reference: `kubectl get job -o yaml` shows no secret.
+        _secret_env("KUBEVOD_CATALOG_URL", worker.secret_name, worker.catalog_url_key),
+        _secret_env("KUBEVOD_STORE_URL", worker.secret_name, worker.store_url_key),
+        # W3C trace context: the worker's spans join the operator's trace (DESIGN.md §8).
+        {"name": "TRACEPARENT", "value": traceparent},
+        {"name": "OTEL_SERVICE_NAME", "value": "kubevod-worker"},
+        # The root filesystem is read-only; everything writable lives in the scratch volume.
+        {"name": "TMPDIR", "value": SCRATCH},
+        {"name": "HOME", "value": SCRATCH},
+    ]
+    if worker.otel_endpoint:
+        env.append({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": worker.otel_endpoint})
+    return env
+
+
+def _resources(asset: Asset, worker: WorkerSettings, vendor: Vendor | None) -> dict[str, Any]:
+    asked = asset.spec.resources
+    requests: dict[str, Any] = {
+        "cpu": asked.requests.cpu or worker.cpu_request,
+        "memory": asked.requests.memory or worker.memory_request,
+    }
+    limits: dict[str, Any] = {"memory": asked.limits.memory or worker.memory_limit}
+    if asked.limits.cpu:
+        limits["cpu"] = asked.limits.cpu
+    if vendor is not None:
+        # Extended resources are set as limits; requests default to the same value.
+        limits[NVIDIA_GPU if vendor == "nvidia" else INTEL_GPU] = 1
+    return {"requests": {k: str(v) for k, v in requests.items()}, "limits": limits}
+
+
+def _container(
+    asset: Asset, video_id: str, worker: WorkerSettings, gpu: GpuSettings, traceparent: str
+) -> dict[str, Any]:
+    vendor = gpu_vendor(asset, gpu)
+    env = _env(asset, video_id, worker, traceparent)
+    if vendor == "nvidia":
+        env.append({"name": "NVIDIA_DRIVER_CAPABILITIES", "value": gpu.nvidia_driver_capabilities})
+    mounts: list[dict[str, Any]] = [{"name": "scratch", "mountPath": SCRATCH}]
+    if asset.spec.source.pvc is not None:
+        mounts.append({"name": "source", "mountPath": PVC_MOUNT, "readOnly": True})
+    return {
+        "name": CONTAINER,
+        "image": worker.image,
+        "imagePullPolicy": worker.image_pull_policy,
+        "command": list(worker.command),
+        "env": env,
+        "resources": _resources(asset, worker, vendor),
+        "volumeMounts": mounts,
+        "workingDir": SCRATCH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+
+
+def _pod_spec(
+    asset: Asset, video_id: str, worker: WorkerSettings, gpu: GpuSettings, traceparent: str
+) -> dict[str, Any]:
+    vendor = gpu_vendor(asset, gpu)
+    pod_security: dict[str, Any] = {
+        "runAsNonRoot": True,
+        "runAsUser": worker.run_as_user,
+        "runAsGroup": worker.run_as_user,
+        "fsGroup": worker.run_as_user,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    volumes: list[dict[str, Any]] = [
+        {"name": "scratch", "emptyDir": {"sizeLimit": worker.scratch_size_limit}}
+    ]
+    pvc = asset.spec.source.pvc
+    if pvc is not None:
+        claim = {"claimName": pvc.claim_name, "readOnly": True}
+        volumes.append({"name": "source", "persistentVolumeClaim": claim})
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",  # required by podFailurePolicy; the Job retries pods
+        "serviceAccountName": worker.service_account,
+        "automountServiceAccountToken": False,  # the worker never talks to the API server
+        "enableServiceLinks": False,
+        "securityContext": pod_security,
+        "containers": [_container(asset, video_id, worker, gpu, traceparent)],
+        "volumes": volumes,
+    }
+    if vendor == "nvidia":
+        if gpu.nvidia_runtime_class:
+            spec["runtimeClassName"] = gpu.nvidia_runtime_class
+        if gpu.nvidia_node_selector:
+            spec["nodeSelector"] = dict(gpu.nvidia_node_selector)
+        if gpu.nvidia_tolerations:
+            spec["tolerations"] = [dict(t) for t in gpu.nvidia_tolerations]
+    elif vendor == "intel":
+        if gpu.intel_node_selector:
+            spec["nodeSelector"] = dict(gpu.intel_node_selector)
+        if gpu.intel_tolerations:
+            spec["tolerations"] = [dict(t) for t in gpu.intel_tolerations]
+        if gpu.intel_render_group is not None:
+            pod_security["supplementalGroups"] = [gpu.intel_render_group]
+    return spec
+
+
+def build_job(
+    asset: Asset,
+    *,
+    video_id: str,
+    worker: WorkerSettings,
+    gpu: GpuSettings,
+    traceparent: str,
+) -> dict[str, Any]:
+    """The Job that transcodes ``asset``'s current generation.
+
+    Args:
+        asset: the VideoAsset (its uid and generation name the Job).
+        video_id: the catalog id (``naming.video_id``).
+        worker: image, Secret, limits and deadlines for the pod.
+        gpu: how ``spec.gpu`` is scheduled.
+        traceparent: W3C trace context of the operator's span.
+
+    Returns:
+        A ``batch/v1`` Job manifest, owned by the VideoAsset.
+    """
+    job_labels = labels(asset, video_id)
+    annotations = {
+        naming.ANNOTATION_ASSET: f"{asset.namespace}/{asset.name}",
+        naming.ANNOTATION_TRACEPARENT: traceparent,
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": asset.job_name,
+            "namespace": asset.namespace,
+            "labels": job_labels,
+            "annotations": annotations,
+            "ownerReferences": [asset.owner_reference()],
+        },
+        "spec": {
+            "backoffLimit": worker.backoff_limit,
+            "activeDeadlineSeconds": worker.active_deadline_seconds,
+            "ttlSecondsAfterFinished": worker.ttl_seconds_after_finished,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        # A bad source fails the same way every time: do not retry it.
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": CONTAINER,
+                            "operator": "In",
+                            "values": [EXIT_BAD_SOURCE],
+                        },
+                    },
+                    {
+                        # Evictions and preemptions are not the video's fault.
+                        "action": "Ignore",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    },
+                ]
+            },
+            "template": {
+                "metadata": {"labels": job_labels, "annotations": annotations},
+                "spec": _pod_spec(asset, video_id, worker, gpu, traceparent),
+            },
+        },
+    }

@@ -1,0 +1,245 @@
+"""Operator settings (pydantic-settings), grouped by concern, read from the environment.
+
+Every variable starts with ``KUBEVOD_``; nested groups use ``__``, e.g.
+``KUBEVOD_QUEUE__MAX_CONCURRENT=2`` or ``KUBEVOD_WORKER__IMAGE=...``. Lists
+and mappings are JSON (``KUBEVOD_NAMESPACES`` also takes a comma list).
+The catalog and store URLs hold credentials: in the cluster they come into
+the operator's env from a Secret, and into each Job's env from the same
+Secret by ``secretKeyRef`` (never as plain values).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class QueueSettings(BaseModel):
+    """How many transcodes run at once."""
+
+    max_concurrent: int = Field(
+        default=2,
+        ge=1,
+        le=1000,
+        description="Transcode Jobs running at once (count). Default 2: a home cluster has one "
+        "or two nodes that can encode; more Jobs would only share the same CPUs or GPU. "
+        "The rest wait in phase Queued, priority first, then creation order.",
+    )
+
+
+class TimingSettings(BaseModel):
+    """How often the operator looks again."""
+
+    poll_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds between two looks at a queued or transcoding VideoAsset (queue "
+        "slot, Job state, catalog progress). Default 5: progress in kubectl stays fresh "
+        "without loading the API server or the catalog. Tests use 0.5.",
+    )
+    retry_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds before retrying a handler when the catalog or the API server "
+        "is unreachable. Default 10: long enough for a restarting MongoDB.",
+    )
+
+
+class WorkerSettings(BaseModel):
+    """The transcode Job's pod (jobs.build_job reads these)."""
+
+    image: str = Field(
+        default="ghcr.io/kubevod/worker:0.1.0",
+        description="Worker image (tag or digest). Default: the release this operator ships with.",
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        default="IfNotPresent", description="Pull policy; IfNotPresent suits tagged releases."
+    )
+    command: list[str] = Field(
+        default_factory=lambda: ["kubevod-worker"],
+        description="Container command; the worker image's console script.",
+    )
+    service_account: str = Field(
+        default="kubevod-worker",
+        description="ServiceAccount of worker pods; it needs no API permissions (the token is "
+        "not even mounted).",
+    )
+    secret_name: str = Field(
+        default="kubevod-backends",
+        description="Secret in the VideoAsset's namespace holding the catalog and store URLs.",
+    )
+    catalog_url_key: str = Field(default="catalog-url", description="Key of the catalog URL.")
+    store_url_key: str = Field(default="store-url", description="Key of the store URL.")
+    backoff_limit: int = Field(
+        default=2,
+        ge=0,
+        description="Pod retries after a transient failure (count). Default 2; a bad source "
+        "(exit code 2) is never retried whatever this says (pod failure policy).",
+    )
+    active_deadline_seconds: int = Field(
+        default=6 * 3600,
+        ge=60,
+        description="Seconds a Job may run in all. Default 6 h: a 4K feature film in software "
+        "on a small node; a stuck encode must not hold a queue slot forever.",
+    )
+    ttl_seconds_after_finished: int = Field(
+        default=3600,
+        ge=0,
+        description="Seconds a finished Job is kept (for `kubectl logs`). Default 1 h; the "
+        "result lives in the catalog and in status, not in the Job.",
+    )
+    scratch_size_limit: str = Field(
+        default="20Gi",
+        description="Size limit of the emptyDir scratch volume (quantity). Default 20Gi: the "
+        "source download plus one rung of segments in flight.",
+    )
+    run_as_user: int = Field(
+        default=10001, ge=1, description="UID of the worker process (non-root)."
+    )
+    cpu_request: str = Field(default="1", description="Default CPU request (cores).")
+    memory_request: str = Field(default="1Gi", description="Default memory request.")
+    memory_limit: str = Field(
+        default="4Gi",
+        description="Default memory limit: one ffmpeg with a 4K ladder stays well under it.",
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="OTLP endpoint given to workers (OTEL_EXPORTER_OTLP_ENDPOINT); none: off.",
+    )
+
+
+class GpuSettings(BaseModel):
+    """How a VideoAsset with ``spec.gpu: true`` is scheduled."""
+
+    default_vendor: Literal["nvidia", "intel"] = Field(
+        default="nvidia",
+        description="Vendor for `accelerator: auto` with `gpu: true`. NVIDIA: the common case.",
+    )
+    nvidia_runtime_class: str | None = Field(
+        default="nvidia",
+        description="runtimeClassName for NVIDIA pods (the k3s/GPU-operator default); "
+        "none when the default runtime already has the NVIDIA hook.",
+    )
+    nvidia_node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"nvidia.com/gpu.present": "true"},
+        description="Node selector for NVIDIA pods (label set by GPU feature discovery).",
+    )
+    nvidia_tolerations: list[dict[str, Any]] = Field(
+        default_factory=lambda: [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ],
+        description="Tolerations for NVIDIA pods (GPU nodes are often tainted).",
+    )
+    nvidia_driver_capabilities: str = Field(
+        default="compute,video,utility",
+        description="NVIDIA_DRIVER_CAPABILITIES: `video` is what NVENC/NVDEC need.",
+    )
+    intel_node_selector: dict[str, str] = Field(
+        default_factory=lambda: {"intel.feature.node.kubernetes.io/gpu": "true"},
+        description="Node selector for Intel GPU pods (label set by the Intel device plugin).",
+    )
+    intel_tolerations: list[dict[str, Any]] = Field(
+        default_factory=list, description="Tolerations for Intel GPU pods."
+    )
+    intel_render_group: int | None = Field(
+        default=None,
+        description="GID of the node's `render` group, added to the pod's supplemental groups "
+        "so a non-root worker may open /dev/dri (it differs between distributions).",
+    )
+
+
+class CleanupSettings(BaseModel):
+    """How hard deletion tries before releasing the object."""
+
+    max_retries: int = Field(
+        default=5,
+        ge=0,
+        description="Retries of the cleanup when the store or catalog is down (count). After "
+        "them the object is released anyway with a Warning event naming what was left.",
+    )
+    retry_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds between two cleanup retries. Default 10."
+    )
+
+
+class PeeringSettings(BaseModel):
+    """kopf peering: with two replicas only the one of highest priority acts."""
+
+    name: str = Field(
+        default="kubevod",
+        description="Name of the (Cluster)KopfPeering object shared by the replicas.",
+    )
+    standalone: bool = Field(
+        default=False, description="Run without peering (a single replica, or tests)."
+    )
+    priority: int | None = Field(
+        default=None,
+        description="This replica's priority; none: a random one at start, so two replicas "
+        "never tie (equal priorities make kopf pause both).",
+    )
+    lifetime_seconds: int = Field(
+        default=60,
+        ge=5,
+        description="Seconds a silent peer is still believed alive: how long a standby waits "
+        "after the active replica is killed. Default 60 (kopf's).",
+    )
+
+
+class OperatorSettings(BaseSettings):
+    """Everything the operator reads from its environment, validated at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KUBEVOD_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    catalog_url: str = Field(
+        default="", description="Catalog URL (mongodb://...); from a Secret in the cluster."
+    )
+    store_url: str = Field(
+        default="", description="Object store URL (s3://...); from a Secret in the cluster."
+    )
+    namespaces: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Namespaces to watch; empty: the whole cluster (needs the ClusterRole).",
+    )
+    public_url: str = Field(
+        default="http://kubevod.local",
+        description="Base URL viewers reach (the nginx cache's Ingress); playback URLs in "
+        "status start with it.",
+    )
+    liveness_endpoint: str | None = Field(
+        default="http://0.0.0.0:8080/healthz",
+        description="kopf's liveness endpoint (the Deployment's livenessProbe); none: off.",
+    )
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    timing: TimingSettings = Field(default_factory=TimingSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    gpu: GpuSettings = Field(default_factory=GpuSettings)
+    cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
+    peering: PeeringSettings = Field(default_factory=PeeringSettings)
+
+    @field_validator("namespaces", mode="before")
+    @classmethod
+    def _split_namespaces(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+@functools.cache
+def load_settings() -> OperatorSettings:
+    """The process's settings, read once from the environment."""
+    return OperatorSettings()

@@ -1,0 +1,333 @@
+"""The transcode Job builder (pure): a full snapshot and a table of variants."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kubevod.operator import naming
+from kubevod.operator.jobs import build_job, gpu_vendor
+from kubevod.operator.resource import Asset, VideoAssetSpec
+from kubevod.operator.settings import GpuSettings, OperatorSettings, WorkerSettings
+
+from kubevod.jobs import TranscodeJob
+from kubevod.models import is_valid_video_id
+
+UID = "0b7f4a51-2c3d-4e5f-8a9b-0c1d2e3f4a5b"
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def asset(spec: dict[str, Any], *, name: str = "big-buck-bunny", generation: int = 1) -> Asset:
+    return Asset(
+        namespace="media",
+        name=name,
+        uid=UID,
+        generation=generation,
+        spec=VideoAssetSpec.model_validate(spec),
+    )
+
+
+def job_for(spec: dict[str, Any], **gpu: Any) -> dict[str, Any]:
+    a = asset(spec)
+    return build_job(
+        a,
+        video_id=a.video_id,
+        worker=WorkerSettings(),
+        gpu=GpuSettings(**gpu),
+        traceparent=TRACEPARENT,
+    )
+
+
+def pod(job: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = job["spec"]["template"]["spec"]
+    return spec
+
+
+def env(job: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in pod(job)["containers"][0]["env"]}
+
+
+URL_SPEC = {"source": {"url": "https://media.example/bbb.mp4"}, "title": "Big Buck Bunny"}
+
+
+def test_url_source_job_matches_snapshot() -> None:
+    a = asset(URL_SPEC)
+    vid = a.video_id
+    job = job_for(URL_SPEC)
+    labels = {
+        "app.kubernetes.io/name": "kubevod-worker",
+        "app.kubernetes.io/component": "transcoder",
+        "app.kubernetes.io/part-of": "kubevod",
+        "app.kubernetes.io/managed-by": "kubevod-operator",
+        "kubevod.io/video-id": vid,
+        "kubevod.io/asset-uid": UID,
+        "kubevod.io/generation": "1",
+    }
+    annotations = {
+        "kubevod.io/asset": "media/big-buck-bunny",
+        "kubevod.io/traceparent": TRACEPARENT,
+    }
+    transcode = TranscodeJob(
+        video_id=vid, source="https://media.example/bbb.mp4", title="Big Buck Bunny"
+    ).model_dump_json()
+    assert job == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": a.job_name,
+            "namespace": "media",
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": "kubevod.io/v1alpha1",
+                    "kind": "VideoAsset",
+                    "name": "big-buck-bunny",
+                    "uid": UID,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "backoffLimit": 2,
+            "activeDeadlineSeconds": 21600,
+            "ttlSecondsAfterFinished": 3600,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": "worker", "operator": "In", "values": [2]},
+                    },
+                    {
+                        "action": "Ignore",
+                        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+                    },
+                ]
+            },
+            "template": {
+                "metadata": {"labels": labels, "annotations": annotations},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": "kubevod-worker",
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 10001,
+                        "runAsGroup": 10001,
+                        "fsGroup": 10001,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": "worker",
+                            "image": "ghcr.io/kubevod/worker:0.1.0",
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["kubevod-worker"],
+                            "env": [
+                                {"name": "KUBEVOD_JOB", "value": transcode},
+                                {
+                                    "name": "KUBEVOD_CATALOG_URL",
+                                    "valueFrom": {
+                                        "secretKeyRef": {
+                                            "name": "kubevod-backends",
+                                            "key": "catalog-url",
+                                        }
+                                    },
+                                },
+                                {
+                                    "name": "KUBEVOD_STORE_URL",
+                                    "valueFrom": {
+                                        "secretKeyRef": {
+                                            "name": "kubevod-backends",
+                                            "key": "store-url",
+                                        }
+                                    },
+                                },
+                                {"name": "TRACEPARENT", "value": TRACEPARENT},
+                                {"name": "OTEL_SERVICE_NAME", "value": "kubevod-worker"},
+                                {"name": "TMPDIR", "value": "/scratch"},
+                                {"name": "HOME", "value": "/scratch"},
+                            ],
+                            "resources": {
+                                "requests": {"cpu": "1", "memory": "1Gi"},
+                                "limits": {"memory": "4Gi"},
+                            },
+                            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+                            "workingDir": "/scratch",
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "runAsNonRoot": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                        }
+                    ],
+                    "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "20Gi"}}],
+                },
+            },
+        },
+    }
+
+
+def test_no_credentials_travel_as_plain_env_values() -> None:
+    job = job_for(URL_SPEC)
+    text = json.dumps(job)
+    assert "secretKeyRef" in text
+    for entry in pod(job)["containers"][0]["env"]:
+        if entry["name"] in ("KUBEVOD_CATALOG_URL", "KUBEVOD_STORE_URL"):
+            assert "value" not in entry
+
+
+def test_worker_reads_back_the_same_transcode_job() -> None:
+    spec = {
+        "source": {"s3": {"bucket": "incoming", "key": "films/a b.mkv"}},
+        "codec": "hevc",
+        "segmentSeconds": 6,
+        "accelerator": "vaapi",
+        "ladder": {
+            "rungs": [{"height": 720, "bitrate": 3000000}, {"height": 360, "bitrate": 800000}]
+        },
+    }
+    job = TranscodeJob.from_env({"KUBEVOD_JOB": env(job_for(spec))["KUBEVOD_JOB"]})
+    assert job.source == "s3://incoming/films/a b.mkv"
+    assert job.codec == "hevc"
+    assert job.segment_seconds == 6
+    assert job.accelerator == "vaapi"
+    assert isinstance(job.ladder, list) and [r.height for r in job.ladder] == [720, 360]
+
+
+def test_pvc_source_is_mounted_read_only_and_passed_as_a_path() -> None:
+    job = job_for({"source": {"pvc": {"claimName": "nas-videos", "path": "holiday/2024.mov"}}})
+    volumes = {v["name"]: v for v in pod(job)["volumes"]}
+    assert volumes["source"]["persistentVolumeClaim"] == {
+        "claimName": "nas-videos",
+        "readOnly": True,
+    }
+    mounts = {m["name"]: m for m in pod(job)["containers"][0]["volumeMounts"]}
+    assert mounts["source"] == {"name": "source", "mountPath": "/source", "readOnly": True}
+    job_env = TranscodeJob.from_env({"KUBEVOD_JOB": env(job)["KUBEVOD_JOB"]})
+    assert job_env.source == "/source/holiday/2024.mov"
+
+
+@pytest.mark.parametrize(
+    ("spec_extra", "vendor", "resource", "runtime", "selector"),
+    [
+        (
+            {"gpu": True, "accelerator": "nvidia"},
+            "nvidia",
+            "nvidia.com/gpu",
+            "nvidia",
+            "nvidia.com/gpu.present",
+        ),
+        ({"gpu": True}, "nvidia", "nvidia.com/gpu", "nvidia", "nvidia.com/gpu.present"),
+        (
+            {"gpu": True, "accelerator": "vaapi"},
+            "intel",
+            "gpu.intel.com/i915",
+            None,
+            "intel.feature.node.kubernetes.io/gpu",
+        ),
+        (
+            {"gpu": True, "accelerator": "qsv"},
+            "intel",
+            "gpu.intel.com/i915",
+            None,
+            "intel.feature.node.kubernetes.io/gpu",
+        ),
+        ({"gpu": False, "accelerator": "nvidia"}, None, None, None, None),
+        ({"gpu": True, "accelerator": "none"}, None, None, None, None),
+    ],
+)
+def test_gpu_scheduling(
+    spec_extra: dict[str, Any],
+    vendor: str | None,
+    resource: str | None,
+    runtime: str | None,
+    selector: str | None,
+) -> None:
+    spec = {**URL_SPEC, **spec_extra}
+    assert gpu_vendor(asset(spec), GpuSettings()) == vendor
+    job = job_for(spec)
+    p = pod(job)
+    limits = p["containers"][0]["resources"]["limits"]
+    gpu_keys = {k for k in limits if "gpu" in k}
+    assert gpu_keys == ({resource} if resource else set())
+    if resource:
+        assert limits[resource] == 1
+    assert p.get("runtimeClassName") == runtime
+    assert (selector in p.get("nodeSelector", {})) if selector else "nodeSelector" not in p
+    has_caps = "NVIDIA_DRIVER_CAPABILITIES" in env(job)
+    assert has_caps == (vendor == "nvidia")
+    if vendor == "nvidia":
+        assert env(job)["NVIDIA_DRIVER_CAPABILITIES"] == "compute,video,utility"
+        assert p["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+        ]
+
+
+def test_intel_render_group_is_a_supplemental_group() -> None:
+    job = job_for({**URL_SPEC, "gpu": True, "accelerator": "qsv"}, intel_render_group=109)
+    assert pod(job)["securityContext"]["supplementalGroups"] == [109]
+
+
+def test_auto_gpu_vendor_follows_the_setting() -> None:
+    job = job_for({**URL_SPEC, "gpu": True}, default_vendor="intel")
+    assert "gpu.intel.com/i915" in pod(job)["containers"][0]["resources"]["limits"]
+
+
+def test_spec_resources_override_the_defaults() -> None:
+    job = job_for(
+        {**URL_SPEC, "resources": {"requests": {"cpu": "3"}, "limits": {"cpu": 4, "memory": "8Gi"}}}
+    )
+    res = pod(job)["containers"][0]["resources"]
+    assert res == {"requests": {"cpu": "3", "memory": "1Gi"}, "limits": {"memory": "8Gi", "cpu": 4}}
+
+
+def test_otel_endpoint_is_passed_when_set() -> None:
+    a = asset(URL_SPEC)
+    worker = WorkerSettings(otel_endpoint="http://otel:4318")
+    job = build_job(
+        a, video_id=a.video_id, worker=worker, gpu=GpuSettings(), traceparent=TRACEPARENT
+    )
+    assert env(job)["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel:4318"
+
+
+@pytest.mark.parametrize(
+    ("name", "generation"),
+    [("a", 1), ("big-buck-bunny", 7), ("x" * 253, 12345), ("my.video.v2", 3), ("UPPER", 1)],
+)
+def test_names_are_deterministic_valid_and_short(name: str, generation: int) -> None:
+    job = naming.job_name(name, UID, generation)
+    assert job == naming.job_name(name, UID, generation)
+    assert len(job) <= 63 and job.endswith(f"-g{generation}")
+    assert job[0].isalnum() and job == job.lower()
+    assert naming.job_name(name, UID, generation + 1) != job
+    assert naming.job_name(name, "another-uid", generation) != job
+    vid = naming.video_id("media", name, UID)
+    assert is_valid_video_id(vid) and len(vid) <= 63
+    assert vid == naming.video_id("media", name, UID)
+    assert vid != naming.video_id("other", name, UID)
+
+
+def test_media_prefix_changes_with_generation() -> None:
+    assert naming.media_prefix("v1", 1) == "videos/v1/g1"
+    assert naming.media_prefix("v1", 2) == "videos/v1/g2"
+    assert naming.video_prefix("v1") == "videos/v1/"
+
+
+def test_settings_read_nested_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEVOD_QUEUE__MAX_CONCURRENT", "7")
+    monkeypatch.setenv("KUBEVOD_NAMESPACES", "media, films")
+    monkeypatch.setenv("KUBEVOD_WORKER__IMAGE", "registry.local/worker:dev")
+    monkeypatch.setenv("KUBEVOD_GPU__NVIDIA_NODE_SELECTOR", '{"gpu": "yes"}')
+    monkeypatch.setenv("KUBEVOD_PUBLIC_URL", "https://tv.home/")
+    s = OperatorSettings()
+    assert s.queue.max_concurrent == 7
+    assert s.namespaces == ["media", "films"]
+    assert s.worker.image == "registry.local/worker:dev"
+    assert s.gpu.nvidia_node_selector == {"gpu": "yes"}
+    assert s.public_url == "https://tv.home"
