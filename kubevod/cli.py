@@ -112,7 +112,7 @@ def play_url(base: str | None, video: Json) -> str | None:
     """The link a person opens to watch ``video`` (pure)."""
     if not base:
         return None
-    return f"{base}/#/watch/{video['id']}"
+    return f"{base}/watch/{video['id']}"
 
 
 def _source(raw: str) -> str:
@@ -158,9 +158,9 @@ def add(
         fail(f"{final.get('id')}: transcode failed: {final.get('message') or 'no reason given'}")
 
 
-def _announce(console: Console, video: Json, created: bool) -> None:
-    verb = "Added" if created else "Already in the library:"
-    console.print(f"{verb} {video.get('title') or video['id']} (id {video['id']})")
+def _announce(console: Console, video: Json) -> None:
+    title = video.get("title") or video["id"]
+    console.print(f"{title} (id {video['id']}): {video.get('state', '?')}")
 
 
 def _add_via_server(url: str, request: IngestRequest, console: Console, no_wait: bool) -> Json:
@@ -170,7 +170,7 @@ def _add_via_server(url: str, request: IngestRequest, console: Console, no_wait:
     library = HttpLibrary(url)
     try:
         video = library.add(request)
-        _announce(console, video, video.get("state") != "ready")
+        _announce(console, video)
         if no_wait:
             return video
         return follow(
@@ -190,7 +190,7 @@ def _add_direct(
 
     with LocalRuntime(settings) as runtime:
         video = runtime.ingestor.ingest(request)
-        _announce(console, video_json(video), video.state != "ready")
+        _announce(console, video_json(video))
         if no_wait:
             console.print("Queued: it is transcoded when `kubevod serve` runs.")
             return video_json(video)

@@ -8,6 +8,7 @@ same whichever way the CLI went.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Protocol
 
 import httpx
@@ -68,7 +69,9 @@ class HttpLibrary:
 
     def __init__(self, url: str, *, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        token = os.environ.get("KUBEVOD_API_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

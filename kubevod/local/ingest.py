@@ -22,13 +22,15 @@ from urllib.parse import urlsplit
 from kubevod.catalog.base import Catalog
 from kubevod.errors import SourceError
 from kubevod.jobs import IngestRequest, Runner
-from kubevod.local.pool import job_for
+from kubevod.local.pool import LocalPool, job_for
 from kubevod.models import Video, VideoState
 
 URL_SCHEMES = ("http", "https")
 #: Seconds ffprobe may take to open and read the head of a source.
 PROBE_TIMEOUT = 30.0
 _CHUNK = 1024 * 1024
+#: Seconds ``cancel`` waits for a running transcode to stop.
+CANCEL_WAIT = 15.0
 
 
 def is_url(source: str) -> bool:
@@ -137,8 +139,14 @@ class LocalIngestor:
         return video
 
     def cancel(self, video_id: str) -> None:
-        """Stop any transcode of this video (before it is deleted)."""
+        """Stop any transcode of this video and wait (briefly) for it to end.
+
+        The API deletes the video's objects right after this; waiting keeps a
+        transcode that is just uploading a segment from leaving files behind.
+        """
         self._runner.cancel(video_id)
+        if isinstance(self._runner, LocalPool):
+            self._runner.wait_for(video_id, timeout=CANCEL_WAIT)
 
     def _identify(self, raw: str) -> tuple[str, str]:
         if is_url(raw):

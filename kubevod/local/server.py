@@ -211,7 +211,10 @@ def serve(
             echo(f"Resuming {len(resumed)} interrupted transcode(s).")
         added = [runtime.ingestor.ingest(request) for request in add or []]
         app = create_app(
-            api_settings(), store=runtime.store, catalog=runtime.catalog, ingestor=runtime.ingestor
+            api_settings(settings),
+            store=runtime.store,
+            catalog=runtime.catalog,
+            ingestor=runtime.ingestor,
         )
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, log_level="warning", access_log=False
@@ -250,10 +253,8 @@ def _add_watched(ingestor: LocalIngestor, path: Path) -> None:
     log.info("watch folder: %s -> video %s (%s)", path.name, video.id, video.state)
 
 
-def api_settings() -> Any:
-    """The API's settings (from its ``KUBEVOD_*`` env), or None when it has none."""
-    try:
-        from kubevod.api.settings import ApiSettings
-    except ImportError:
-        return None
-    return ApiSettings()
+def api_settings(settings: LocalSettings) -> Any:
+    """The API's settings: its ``KUBEVOD_*`` env (e.g. ``KUBEVOD_API_TOKEN``), our data folder."""
+    from kubevod.api.settings import ApiSettings
+
+    return ApiSettings(data_dir=settings.data, host=settings.host, port=settings.port)
