@@ -1,0 +1,135 @@
+"""One trace across two real processes, exported over OTLP/HTTP (DESIGN.md §8).
+
+A parent process (standing in for the operator's handler) opens a span and
+starts a child process (standing in for the worker's Job) with ``TRACEPARENT``
+in its env; the child continues the trace. The receiver (behind a real
+OpenTelemetry Collector when one is installed) must see ONE trace with the
+spans in parent/child order, and the JSON log lines of both processes must
+carry the ids of the span they were written in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from tests.fixtures.otlp import OtlpReceiver, otlp  # noqa: F401
+from tests.fixtures.util import ROOT
+
+pytestmark = pytest.mark.integration
+
+OPERATOR = textwrap.dedent(
+    """
+    import os, subprocess, sys
+    from kubevod import telemetry
+    from kubevod.logs import get_logger, setup_logging
+
+    telemetry.setup_telemetry("kubevod-operator", component="operator")
+    setup_logging(json=True)
+    log = get_logger("kubevod.operator.handlers", namespace="media", name="demo")
+    with telemetry.span("reconcile VideoAsset", namespace="media", name="demo"):
+        log.info("creating job for s3://kubevod:minio-secret-key@minio:9000/kubevod")
+        env = {**os.environ, **telemetry.inject_traceparent(), "POD_NAME": "demo-job-abcde"}
+        subprocess.run([sys.executable, "-c", os.environ["CHILD_CODE"]], env=env, check=True)
+    telemetry.shutdown()
+    """
+)
+
+WORKER = textwrap.dedent(
+    """
+    import os
+    from kubevod import telemetry
+    from kubevod.logs import get_logger, setup_logging
+
+    telemetry.setup_telemetry("kubevod-worker", component="worker")
+    setup_logging(json=True)
+    telemetry.attach_traceparent(os.environ.get("TRACEPARENT"))
+    log = get_logger("kubevod.worker.pipeline", video_id="demo")
+    with telemetry.span("transcode", video_id="demo"):
+        with telemetry.span("encode", rendition="360p"):
+            telemetry.add_event("progress", percent=50.0, fps=240.0)
+            log.info("encoding")
+    telemetry.shutdown()
+    """
+)
+
+
+def run_operator(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE"))}
+    env.update(
+        CHILD_CODE=WORKER,
+        POD_NAME="kubevod-operator-0",
+        NODE_NAME="node-a",
+        POD_NAMESPACE="kubevod-system",
+        PYTHONPATH=str(ROOT),
+        **extra_env,
+    )
+    return subprocess.run(
+        [sys.executable, "-c", OPERATOR],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=ROOT,
+    )
+
+
+def json_lines(stderr: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+def test_job_env_traceparent_makes_one_trace_from_operator_to_worker(otlp: OtlpReceiver) -> None:
+    otlp.clear()
+    result = run_operator(otlp.env)
+
+    spans = otlp.wait_for_spans(3)
+    by_name = {s["name"]: s for s in spans}
+    assert set(by_name) == {"reconcile VideoAsset", "transcode", "encode"}
+    assert len({s["trace_id"] for s in spans}) == 1, "all spans must share one trace"
+
+    root, job, encode = by_name["reconcile VideoAsset"], by_name["transcode"], by_name["encode"]
+    assert root["parent_span_id"] is None
+    assert job["parent_span_id"] == root["span_id"]
+    assert encode["parent_span_id"] == job["span_id"]
+    assert root["start_ns"] <= job["start_ns"] <= encode["start_ns"]
+    assert encode["end_ns"] <= job["end_ns"] <= root["end_ns"]
+
+    assert root["service_name"] == "kubevod-operator"
+    assert job["service_name"] == encode["service_name"] == "kubevod-worker"
+    assert root["resource"]["k8s.pod.name"] == "kubevod-operator-0"
+    assert job["resource"]["k8s.pod.name"] == "demo-job-abcde"
+    assert job["resource"]["k8s.node.name"] == "node-a"
+    assert job["resource"]["k8s.namespace.name"] == "kubevod-system"
+    assert job["resource"]["service.version"]
+    assert job["resource"]["kubevod.component"] == "worker"
+    assert root["attributes"] == {"namespace": "media", "name": "demo"}
+    assert encode["events"][0]["name"] == "progress"
+    assert encode["events"][0]["attributes"] == {"percent": 50.0, "fps": 240.0}
+
+    lines = {line["message"].split(" ")[0]: line for line in json_lines(result.stderr)}
+    assert lines["creating"]["trace_id"] == root["trace_id"]
+    assert lines["creating"]["span_id"] == root["span_id"]
+    assert lines["creating"]["namespace"] == "media"
+    assert lines["creating"]["name"] == "demo"
+    assert "minio-secret-key" not in result.stderr
+    assert lines["encoding"]["trace_id"] == root["trace_id"]
+    assert lines["encoding"]["span_id"] == encode["span_id"]
+    assert lines["encoding"]["video_id"] == "demo"
+
+
+def test_without_an_endpoint_nothing_is_exported_but_logs_keep_ids(otlp: OtlpReceiver) -> None:
+    otlp.clear()
+    result = run_operator({})
+
+    lines = json_lines(result.stderr)
+    assert len(lines) == 2
+    assert lines[0]["trace_id"] == lines[1]["trace_id"], "the trace still crosses processes"
+    assert lines[0]["span_id"] != lines[1]["span_id"]
+    assert otlp.spans() == []
