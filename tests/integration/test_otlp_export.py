@@ -85,7 +85,7 @@ def json_lines(stderr: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
 
 
-def test_job_env_traceparent_makes_one_trace_from_operator_to_worker(otlp: OtlpReceiver) -> None:
+def test_job_env_traceparent_makes_one_trace_from_operator_to_worker(otlp: OtlpReceiver) -> None:  # noqa: F811
     otlp.clear()
     result = run_operator(otlp.env)
 
@@ -124,7 +124,7 @@ def test_job_env_traceparent_makes_one_trace_from_operator_to_worker(otlp: OtlpR
     assert lines["encoding"]["video_id"] == "demo"
 
 
-def test_without_an_endpoint_nothing_is_exported_but_logs_keep_ids(otlp: OtlpReceiver) -> None:
+def test_without_an_endpoint_nothing_is_exported_but_logs_keep_ids(otlp: OtlpReceiver) -> None:  # noqa: F811
     otlp.clear()
     result = run_operator({})
 
