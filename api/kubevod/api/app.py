@@ -1,0 +1,113 @@
+"""The FastAPI application factory.
+
+``create_app`` wires settings, backends, middleware, the error handler and
+the routers. Backends passed in (local mode, tests) are used as they are and
+left open; backends opened here from the settings' URLs are closed on shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from kubevod.api import errors, health, library, metrics, playback, qoe, ui
+from kubevod.api.deps import Services
+from kubevod.api.metrics import Metrics, MetricsMiddleware
+from kubevod.api.settings import ApiSettings
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from kubevod.__about__ import __version__
+from kubevod.backends import open_catalog, open_store
+from kubevod.catalog.base import Catalog
+from kubevod.jobs import Ingestor
+from kubevod.store.base import ObjectStore
+
+DESCRIPTION = """\
+Self-hosted video on demand: the library, HLS/DASH manifests rendered from the
+catalog, the media fallback origin, player QoE intake, health and metrics.
+"""
+
+
+class TextGZip:
+    """gzip for text responses, never for ``/media/`` (ranges of media must stay byte-exact)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.gzip = GZipMiddleware(app, minimum_size=500, compresslevel=6)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/media/"):
+            await self.app(scope, receive, send)
+        else:
+            await self.gzip(scope, receive, send)
+
+
+def create_app(
+    settings: ApiSettings | None = None,
+    *,
+    store: ObjectStore | None = None,
+    catalog: Catalog | None = None,
+    ingestor: Ingestor | None = None,
+) -> FastAPI:
+    """Build the API.
+
+    Args:
+        settings: validated settings; read from ``KUBEVOD_*`` when None.
+        store: the object store; opened from ``settings.store_url`` when None.
+        catalog: the catalog; opened from ``settings.catalog_url`` when None.
+        ingestor: local mode's ingestor; ``POST /api/videos`` exists only with one.
+
+    Returns:
+        The ASGI application.
+    """
+    settings = settings or ApiSettings()
+    owned: list[Catalog] = []
+    if catalog is None:
+        catalog = open_catalog(settings.resolved_catalog_url())
+        owned.append(catalog)
+    if store is None:
+        store = open_store(settings.resolved_store_url())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        for opened in owned:
+            opened.close()
+
+    app = FastAPI(
+        title="kubevod",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    services = Services(
+        settings=settings, store=store, catalog=catalog, ingestor=ingestor, metrics=Metrics()
+    )
+    app.state.services = services
+
+    errors.install(app, retry_after_s=settings.retry_after_s)
+    app.include_router(library.router)
+    if ingestor is not None:
+        app.include_router(library.ingest_router())
+    app.include_router(playback.router)
+    app.include_router(qoe.router)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(ui.router)
+
+    # Outermost last: metrics see every request, including gzip and CORS answers.
+    app.add_middleware(TextGZip)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Range", "If-None-Match"],
+            expose_headers=["Content-Range", "Content-Length", "ETag", "Accept-Ranges"],
+            max_age=600,
+        )
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
+    return app

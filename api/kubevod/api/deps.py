@@ -1,0 +1,82 @@
+"""Dependencies the routes share: the backends, the "load it or 404" video, the token check.
+
+Routes declare what they need with the ``Annotated`` aliases below and stay
+a few lines long. Dependencies that call the (blocking) catalog are plain
+functions, so FastAPI runs them in its threadpool.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from kubevod.api.errors import Unauthorized
+from kubevod.api.metrics import Metrics
+from kubevod.api.settings import ApiSettings
+
+from kubevod.catalog.base import Catalog
+from kubevod.jobs import Ingestor
+from kubevod.models import RENDITION_PATTERN, VIDEO_ID_PATTERN, Video
+from kubevod.store.base import ObjectStore
+
+
+@dataclass(frozen=True)
+class Services:
+    """What one app instance works with; stored on ``app.state.services``."""
+
+    settings: ApiSettings
+    store: ObjectStore
+    catalog: Catalog
+    ingestor: Ingestor | None
+    metrics: Metrics
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+VideoId = Annotated[
+    str,
+    Path(
+        pattern=VIDEO_ID_PATTERN,
+        max_length=63,
+        description="Video id: lowercase letters, digits and dashes",
+        examples=["3f2a9c01b7de"],
+    ),
+]
+RenditionName = Annotated[
+    str,
+    Path(pattern=RENDITION_PATTERN, max_length=32, description="Rendition name such as 720p"),
+]
+
+
+def load_video(video_id: VideoId, services: ServicesDep) -> Video:
+    """The video with this id, or a 404 (NotFound) for an unknown one."""
+    return services.catalog.get(video_id)
+
+
+VideoDep = Annotated[Video, Depends(load_video)]
+
+_bearer = HTTPBearer(auto_error=False, description="KUBEVOD_API_TOKEN, when one is set")
+
+
+def require_token(
+    services: ServicesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Let the request through when no token is configured or the bearer token matches."""
+    expected = services.settings.api_token
+    if expected is None:
+        return
+    given = credentials.credentials if credentials is not None else ""
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise Unauthorized("a valid bearer token is required (Authorization: Bearer <token>)")
+
+
+TokenDep = Depends(require_token)

@@ -1,0 +1,90 @@
+"""The one place where domain errors become HTTP responses.
+
+Every :class:`kubevod.errors.KubevodError` a route lets escape is turned into
+a JSON body ``{"detail": "<message a person understands>", "error": "<kind>"}``:
+Unauthorized 401 (with ``WWW-Authenticate``), NotFound 404, InvalidInput 422,
+Conflict 409, Unavailable 503 with ``Retry-After``. Request validation errors
+keep FastAPI's own 422 shape (the one the OpenAPI schema documents).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from kubevod.errors import Conflict, InvalidInput, KubevodError, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+
+class Unauthorized(KubevodError):
+    """The bearer token is missing or wrong (401)."""
+
+
+#: Domain error -> (HTTP status, short machine-readable kind). Subclasses match their base.
+STATUS: list[tuple[type[KubevodError], int, str]] = [
+    (Unauthorized, 401, "unauthorized"),
+    (NotFound, 404, "not_found"),
+    (InvalidInput, 422, "invalid_input"),
+    (Conflict, 409, "conflict"),
+    (Unavailable, 503, "unavailable"),
+]
+
+
+class ErrorBody(BaseModel):
+    """What every error response carries."""
+
+    detail: str
+    error: str
+
+
+def error_response(
+    status: int, kind: str, detail: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """A JSON error response in the API's one error shape."""
+    return JSONResponse(
+        ErrorBody(detail=detail, error=kind).model_dump(), status_code=status, headers=headers
+    )
+
+
+def status_of(exc: KubevodError) -> tuple[int, str]:
+    """The HTTP status and kind of a domain error (500 ``internal`` for an unknown kind)."""
+    for cls, status, kind in STATUS:
+        if isinstance(exc, cls):
+            return status, kind
+    return 500, "internal"
+
+
+def install(app: FastAPI, *, retry_after_s: int) -> None:
+    """Register the domain-error handler on ``app``."""
+
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, KubevodError)
+        status, kind = status_of(exc)
+        headers = None
+        if status == 503:
+            headers = {"Retry-After": str(retry_after_s)}
+        elif status == 401:
+            headers = {"WWW-Authenticate": "Bearer"}
+        if status >= 500:
+            log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return error_response(status, kind, str(exc) or kind.replace("_", " "), headers)
+
+    app.add_exception_handler(KubevodError, handle)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the error statuses a route can return."""
+    text = {
+        401: "Missing or wrong bearer token",
+        404: "No such video or object",
+        409: "Not possible in the video's current state",
+        413: "Body too large",
+        416: "Range not satisfiable",
+        503: "A backend is unreachable; retry after Retry-After seconds",
+    }
+    return {s: {"model": ErrorBody, "description": text.get(s, "Error")} for s in statuses}

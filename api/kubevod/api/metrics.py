@@ -1,0 +1,137 @@
+"""Prometheus metrics of the API: requests, latency, manifest renders, QoE.
+
+Each app has its own registry (two apps in one test process never clash).
+Requests are labelled by route template (``/v/{video_id}/master.m3u8``), never
+by raw path, so a crawler cannot blow up the series count; unmatched paths
+share the label ``unmatched``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.exposition import generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kubevod.models import QoeBeacon
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+_RENDER_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1)
+
+
+class Metrics:
+    """The API's metric families, registered in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "kubevod_api_requests",
+            "HTTP requests by method, route template and status",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "kubevod_api_request_duration_seconds",
+            "Time from request to the end of the response body",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.manifest_render = Histogram(
+            "kubevod_manifest_render_seconds",
+            "Time to render one manifest from catalog metadata (catalog reads excluded)",
+            ["kind"],
+            buckets=_RENDER_BUCKETS,
+            registry=r,
+        )
+        self.qoe_beacons = Counter("kubevod_qoe_beacons", "QoE beacons accepted", registry=r)
+        self.qoe_startup = Histogram(
+            "kubevod_qoe_startup_seconds",
+            "Player startup time: navigation to first frame",
+            buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20),
+            registry=r,
+        )
+        self.qoe_rebuffer_ratio = Histogram(
+            "kubevod_qoe_rebuffer_ratio",
+            "Share of a session spent stalled: rebuffer time / (watch + rebuffer time)",
+            buckets=(0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+            registry=r,
+        )
+        self.qoe_rebuffers = Histogram(
+            "kubevod_qoe_rebuffer_count",
+            "Stalls per session",
+            buckets=(0, 1, 2, 3, 5, 10, 20, 50),
+            registry=r,
+        )
+        self.qoe_switches = Histogram(
+            "kubevod_qoe_bitrate_switches",
+            "Quality switches per session",
+            buckets=(0, 1, 2, 3, 5, 10, 20, 50),
+            registry=r,
+        )
+        self.qoe_errors = Counter("kubevod_qoe_player_errors", "Player errors reported", registry=r)
+
+    def observe_beacon(self, beacon: QoeBeacon) -> None:
+        """Feed one accepted beacon into the QoE histograms."""
+        self.qoe_beacons.inc()
+        if beacon.startup_ms is not None:
+            self.qoe_startup.observe(beacon.startup_ms / 1000)
+        span = beacon.watch_ms + beacon.rebuffer_ms
+        if span > 0:
+            self.qoe_rebuffer_ratio.observe(beacon.rebuffer_ms / span)
+        self.qoe_rebuffers.observe(beacon.rebuffer_count)
+        self.qoe_switches.observe(beacon.switches)
+        if beacon.errors:
+            self.qoe_errors.inc(len(beacon.errors))
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware counting requests and timing them by route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+router = APIRouter(tags=["operations"])
+
+
+def _metrics(request: Request) -> Metrics:
+    metrics: Metrics = request.app.state.services.metrics
+    return metrics
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+)
+def metrics_endpoint(metrics: Annotated[Metrics, Depends(_metrics)]) -> Response:
+    """Prometheus metrics of this API process."""
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
