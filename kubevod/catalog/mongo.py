@@ -1,0 +1,292 @@
+"""MongoCatalog: the Catalog backend on MongoDB (or a MongoDB-wire server such as FerretDB).
+
+Collections: ``videos`` (``_id`` = video id, the model's fields, plus
+``schema_version`` and casefolded ``title_key``/``tags_key`` for search and
+sort), ``segments`` (unique on video, rendition, seq) and ``qoe`` (unique on
+video, session). Indexes are created at start. Server selection and connect
+timeouts are short, so a dead catalog raises ``Unavailable`` within seconds.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, PyMongoError
+
+from kubevod.catalog.base import SCHEMA_VERSION, SortKey
+from kubevod.catalog.common import (
+    aggregate_qoe,
+    apply_update,
+    check_page,
+    clamp_progress,
+    normalize,
+    sort_field,
+)
+from kubevod.errors import Conflict, InvalidInput, NotFound, Unavailable
+from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, VideoState, now
+
+#: Client options used unless the URI sets them (milliseconds).
+CLIENT_DEFAULTS = {
+    "serverSelectionTimeoutMS": 3000,
+    "connectTimeoutMS": 3000,
+    "socketTimeoutMS": 15000,
+}
+_INTERNAL = ("_id", "schema_version", "title_key", "tags_key")
+_COLUMNS = {"created_at": "created_at", "title": "title_key", "duration": "duration"}
+_REGEX_SPECIAL = frozenset("\\.^$|?*+()[]{}")
+
+
+def _literal_regex(text: str) -> str:
+    """``text`` as a regex matching itself, escaped portably for PCRE and Go's RE2."""
+    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)
+
+
+class MongoCatalog:
+    """A Catalog on one MongoDB database; pymongo's pool makes it thread-safe."""
+
+    def __init__(self, uri: str, *, database: str = "kubevod") -> None:
+        from kubevod.backends import redact_url  # here: backends imports this package
+
+        self._safe_uri = redact_url(uri)
+        self.database = database
+        given = {k.lower() for k in parse_qs(urlsplit(uri).query)}
+        options: dict[str, Any] = {
+            k: v for k, v in CLIENT_DEFAULTS.items() if k.lower() not in given
+        }
+        try:
+            self._client: MongoClient[dict[str, Any]] = MongoClient(
+                uri, tz_aware=True, tzinfo=UTC, appname="kubevod", **options
+            )
+        except ConfigurationError as exc:
+            raise InvalidInput(f"bad MongoDB url {self._safe_uri}: {exc}") from exc
+        db = self._client[database]
+        self._videos = db["videos"]
+        self._segments = db["segments"]
+        self._qoe = db["qoe"]
+        with self._guard():
+            self._ensure_indexes()
+
+    def __repr__(self) -> str:
+        return f"MongoCatalog({self._safe_uri!r}, database={self.database!r})"
+
+    def _ensure_indexes(self) -> None:
+        self._videos.create_index([("created_at", DESCENDING), ("_id", ASCENDING)])
+        self._videos.create_index([("title_key", ASCENDING), ("_id", ASCENDING)])
+        self._videos.create_index([("duration", ASCENDING), ("_id", ASCENDING)])
+        self._videos.create_index([("tags", ASCENDING)])
+        self._videos.create_index([("tags_key", ASCENDING)])
+        self._videos.create_index([("content_hash", ASCENDING)])
+        self._videos.create_index([("state", ASCENDING)])
+        self._segments.create_index(
+            [("video_id", ASCENDING), ("rendition", ASCENDING), ("seq", ASCENDING)],
+            unique=True,
+            name="video_rendition_seq",
+        )
+        self._qoe.create_index(
+            [("video_id", ASCENDING), ("session", ASCENDING)], unique=True, name="video_session"
+        )
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Map a lost or unreachable server to Unavailable."""
+        try:
+            yield
+        except ConnectionFailure as exc:  # includes ServerSelectionTimeout and AutoReconnect
+            raise Unavailable(
+                f"catalog {self._safe_uri} unavailable: {type(exc).__name__}"
+            ) from exc
+
+    # -- documents ---------------------------------------------------------
+
+    @staticmethod
+    def _doc(video: Video) -> dict[str, Any]:
+        doc = video.model_dump(mode="json", exclude={"id"})
+        doc.update(
+            _id=video.id,
+            created_at=video.created_at,
+            updated_at=video.updated_at,
+            schema_version=SCHEMA_VERSION,
+            title_key=video.title.casefold(),
+            tags_key=[t.casefold() for t in video.tags],
+        )
+        return doc
+
+    @staticmethod
+    def _video(doc: dict[str, Any]) -> Video:
+        data = {k: v for k, v in doc.items() if k not in _INTERNAL}
+        data["id"] = doc["_id"]
+        return Video.model_validate(data)
+
+    # -- videos ------------------------------------------------------------
+
+    def create(self, video: Video) -> Video:
+        """Insert a new video; raises Conflict when the id exists."""
+        video = normalize(video)
+        with self._guard():
+            try:
+                self._videos.insert_one(self._doc(video))
+            except DuplicateKeyError as exc:
+                raise Conflict(f"video {video.id!r} already exists") from exc
+        return video
+
+    def get(self, video_id: str) -> Video:
+        """The video with this id; raises NotFound."""
+        with self._guard():
+            doc = self._videos.find_one({"_id": video_id})
+        if doc is None:
+            raise NotFound(f"no video {video_id!r}")
+        return self._video(doc)
+
+    def find_by_hash(self, content_hash: str) -> Video | None:
+        """The oldest video made from the same source bytes, if any."""
+        with self._guard():
+            docs = list(
+                self._videos.find({"content_hash": content_hash})
+                .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+                .limit(1)
+            )
+        return self._video(docs[0]) if docs else None
+
+    def list(
+        self,
+        *,
+        query: str | None = None,
+        tag: str | None = None,
+        state: VideoState | None = None,
+        sort: SortKey = "-created",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> VideoPage:
+        """A page of videos; ``query`` matches title (case-insensitive substring) or a tag."""
+        check_page(offset, limit)
+        field, desc = sort_field(sort)
+        clauses: builtins.list[dict[str, Any]] = []
+        if query:
+            key = query.casefold()
+            clauses.append(
+                {"$or": [{"title_key": {"$regex": _literal_regex(key)}}, {"tags_key": key}]}
+            )
+        if tag is not None:
+            clauses.append({"tags": tag})
+        if state is not None:
+            clauses.append({"state": VideoState(state).value})
+        flt: dict[str, Any] = {"$and": clauses} if clauses else {}
+        order = [(_COLUMNS[field], DESCENDING if desc else ASCENDING), ("_id", ASCENDING)]
+        with self._guard():
+            total = self._videos.count_documents(flt)
+            docs = (
+                list(self._videos.find(flt).sort(order).skip(offset).limit(limit)) if limit else []
+            )
+        items = [self._video(d) for d in docs]
+        return VideoPage(items=items, total=total, offset=offset, limit=limit)
+
+    def update(self, video_id: str, **fields: Any) -> Video:
+        """Set the given top-level fields (and ``updated_at``); raises NotFound.
+
+        Only those fields are written (``$set``), so concurrent updates of other
+        fields (e.g. progress from the worker) are not lost.
+        """
+        video = apply_update(self.get(video_id), fields)
+        doc = self._doc(video)
+        names = {*fields, "updated_at"}
+        if "title" in names:
+            names.add("title_key")
+        if "tags" in names:
+            names.add("tags_key")
+        with self._guard():
+            result = self._videos.update_one(
+                {"_id": video_id}, {"$set": {n: doc[n] for n in names if n != "id"}}
+            )
+        if result.matched_count == 0:
+            raise NotFound(f"no video {video_id!r}")
+        return video
+
+    def set_progress(self, video_id: str, progress: float, *, speed: float | None = None) -> None:
+        """Record transcode progress (percent, clamped to 0..100); raises NotFound."""
+        changes: dict[str, Any] = {"progress": clamp_progress(progress), "updated_at": now()}
+        if speed is not None:
+            changes["speed"] = float(speed)
+        with self._guard():
+            result = self._videos.update_one({"_id": video_id}, {"$set": changes})
+        if result.matched_count == 0:
+            raise NotFound(f"no video {video_id!r}")
+
+    # -- segments ----------------------------------------------------------
+
+    def add_segment(self, video_id: str, segment: Segment) -> None:
+        """Record one uploaded segment (idempotent on (video, rendition, seq); last wins)."""
+        flt = {"video_id": video_id, "rendition": segment.rendition, "seq": segment.seq}
+        doc = {**segment.model_dump(mode="json"), **flt, "schema_version": SCHEMA_VERSION}
+        with self._guard():
+            if self._videos.count_documents({"_id": video_id}, limit=1) == 0:
+                raise NotFound(f"no video {video_id!r}")
+            try:
+                self._segments.replace_one(flt, doc, upsert=True)
+            except DuplicateKeyError:  # a concurrent upsert of the same segment won
+                self._segments.replace_one(flt, doc, upsert=True)
+
+    def segments(self, video_id: str, rendition: str | None = None) -> builtins.list[Segment]:
+        """Recorded segments, ordered by rendition then seq."""
+        flt: dict[str, Any] = {"video_id": video_id}
+        if rendition is not None:
+            flt["rendition"] = rendition
+        with self._guard():
+            docs = list(
+                self._segments.find(flt, {"_id": 0, "video_id": 0, "schema_version": 0}).sort(
+                    [("rendition", ASCENDING), ("seq", ASCENDING)]
+                )
+            )
+        return [Segment.model_validate(d) for d in docs]
+
+    def clear_segments(self, video_id: str) -> None:
+        """Forget every recorded segment of a video."""
+        with self._guard():
+            self._segments.delete_many({"video_id": video_id})
+
+    def delete(self, video_id: str) -> None:
+        """Remove the video, its segments and its QoE data; no error if absent."""
+        with self._guard():
+            self._segments.delete_many({"video_id": video_id})
+            self._qoe.delete_many({"video_id": video_id})
+            self._videos.delete_one({"_id": video_id})
+
+    # -- QoE ---------------------------------------------------------------
+
+    def record_qoe(self, beacon: QoeBeacon) -> None:
+        """Store one player beacon (the latest per session wins)."""
+        flt = {"video_id": beacon.video_id, "session": beacon.session}
+        doc = {**beacon.model_dump(mode="json"), "received_at": now()}
+        doc["schema_version"] = SCHEMA_VERSION
+        with self._guard():
+            try:
+                self._qoe.replace_one(flt, doc, upsert=True)
+            except DuplicateKeyError:
+                self._qoe.replace_one(flt, doc, upsert=True)
+
+    def qoe_stats(self, video_id: str) -> QoeStats:
+        """Aggregate of the beacons for one video."""
+        with self._guard():
+            docs = list(self._qoe.find({"video_id": video_id}, {"_id": 0}))
+        return aggregate_qoe(QoeBeacon.model_validate(d) for d in docs)
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def ping(self) -> None:
+        """Raise Unavailable when the server cannot be reached."""
+        with self._guard():
+            try:
+                self._client.admin.command("ping")
+            except PyMongoError as exc:
+                if isinstance(exc, ConnectionFailure):
+                    raise
+                raise Unavailable(f"catalog {self._safe_uri} unhealthy: {exc}") from exc
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self._client.close()

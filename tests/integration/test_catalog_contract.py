@@ -1,0 +1,333 @@
+"""One Catalog contract, run unchanged against SqliteCatalog and MongoCatalog (FerretDB)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubevod.backends import open_catalog
+from kubevod.catalog.base import Catalog
+from kubevod.catalog.sqlite import SqliteCatalog
+from kubevod.errors import Conflict, InvalidInput, NotFound, Unavailable
+from kubevod.models import (
+    QoeBeacon,
+    Rendition,
+    Segment,
+    Trickplay,
+    Video,
+    VideoState,
+)
+
+T0 = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "mongo"])
+def catalog(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Catalog]:
+    if request.param == "sqlite":
+        url = f"sqlite://{tmp_path}/catalog.db"
+    else:
+        try:
+            url = request.getfixturevalue("mongo_url")
+        except pytest.FixtureLookupError:
+            pytest.skip("mongo_url fixture not available yet")
+    cat = open_catalog(url)
+    yield cat
+    cat.close()
+
+
+def _video(vid: str, *, title: str = "", minutes: int = 0, **kw: object) -> Video:
+    return Video.model_validate(
+        {"id": vid, "title": title, "created_at": T0 + timedelta(minutes=minutes), **kw}
+    )
+
+
+def _seg(rendition: str, seq: int, size: int = 100) -> Segment:
+    return Segment(
+        rendition=rendition,
+        seq=seq,
+        duration=4.0,
+        start=4.0 * seq,
+        size=size,
+        key=f"videos/v/g1/{rendition}/{seq}.m4s",
+    )
+
+
+def test_created_video_reads_back_equal_with_utc_datetimes(catalog: Catalog) -> None:
+    local = datetime(2026, 5, 6, 11, 30, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    video = Video(
+        id="rt-1",
+        title="Ünïcode tïtle",
+        tags=["a", "b"],
+        renditions=[Rendition(name="720p", width=1280, height=720, bandwidth=2, codecs="avc1")],
+        trickplay=Trickplay(
+            vtt_key="t.vtt", interval=5, width=160, height=90, columns=5, rows=5, sheets=1
+        ),
+        created_at=local,
+    )
+    created = catalog.create(video)
+    got = catalog.get("rt-1")
+    assert got == created
+    assert got.created_at.tzinfo is not None
+    assert got.created_at.utcoffset() == timedelta(0)
+    assert got.created_at == datetime(2026, 5, 6, 9, 30, 0, 123000, tzinfo=UTC)
+    assert got.renditions[0].height == 720 and got.trickplay is not None
+
+
+def test_duplicate_id_conflicts_and_missing_id_is_not_found(catalog: Catalog) -> None:
+    catalog.create(_video("dup"))
+    with pytest.raises(Conflict):
+        catalog.create(_video("dup", title="other"))
+    assert catalog.get("dup").title == ""
+    with pytest.raises(NotFound):
+        catalog.get("nope")
+    with pytest.raises(NotFound):
+        catalog.update("nope", title="x")
+
+
+def test_list_sorts_pages_and_counts(catalog: Catalog) -> None:
+    specs = [("c", "banana", 3, 10.0), ("a", "Apple", 1, 30.0), ("b", "cherry", 2, 20.0)]
+    for vid, title, minute, duration in specs:
+        catalog.create(_video(vid, title=title, minutes=minute, duration=duration))
+
+    def ids(sort: str) -> list[str]:
+        return [v.id for v in catalog.list(sort=sort).items]  # type: ignore[arg-type]
+
+    assert ids("-created") == ["c", "b", "a"]
+    assert ids("created") == ["a", "b", "c"]
+    assert ids("title") == ["a", "c", "b"]  # case-insensitive: Apple, banana, cherry
+    assert ids("-title") == ["b", "c", "a"]
+    assert ids("duration") == ["c", "b", "a"]
+    assert ids("-duration") == ["a", "b", "c"]
+    page = catalog.list(sort="created", offset=1, limit=1)
+    assert [v.id for v in page.items] == ["b"]
+    assert (page.total, page.offset, page.limit) == (3, 1, 1)
+    assert catalog.list(offset=10).items == []
+    assert catalog.list(offset=10).total == 3
+    with pytest.raises(InvalidInput):
+        catalog.list(offset=-1)
+
+
+def test_list_searches_title_and_tags_and_filters(catalog: Catalog) -> None:
+    catalog.create(_video("v1", title="Holiday in Spain", tags=["travel", "Family"], minutes=1))
+    catalog.create(_video("v2", title="Birthday party", tags=["family"], minutes=2))
+    catalog.create(_video("v3", title="Cat (video) [1]", state=VideoState.READY, minutes=3))
+
+    def ids(**kw: object) -> list[str]:
+        return [v.id for v in catalog.list(sort="created", **kw).items]  # type: ignore[arg-type]
+
+    assert ids(query="SPAIN") == ["v1"]
+    assert ids(query="day") == ["v1", "v2"]
+    assert ids(query="family") == ["v1", "v2"]  # a tag, either case
+    assert ids(query="(video) [") == ["v3"]  # no regex or LIKE surprises
+    assert ids(query="%") == []
+    assert ids(tag="family") == ["v2"]  # the tag filter is exact
+    assert ids(tag="travel", query="holiday") == ["v1"]
+    assert ids(state=VideoState.READY) == ["v3"]
+    assert catalog.list(query="day").total == 2
+
+
+def test_update_sets_fields_and_updated_at(catalog: Catalog) -> None:
+    created = catalog.create(_video("up", updated_at=T0))
+    seg_r = Rendition(name="audio", kind="audio", bandwidth=128000, codecs="mp4a.40.2")
+    updated = catalog.update(
+        "up", title="New", state=VideoState.READY, renditions=[seg_r], duration=12.5
+    )
+    assert updated.updated_at > created.updated_at
+    got = catalog.get("up")
+    assert got == updated
+    assert (got.title, got.state, got.duration) == ("New", VideoState.READY, 12.5)
+    assert got.renditions == [seg_r]
+    assert [v.id for v in catalog.list(query="new").items] == ["up"]
+    with pytest.raises(InvalidInput):
+        catalog.update("up", no_such_field=1)
+    with pytest.raises(InvalidInput):
+        catalog.update("up", progress="lots")
+
+
+def test_set_progress_clamps_and_records_speed(catalog: Catalog) -> None:
+    catalog.create(_video("pr"))
+    catalog.set_progress("pr", 42.5, speed=3.5)
+    got = catalog.get("pr")
+    assert (got.progress, got.speed) == (42.5, 3.5)
+    catalog.set_progress("pr", 150)
+    assert catalog.get("pr").progress == 100
+    assert catalog.get("pr").speed == 3.5
+    catalog.set_progress("pr", -3)
+    assert catalog.get("pr").progress == 0
+
+
+def test_segments_are_idempotent_and_ordered(catalog: Catalog) -> None:
+    catalog.create(_video("sg"))
+    for rendition, seq in [("720p", 1), ("360p", 0), ("720p", 0), ("360p", 1)]:
+        catalog.add_segment("sg", _seg(rendition, seq))
+    catalog.add_segment("sg", _seg("720p", 1, size=999))  # a retried upload
+    segs = catalog.segments("sg")
+    assert [(s.rendition, s.seq) for s in segs] == [
+        ("360p", 0),
+        ("360p", 1),
+        ("720p", 0),
+        ("720p", 1),
+    ]
+    assert segs[-1].size == 999
+    assert [s.seq for s in catalog.segments("sg", "720p")] == [0, 1]
+    assert catalog.segments("sg", "1080p") == []
+    catalog.clear_segments("sg")
+    assert catalog.segments("sg") == []
+    with pytest.raises(NotFound):
+        catalog.add_segment("ghost", _seg("720p", 0))
+
+
+def test_delete_removes_segments_and_qoe(catalog: Catalog) -> None:
+    catalog.create(_video("dl"))
+    catalog.create(_video("keep"))
+    for vid in ("dl", "keep"):
+        catalog.add_segment(vid, _seg("720p", 0))
+        catalog.record_qoe(QoeBeacon(video_id=vid, session="s1", watch_ms=100))
+    catalog.delete("dl")
+    catalog.delete("dl")  # absent: no error
+    with pytest.raises(NotFound):
+        catalog.get("dl")
+    assert catalog.segments("dl") == []
+    assert catalog.qoe_stats("dl").sessions == 0
+    assert len(catalog.segments("keep")) == 1
+    assert catalog.qoe_stats("keep").sessions == 1
+    catalog.create(_video("dl"))  # the id can be reused
+    assert catalog.segments("dl") == []
+
+
+def test_qoe_latest_beacon_per_session_wins(catalog: Catalog) -> None:
+    catalog.create(_video("q"))
+    assert catalog.qoe_stats("q").sessions == 0
+    assert catalog.qoe_stats("q").startup_ms_avg is None
+    catalog.record_qoe(QoeBeacon(video_id="q", session="a", startup_ms=100, watch_ms=1000))
+    catalog.record_qoe(
+        QoeBeacon(
+            video_id="q",
+            session="a",
+            startup_ms=300,
+            watch_ms=9000,
+            rebuffer_ms=1000,
+            rebuffer_count=1,
+            switches=2,
+            errors=["x"],
+        )
+    )
+    catalog.record_qoe(QoeBeacon(video_id="q", session="b", startup_ms=500, watch_ms=10000))
+    stats = catalog.qoe_stats("q")
+    assert stats.sessions == 2
+    assert stats.startup_ms_avg == pytest.approx(400)
+    assert stats.rebuffer_ratio == pytest.approx(1000 / 20000)
+    assert (stats.switches, stats.errors) == (2, 1)
+
+
+def test_find_by_hash(catalog: Catalog) -> None:
+    catalog.create(_video("h1", content_hash="abc"))
+    found = catalog.find_by_hash("abc")
+    assert found is not None and found.id == "h1"
+    assert catalog.find_by_hash("zzz") is None
+
+
+def test_ping(catalog: Catalog) -> None:
+    catalog.ping()
+
+
+# -- SqliteCatalog only --------------------------------------------------------
+
+
+def test_sqlite_many_threads_add_segments_safely(tmp_path: Path) -> None:
+    cat = SqliteCatalog(tmp_path / "c.db")
+    cat.create(_video("th"))
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for seq in range(40):
+                cat.add_segment("th", _seg(f"r{n}", seq))
+                cat.set_progress("th", seq)
+                cat.segments("th", f"r{n}")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(cat.segments("th")) == 8 * 40
+    cat.close()
+
+
+def test_sqlite_data_survives_reopen_and_is_shared_between_instances(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "c.db"
+    first = SqliteCatalog(path)
+    second = SqliteCatalog(path)  # like a second process on the same file
+    first.create(_video("sh", title="shared"))
+    assert second.get("sh").title == "shared"
+    first.close()
+    second.close()
+    reopened = SqliteCatalog(path)
+    assert reopened.get("sh").title == "shared"
+    reopened.close()
+
+
+# -- MongoCatalog only ---------------------------------------------------------
+
+
+def test_mongo_documents_are_versioned_and_indexed(mongo_url: str) -> None:
+    import pymongo
+
+    from kubevod.catalog.base import SCHEMA_VERSION
+
+    cat = open_catalog(mongo_url)
+    cat.create(_video("mv", title="Versioned"))
+    cat.add_segment("mv", _seg("720p", 0))
+    client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongo_url)
+    db = client.get_default_database()
+    assert db["videos"].find_one({"_id": "mv"})["schema_version"] == SCHEMA_VERSION  # type: ignore[index]
+    assert db["segments"].find_one({"video_id": "mv"})["schema_version"] == SCHEMA_VERSION  # type: ignore[index]
+    unique = {
+        tuple(k for k, _ in spec["key"])
+        for spec in db["segments"].index_information().values()
+        if spec.get("unique")
+    }
+    assert ("video_id", "rendition", "seq") in unique
+    assert {"created_at", "title_key", "tags", "content_hash"} <= {
+        k for spec in db["videos"].index_information().values() for k, _ in spec["key"]
+    }
+    client.close()
+    cat.close()
+
+
+def test_mongo_catalog_fails_fast_when_the_server_is_down_and_recovers(
+    mongo: Any, mongo_url: str
+) -> None:
+    cat = open_catalog(mongo_url)
+    cat.create(_video("down"))
+    mongo.stop()
+    try:
+        for call in (lambda: cat.get("down"), lambda: cat.set_progress("down", 5), cat.ping):
+            started = time.monotonic()
+            with pytest.raises(Unavailable):
+                call()
+            assert time.monotonic() - started < 5
+    finally:
+        mongo.start()
+    assert cat.get("down").id == "down"
+    cat.close()
+
+
+def test_mongo_catalog_refuses_to_open_without_a_server() -> None:
+    from tests.fixtures.util import free_port
+
+    started = time.monotonic()
+    with pytest.raises(Unavailable) as err:
+        open_catalog(f"mongodb://kv:hunter2@127.0.0.1:{free_port()}/x?serverSelectionTimeoutMS=300")
+    assert time.monotonic() - started < 3
+    assert "hunter2" not in str(err.value)
