@@ -23,7 +23,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 from opentelemetry import trace
@@ -37,7 +37,15 @@ SECRET_KEY = (
 )
 _SECRET_KEY_RE = re.compile(rf"^{SECRET_KEY}$", re.I)
 
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+
+def _mask_keeping_quotes(match: re.Match[str]) -> str:
+    """``key: "value"`` -> ``key: "***"``: quotes stay, so the line still parses."""
+    value = match.group("value")
+    quote = value[0] if value[:1] in ("'", '"') else ""
+    return f"{match.group(1)}{quote}{MASK}{quote}"
+
+
+_PATTERNS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # scheme://user:password@host -> scheme://user:***@host; the password may hold
     # '@' and ':' (greedy up to the last '@' of the authority).
     (re.compile(r"\b([a-z][a-z0-9+.-]*://[^\s:/@]*):[^\s/]*@", re.I), rf"\1:{MASK}@"),
@@ -46,10 +54,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # the line (AWS4 signatures hold spaces and commas).
     (
         re.compile(
-            r"""((?:proxy-)?authorization(["']?)\s*[:=]\s*)(?:"[^"]*"|'[^']*'|[^\n]*)""",
+            r"""((?:proxy-)?authorization["']?\s*[:=]\s*)(?P<value>"[^"]*"|'[^']*'|[^\n]*)""",
             re.I,
         ),
-        rf"\1{MASK}",
+        _mask_keeping_quotes,
     ),
     # a bare "Bearer <token>" anywhere
     (re.compile(r"\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*", re.I), rf"\1 {MASK}"),
@@ -59,10 +67,10 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (
         re.compile(
             rf"""(["']?{SECRET_KEY}["']?\s*(?:=|:)\s*)"""
-            r"""(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,;&}\]\)]+)""",
+            r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|[^\s,;&}\]\)]+)""",
             re.I,
         ),
-        rf"\1{MASK}",
+        _mask_keeping_quotes,
     ),
 ]
 
