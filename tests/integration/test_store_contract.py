@@ -84,6 +84,12 @@ def test_ranged_reads_are_inclusive_like_http(store: ObjectStore, pfx: str) -> N
     assert b"".join(chunks) == data[5:9001]
     assert max(len(c) for c in chunks) <= 1000
     assert b"".join(store.iter_range(f"{pfx}r.bin")) == data
+    assert store.get(f"{pfx}r.bin", 20000) == b""  # past the end: nothing, not an error
+    with pytest.raises(InvalidInput):
+        store.get(f"{pfx}r.bin", 9, 3)
+    store.put_bytes(f"{pfx}empty", b"", content_type="text/plain")
+    assert store.get(f"{pfx}empty") == b""
+    assert store.stat(f"{pfx}empty").size == 0
 
 
 def test_missing_key_is_not_found(store: ObjectStore, pfx: str) -> None:
