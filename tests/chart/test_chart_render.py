@@ -1,0 +1,235 @@
+"""The chart renders, lints, rejects wrong values, and every pod is locked down.
+
+Everything here runs the real helm binary; nothing needs a cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.chart.helm import (
+    CHART,
+    COMBINATIONS,
+    DIGEST,
+    documents,
+    find,
+    helm,
+    pod_specs,
+    template_text,
+)
+from tests.chart.nginx_conf import NGINX_CONF, placeholders
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[dict[str, Any]]]:
+    tmp = tmp_path_factory.mktemp("render")
+    return {
+        name: documents(template_text(values, tmp=tmp).stdout)
+        for name, values in COMBINATIONS.items()
+    }
+
+
+def test_helm_lint_strict_passes() -> None:
+    result = helm("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("values", "complaint"),
+    [
+        ({"cache": {"maxSize": "lots"}}, "cache.maxSize"),
+        ({"operator": {"replicas": 0}}, "operator.replicas"),
+        ({"operator": {"imag": {}}}, "imag"),
+        ({"api": {"service": {"type": "Public"}}}, "api.service.type"),
+        ({"worker": {"gpu": {"vendor": "amd"}}}, "worker.gpu.vendor"),
+        ({"api": {"image": {"digest": "sha256:short"}}}, "digest"),
+        ({"api": {"resources": {"requests": {"cpu": "a lot"}}}}, "api.resources"),
+        ({"minio": {"enabled": False}}, "externalS3"),
+        ({"mongodb": {"enabled": False}}, "externalMongo"),
+        ({"externalMongo": {"uri": "postgres://x"}}, "externalMongo.uri"),
+    ],
+)
+def test_values_schema_rejects_wrong_values(
+    values: dict[str, Any], complaint: str, tmp_path: Path
+) -> None:
+    result = template_text(values, tmp=tmp_path, check=False)
+    assert result.returncode != 0
+    assert complaint in result.stderr
+
+
+@pytest.mark.parametrize("combination", sorted(COMBINATIONS))
+def test_every_pod_runs_non_root_read_only_without_privileges_and_with_resources(
+    rendered: dict[str, list[dict[str, Any]]], combination: str
+) -> None:
+    specs = list(pod_specs(rendered[combination]))
+    assert specs
+    for name, spec in specs:
+        pod_ctx = spec["securityContext"]
+        assert pod_ctx["runAsNonRoot"] is True, name
+        assert pod_ctx["seccompProfile"]["type"] == "RuntimeDefault", name
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            ctx = c["securityContext"]
+            where = f"{name} container {c['name']}"
+            assert ctx["readOnlyRootFilesystem"] is True, where
+            assert ctx["allowPrivilegeEscalation"] is False, where
+            assert ctx["capabilities"]["drop"] == ["ALL"], where
+            assert "add" not in ctx["capabilities"], where
+            for kind in ("requests", "limits"):
+                assert {"cpu", "memory"} <= set(c["resources"][kind]), where
+
+
+@pytest.mark.parametrize("combination", sorted(COMBINATIONS))
+def test_objects_carry_recommended_labels_and_selectors_omit_the_version(
+    rendered: dict[str, list[dict[str, Any]]], combination: str
+) -> None:
+    for d in rendered[combination]:
+        labels = d["metadata"]["labels"]
+        for key in ("name", "instance", "component", "version", "managed-by", "part-of"):
+            assert f"app.kubernetes.io/{key}" in labels, (d["kind"], d["metadata"]["name"])
+        selector = d.get("spec", {}).get("selector", {})
+        match = selector.get("matchLabels", selector if d["kind"] == "Service" else {})
+        assert "app.kubernetes.io/version" not in match
+        assert "helm.sh/chart" not in match
+
+
+def test_nginx_configmap_is_the_very_file_the_tests_run(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    cm = find(rendered["default"], "ConfigMap", "-cache")
+    assert cm["data"]["nginx.conf.template"] == NGINX_CONF.read_text().rstrip("\n")
+
+
+@pytest.mark.parametrize("combination", sorted(COMBINATIONS))
+def test_cache_deployment_fills_every_nginx_placeholder(
+    rendered: dict[str, list[dict[str, Any]]], combination: str
+) -> None:
+    deploy = find(rendered[combination], "Deployment", "-cache")
+    env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert placeholders() <= set(env)
+    assert env["NGINX_ENVSUBST_FILTER"]["value"] == "^KUBEVOD_"
+
+
+def test_media_origin_is_minio_public_s3_or_the_api(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    def origin(combination: str) -> tuple[str, ...]:
+        deploy = find(rendered[combination], "Deployment", "-cache")
+        env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+        keys = ("KUBEVOD_MEDIA_SCHEME", "KUBEVOD_MEDIA_HOST", "KUBEVOD_MEDIA_PORT")
+        return (*(str(env[k]) for k in keys), str(env["KUBEVOD_MEDIA_PREFIX"]))
+
+    assert origin("default") == ("http", "vod-kubevod-minio", "9000", "/kubevod/videos/")
+    assert origin("external-s3-and-mongo") == (
+        "https", "s3.example.com", "443", "/videos-prod/videos/",
+    )  # fmt: skip
+    assert origin("external-existing-secrets") == ("http", "vod-kubevod-api", "8000", "/media/")
+
+
+def test_connection_urls_use_the_generated_passwords(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    import base64
+
+    docs = rendered["default"]
+    minio = find(docs, "Secret", "-minio")["data"]
+    mongo = find(docs, "Secret", "-mongodb")["data"]
+    urls = {k: base64.b64decode(v).decode() for k, v in find(docs, "Secret", "-connections")["data"].items()}  # fmt: skip
+    password = base64.b64decode(minio["root-password"]).decode()
+    assert len(password) >= 32
+    assert urls["store-url"] == (
+        f"s3://kubevod:{password}@vod-kubevod-minio:9000/kubevod?secure=false"
+    )
+    mongo_password = base64.b64decode(mongo["root-password"]).decode()
+    assert f":{mongo_password}@vod-kubevod-mongodb:27017/kubevod" in urls["catalog-url"]
+    keep = find(docs, "Secret", "-minio")["metadata"]["annotations"]["helm.sh/resource-policy"]
+    assert keep == "keep"
+
+
+def test_images_are_pinned_by_tag_and_digest_when_a_digest_is_given(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["tls-telemetry-pinned"]
+    api = find(docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
+    assert api["image"] == f"ghcr.io/kubevod/kubevod-api:0.1.0@{DIGEST}"
+    operator = find(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}
+    assert env["KUBEVOD_WORKER_IMAGE"] == f"ghcr.io/kubevod/kubevod-worker:0.1.0@{DIGEST}"
+
+
+def test_ha_runs_several_replicas_with_a_disruption_budget_and_peering(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["ha"]
+    assert find(docs, "Deployment", "-api")["spec"]["replicas"] == 3
+    assert find(docs, "PodDisruptionBudget", "-api")["spec"]["minAvailable"] == 1
+    assert find(docs, "Deployment", "-cache")["spec"]["replicas"] == 2
+    operator = find(docs, "Deployment", "-operator")
+    assert operator["spec"]["replicas"] == 2
+    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+    assert env["KUBEVOD_PEERING"] == "true"
+    assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    assert (CHART / "crds" / "kopf-peering.yaml").exists()
+
+
+def test_gpu_settings_reach_the_operator_for_its_jobs(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    operator = find(rendered["gpu"], "Deployment", "-operator")
+    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+    assert env["KUBEVOD_GPU_ENABLED"] == "true"
+    assert env["KUBEVOD_GPU_RUNTIME_CLASS"] == "nvidia"
+    assert env["KUBEVOD_GPU_RESOURCE"] == "nvidia.com/gpu"
+    assert yaml.safe_load(env["KUBEVOD_GPU_TOLERATIONS"])[0]["key"] == "nvidia.com/gpu"
+
+
+def test_network_policies_keep_store_and_catalog_private(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["default"]
+    for private in ("-minio", "-mongodb"):
+        rule = find(docs, "NetworkPolicy", private)["spec"]["ingress"]
+        assert rule[0]["from"] == [
+            {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "kubevod"}}}
+        ]
+    for public in ("-cache", "-api"):
+        rule = find(docs, "NetworkPolicy", public)["spec"]["ingress"]
+        assert "from" not in rule[0]
+    assert find(docs, "NetworkPolicy", "-operator")["spec"].get("ingress") is None
+
+
+def test_ingress_tls_by_cert_manager_and_class_is_settable(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    ing = find(rendered["tls-telemetry-pinned"], "Ingress")
+    assert ing["spec"]["ingressClassName"] == "traefik"
+    assert ing["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
+    assert ing["spec"]["tls"][0]["hosts"] == ["kubevod.local"]
+    assert "ingressClassName" not in find(rendered["default"], "Ingress")["spec"]
+
+
+def test_service_monitor_only_when_the_prometheus_operator_crd_exists(tmp_path: Path) -> None:
+    without = documents(template_text({}, tmp=tmp_path).stdout)
+    assert not [d for d in without if d["kind"] == "ServiceMonitor"]
+    with_crd = documents(
+        template_text(
+            {}, tmp=tmp_path, extra=("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor")
+        ).stdout
+    )
+    monitor = find(with_crd, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+
+
+def test_helm_test_hook_checks_the_path_a_browser_takes(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    pod = find(rendered["default"], "Pod", "-test")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    script = pod["spec"]["containers"][0]["args"][0]
+    assert "vod-kubevod-cache" in script
+    assert "/readyz" in script
