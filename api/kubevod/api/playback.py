@@ -220,16 +220,25 @@ def _multipart(
     yield multipart_trailer(boundary)
 
 
-@router.api_route(
+_MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"video/mp4": {}}, "description": "The whole object"},
+    206: {"content": {"video/mp4": {}}, "description": "The requested byte range(s)"},
+    304: {"description": "Not modified"},
+    **responses(404, 416, 503),
+}
+
+
+@router.get(
     "/media/{video_id}/{path:path}",
-    methods=["GET", "HEAD"],
     response_class=Response,
-    responses={
-        200: {"content": {"video/mp4": {}}, "description": "The whole object"},
-        206: {"content": {"video/mp4": {}}, "description": "The requested byte range(s)"},
-        304: {"description": "Not modified"},
-        **responses(404, 416, 503),
-    },
+    operation_id="get_media_object",
+    responses=_MEDIA_RESPONSES,
+)
+@router.head(
+    "/media/{video_id}/{path:path}",
+    response_class=Response,
+    operation_id="head_media_object",
+    responses=_MEDIA_RESPONSES,
 )
 def media_object(request: Request, video_id: VideoId, path: str, services: ServicesDep) -> Response:
     """A stored media object, with byte ranges, validators and immutable caching."""

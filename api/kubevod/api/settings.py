@@ -77,6 +77,8 @@ class ApiSettings(BaseSettings):
     retry_after_s: int = Field(default=5, ge=1, le=3600)
     #: ``max-age`` of a ready video's manifests, seconds (they change only with a new generation).
     manifest_max_age_s: int = Field(default=60, ge=0, le=86_400)
+    #: Folder of the web UI; None: the files shipped in the package (``kubevod/api/ui``).
+    ui_dir: Path | None = None
     #: Client addresses whose X-Forwarded-* headers uvicorn trusts (the nginx tier).
     forwarded_allow_ips: str = "127.0.0.1"
 

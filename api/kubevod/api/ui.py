@@ -10,10 +10,11 @@ the project's scripts and cached for a day.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import FileResponse
-from kubevod.api.deps import VideoId
+from kubevod.api.deps import ServicesDep, VideoId
 
 from kubevod.errors import InvalidInput, NotFound
 
@@ -34,11 +35,17 @@ _TYPES = {
 }
 
 
+def _ui_root(services: ServicesDep) -> Path:
+    return (services.settings.ui_dir or UI_DIR).resolve()
+
+
+UiRoot = Annotated[Path, Depends(_ui_root)]
+
+
 def ui_file(
-    relative: str, *, cache: str = "no-cache", extra: dict[str, str] | None = None
+    root: Path, relative: str, *, cache: str = "no-cache", extra: dict[str, str] | None = None
 ) -> FileResponse:
     """A file of the UI folder; NotFound (404) when absent, InvalidInput (422) when outside it."""
-    root = UI_DIR.resolve()
     target = (root / relative).resolve()
     if root not in target.parents:
         raise InvalidInput(f"not a UI path: {relative!r}")
@@ -51,24 +58,24 @@ def ui_file(
 
 
 @router.get("/")
-def library_page() -> FileResponse:
+def library_page(root: UiRoot) -> FileResponse:
     """The library page."""
-    return ui_file("index.html")
+    return ui_file(root, "index.html")
 
 
 @router.get("/watch/{video_id}")
-def watch_page(video_id: VideoId) -> FileResponse:
+def watch_page(video_id: VideoId, root: UiRoot) -> FileResponse:
     """The player page (it reads the id from its own URL)."""
-    return ui_file("watch.html")
+    return ui_file(root, "watch.html")
 
 
 @router.get("/sw.js")
-def service_worker() -> FileResponse:
+def service_worker(root: UiRoot) -> FileResponse:
     """The service worker, allowed to control the whole origin."""
-    return ui_file("sw.js", extra={"Service-Worker-Allowed": "/"})
+    return ui_file(root, "sw.js", extra={"Service-Worker-Allowed": "/"})
 
 
 @router.get("/ui/{path:path}")
-def ui_asset(path: str) -> FileResponse:
+def ui_asset(path: str, root: UiRoot) -> FileResponse:
     """Any other UI asset (scripts, styles, icons, the web app manifest, hls.js)."""
-    return ui_file(path)
+    return ui_file(root, path)
