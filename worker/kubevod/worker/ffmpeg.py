@@ -1,0 +1,266 @@
+"""Pure builders of ffmpeg command lines (``list[str]``, never a shell string).
+
+The transcode is ONE ffmpeg process (DESIGN.md §2, §6):
+
+- the source is decoded once; deinterlacing and frame-rate normalisation run
+  once; ``split`` feeds one ``scale`` per rung (and the trickplay branch);
+- each rung is its own ``hls`` output writing CMAF fMP4 (``init.mp4`` +
+  ``<seq>.m4s``) into ``<rung>/``; keyframes are forced at the same
+  timestamps in every rung (``0``, the short first segment, then every
+  segment length), scene-cut keyframes are off and GOPs are closed, so the
+  hls muxer cuts every rung at exactly the same instants;
+- each audio track is encoded once, into 1-s "pieces" that the uploader joins
+  into segments on the video boundaries (the hls muxer cannot cut audio at a
+  short first segment and then every segment length; a CMAF segment may hold
+  several fragments);
+- ``-progress pipe:1`` reports progress on stdout.
+
+Hardware encoders get the same graph with their own encoder options
+(ENCODERS below); decoding and scaling stay in software so every accelerator
+takes the same path through the source's oddities.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+from kubevod.worker.ladder import Rung
+
+Accel = Literal["software", "nvidia", "vaapi", "qsv"]
+ACCELERATORS: tuple[Accel, ...] = ("nvidia", "vaapi", "qsv")
+ENCODERS: dict[Accel, str] = {
+    "software": "libx264",
+    "nvidia": "h264_nvenc",
+    "vaapi": "h264_vaapi",
+    "qsv": "h264_qsv",
+}
+DEFAULT_VAAPI_DEVICE = "/dev/dri/renderD128"
+PIECES_DIR_SUFFIX = ".pieces"
+
+
+@dataclass(frozen=True)
+class AudioOut:
+    """One audio track to encode (AAC-LC stereo 48 kHz)."""
+
+    name: str  # rendition name: "audio", "audio-2"
+    stream: int  # absolute stream index in the source
+    bitrate: int = 128_000
+
+
+@dataclass(frozen=True)
+class TrickplayOut:
+    """Seek-bar sprite sheets made from the same decode."""
+
+    interval: float  # seconds between thumbnails
+    width: int
+    height: int
+    columns: int = 10
+    rows: int = 10
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    """Everything ``transcode_argv`` needs; paths are relative to ffmpeg's cwd (scratch)."""
+
+    source: str
+    video_stream: int
+    rungs: tuple[Rung, ...]
+    audio: tuple[AudioOut, ...] = ()
+    segment_seconds: float = 4.0
+    first_segment_seconds: float = 1.0
+    accelerator: Accel = "software"
+    x264_preset: str = "veryfast"
+    crf: int = 23
+    x264_threads: int = 0
+    deinterlace: bool = False
+    fps: float | None = None  # force a constant output rate (VFR or > 60 fps sources)
+    trickplay: TrickplayOut | None = None
+    vaapi_device: str = DEFAULT_VAAPI_DEVICE
+
+    @property
+    def first_segment(self) -> float:
+        """Length of the first segment: never longer than the others."""
+        return min(self.first_segment_seconds, self.segment_seconds)
+
+
+def _num(value: float) -> str:
+    """A number as ffmpeg reads it, without float noise (``4``, ``0.5``, ``29.97``)."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def keyframe_expr(first: float, every: float) -> str:
+    """``-force_key_frames`` expression: a keyframe at 0, at ``first``, then every ``every`` s.
+
+    ``n_forced`` counts the keyframes forced so far, so the k-th one lands on the
+    first frame at or after ``first + (k-1)*every`` (works for variable frame rates).
+    """
+    return f"expr:gte(t,{_num(first)}+(n_forced-1)*{_num(every)})"
+
+
+def audio_piece_seconds(first: float, every: float) -> float:
+    """Length of the audio pieces: the largest step that divides both segment lengths."""
+    a = Fraction(first).limit_denominator(100)
+    b = Fraction(every).limit_denominator(100)
+    step = Fraction(
+        math.gcd(a.numerator * b.denominator, b.numerator * a.denominator),
+        a.denominator * b.denominator,
+    )
+    return float(step) if step >= Fraction(1, 4) else first
+
+
+def gop_frames(segment_seconds: float, fps: float) -> int:
+    """Upper bound of the GOP in frames: a safety net twice the segment length.
+
+    Keyframes come from the forced timestamps; this only keeps an encoder from
+    inserting one of its own between them (which would cut a segment early).
+    """
+    return max(2, 2 * math.ceil(segment_seconds * (fps or 30)))
+
+
+def filter_graph(plan: EncodePlan) -> str:
+    """The ``-filter_complex`` graph: decode once, split, scale per rung (+ trickplay)."""
+    pre: list[str] = []
+    if plan.deinterlace:
+        pre.append("bwdif=mode=send_frame:deint=interlaced")
+    if plan.fps:
+        pre.append(f"fps={_num(plan.fps)}")
+    branches = len(plan.rungs) + (1 if plan.trickplay else 0)
+    head = f"[0:{plan.video_stream}]" + ",".join([*pre, f"split={branches}"])
+    head += "".join(f"[s{i}]" for i in range(branches))
+    parts = [head]
+    for i, rung in enumerate(plan.rungs):
+        chain = [f"scale={rung.width}:{rung.height}:flags=bicubic", "setsar=1"]
+        if plan.accelerator == "vaapi":
+            chain += ["format=nv12", "hwupload"]
+        elif plan.accelerator == "qsv":
+            chain += ["format=nv12", "hwupload=extra_hw_frames=64"]
+        else:
+            chain.append("format=yuv420p")
+        parts.append(f"[s{i}]" + ",".join(chain) + f"[v{i}]")
+    if plan.trickplay:
+        tp = plan.trickplay
+        parts.append(
+            f"[s{len(plan.rungs)}]fps=1/{_num(tp.interval)}:round=down,"
+            f"scale={tp.width}:{tp.height},setsar=1,format=yuvj420p,"
+            f"tile={tp.columns}x{tp.rows}[tp]"
+        )
+    return ";".join(parts)
+
+
+def video_encoder_args(plan: EncodePlan, rung: Rung) -> list[str]:
+    """Encoder options of one rung for the plan's accelerator (capped quality, fixed GOP)."""
+    gop = str(gop_frames(plan.segment_seconds, rung.fps))
+    cap = ["-maxrate", str(rung.maxrate), "-bufsize", str(rung.bufsize)]
+    if plan.accelerator == "software":
+        args = ["-c:v", "libx264", "-preset", plan.x264_preset, "-profile:v", "high"]
+        args += ["-crf", str(plan.crf), *cap, "-g", gop, "-keyint_min", gop]
+        args += ["-sc_threshold", "0", "-flags", "+cgop", "-forced-idr", "1"]
+        if plan.x264_threads:
+            args += ["-threads", str(plan.x264_threads)]
+        return args
+    if plan.accelerator == "nvidia":
+        return [
+            "-c:v", "h264_nvenc", "-preset", "p4", "-tune", "hq", "-profile:v", "high",
+            "-rc", "vbr", "-cq", str(plan.crf), "-b:v", "0", *cap, "-g", gop,
+            "-no-scenecut", "1", "-forced-idr", "1", "-strict_gop", "1", "-spatial-aq", "1",
+        ]  # fmt: skip
+    if plan.accelerator == "vaapi":
+        return [
+            "-c:v", "h264_vaapi", "-profile:v", "high", "-rc_mode", "QVBR",
+            "-global_quality", str(plan.crf), "-b:v", str(rung.maxrate * 3 // 5), *cap,
+            "-g", gop, "-idr_interval", "0",
+        ]  # fmt: skip
+    return [
+        "-c:v", "h264_qsv", "-profile:v", "high", "-preset", "medium",
+        "-global_quality", str(plan.crf), "-look_ahead", "0", *cap, "-g", gop,
+        "-idr_interval", "0", "-forced_idr", "1",
+    ]  # fmt: skip
+
+
+def _hls_args(directory: str, cut_every: float) -> list[str]:
+    return [
+        "-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", _num(cut_every),
+        "-hls_list_size", "0", "-hls_playlist_type", "event",
+        "-hls_flags", "temp_file+independent_segments",
+        "-hls_fmp4_init_filename", "init.mp4",
+        "-hls_segment_filename", f"{directory}/%d.m4s", f"{directory}/index.m3u8",
+    ]  # fmt: skip
+
+
+def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
+    """The one ffmpeg command that encodes the whole ladder.
+
+    Args:
+        plan: what to encode.
+        ffmpeg: the ffmpeg binary.
+
+    Returns:
+        argv; run it with the scratch folder as working directory. It writes
+        ``<rung>/init.mp4``, ``<rung>/<seq>.m4s`` (seq from 0),
+        ``<audio>.pieces/<n>.m4s`` and ``trickplay/<n>.jpg``.
+    """
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
+    argv += ["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]
+    if plan.accelerator == "vaapi":
+        argv += ["-init_hw_device", f"vaapi=hw:{plan.vaapi_device}", "-filter_hw_device", "hw"]
+    elif plan.accelerator == "qsv":
+        argv += ["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]
+    argv += ["-i", plan.source, "-filter_complex", filter_graph(plan)]
+    first, every = plan.first_segment, plan.segment_seconds
+    for i, rung in enumerate(plan.rungs):
+        argv += ["-map", f"[v{i}]", "-map_metadata", "-1", "-map_chapters", "-1"]
+        argv += video_encoder_args(plan, rung)
+        argv += ["-force_key_frames", keyframe_expr(first, every)]
+        argv += _hls_args(rung.name, first)
+    piece = audio_piece_seconds(first, every)
+    for track in plan.audio:
+        argv += ["-map", f"0:{track.stream}", "-map_metadata", "-1", "-map_chapters", "-1"]
+        argv += ["-c:a", "aac", "-b:a", str(track.bitrate), "-ac", "2", "-ar", "48000"]
+        argv += _hls_args(track.name + PIECES_DIR_SUFFIX, piece)
+    if plan.trickplay:
+        argv += ["-map", "[tp]", "-c:v", "mjpeg", "-q:v", "5", "-fps_mode", "passthrough"]
+        argv += ["-f", "image2", "-start_number", "0", "trickplay/%d.jpg"]
+    return argv
+
+
+def poster_argv(
+    source: str, *, at: float, width: int, height: int, out: str, ffmpeg: str = "ffmpeg"
+) -> list[str]:
+    """One JPEG frame of the source at ``at`` seconds (input seeking: decodes one GOP at most)."""
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-ss", _num(at),
+        "-i", source, "-map", "0:V:0", "-frames:v", "1",
+        "-vf", f"scale={width}:{height},setsar=1,format=yuvj420p", "-q:v", "3", out,
+    ]  # fmt: skip
+
+
+def subtitles_argv(
+    source: str, streams: Sequence[tuple[int, str]], ffmpeg: str = "ffmpeg"
+) -> list[str]:
+    """Export text subtitle streams ``(stream index, output .vtt path)`` as WebVTT in one pass."""
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", source]
+    for index, out in streams:
+        argv += ["-map", f"0:{index}", "-c:s", "webvtt", "-f", "webvtt", out]
+    return argv
+
+
+def trial_argv(
+    accel: Accel, ffmpeg: str = "ffmpeg", vaapi_device: str = DEFAULT_VAAPI_DEVICE
+) -> list[str]:
+    """A one-frame encode that succeeds only when ``accel`` really works here."""
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
+    chain = "format=yuv420p"
+    if accel == "vaapi":
+        argv += ["-init_hw_device", f"vaapi=hw:{vaapi_device}", "-filter_hw_device", "hw"]
+        chain = "format=nv12,hwupload"
+    elif accel == "qsv":
+        argv += ["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]
+        chain = "format=nv12,hwupload=extra_hw_frames=16"
+    argv += ["-f", "lavfi", "-i", "color=c=gray:s=256x144:r=25:d=0.2", "-vf", chain]
+    argv += ["-frames:v", "1", "-c:v", ENCODERS[accel], "-f", "null", "-"]
+    return argv

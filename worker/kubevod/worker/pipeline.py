@@ -1,0 +1,491 @@
+"""The transcode of one job, end to end: the only place that orchestrates (DESIGN.md §2).
+
+fetch → probe → plan ladder → pick encoder → ONE ffmpeg (segments uploaded and
+recorded while it runs; ``playable`` as soon as every rendition has its first
+segment) → poster, trickplay, subtitles → final metadata, state ``ready``.
+
+Failures leave nothing half-done: the video is ``failed`` with a one-line
+reason, its segments are forgotten and its objects deleted (the ffmpeg log is
+kept under ``<prefix>/logs/``), and a cancelled run stops ffmpeg and says so.
+Running the same job again starts from scratch under the same keys.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from kubevod.worker import hwaccel, thumbs
+from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
+from kubevod.worker.fetch import open_source
+from kubevod.worker.ffmpeg import PIECES_DIR_SUFFIX, AudioOut, EncodePlan, transcode_argv
+from kubevod.worker.ladder import Rung, output_fps, plan_ladder
+from kubevod.worker.probe import SourceInfo, probe
+from kubevod.worker.process import FfmpegProcess
+from kubevod.worker.progress import ProgressUpdate
+from kubevod.worker.settings import WorkerSettings
+from kubevod.worker.upload import SegmentUploader, Track
+
+from kubevod.catalog.base import Catalog
+from kubevod.errors import Conflict, NotFound, SourceError
+from kubevod.jobs import TranscodeJob
+from kubevod.logs import ContextLogger, get_logger
+from kubevod.models import IMMUTABLE, Rendition, Subtitle, TrackKind, Trickplay, Video, VideoState
+from kubevod.store.base import ObjectStore
+from kubevod.telemetry import set_attributes, span
+
+#: Share of the progress bar the encode takes; the rest is poster, thumbnails, metadata.
+ENCODE_SHARE = 95.0
+#: ffmpeg log lines that mean the source (not the machine) is at fault.
+_SOURCE_FAULT = re.compile(
+    r"invalid data found|moov atom not found|could not find codec|no decoder|"
+    r"does not contain any stream|error while decoding|partial file|premature|corrupt|"
+    r"unsupported codec|invalid argument|end of file",
+    re.I,
+)
+_DECODE_ERROR = re.compile(
+    r"error while decoding|concealing|corrupt|invalid nal|decode_slice", re.I
+)
+
+
+def run(
+    job: TranscodeJob,
+    *,
+    store: ObjectStore,
+    catalog: Catalog,
+    scratch: Path | None = None,
+    cancel: threading.Event | None = None,
+    on_progress: Callable[[float], None] | None = None,
+    settings: WorkerSettings | None = None,
+) -> Video:
+    """Transcode ``job`` into the store and the catalog.
+
+    Args:
+        job: what to transcode.
+        store: where media go (under ``Video.media_prefix()``).
+        catalog: where the video, its renditions and segments are recorded.
+        scratch: working folder (created; a temp dir when None).
+        cancel: set it to stop; ffmpeg is terminated and Cancelled raised.
+        on_progress: called with percent 0..100 as the encode advances.
+        settings: worker settings (from the environment when None).
+
+    Returns:
+        The video, ``ready``.
+
+    Raises:
+        SourceError: the source is unusable (the video is marked failed).
+        Cancelled: ``cancel`` was set.
+        TranscodeFailed, Unavailable: a failure that may pass on retry.
+    """
+    settings = settings or WorkerSettings()
+    cancel = cancel or threading.Event()
+    log = get_logger(__name__, video_id=job.video_id)
+    with span("worker.transcode", video_id=job.video_id, generation=job.generation):
+        _claim(catalog, job)
+        base = scratch or settings.scratch_dir
+        work = Path(tempfile.mkdtemp(prefix=f"kubevod-{job.video_id}-", dir=base and _mkdir(base)))
+        transcode = _Transcode(job, store, catalog, work, cancel, on_progress, settings, log)
+        try:
+            return transcode.run()
+        except Cancelled:
+            _abandon(catalog, store, job, "transcode cancelled", log)
+            raise
+        except SourceError as exc:
+            _abandon(catalog, store, job, one_line(str(exc)), log)
+            transcode.save_log()
+            raise
+        except Exception as exc:
+            _abandon(catalog, store, job, one_line(f"transcode failed: {exc}"), log)
+            transcode.save_log()
+            raise
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _claim(catalog: Catalog, job: TranscodeJob) -> Video:
+    """The catalog entry of the job's video, created (queued) when absent."""
+    try:
+        return catalog.get(job.video_id)
+    except NotFound:
+        pass
+    title = job.title or Path(job.source.split("?", 1)[0].rstrip("/")).stem or job.video_id
+    fresh = Video(
+        id=job.video_id,
+        title=title,
+        source=job.source,
+        state=VideoState.QUEUED,
+        generation=job.generation,
+        segment_seconds=job.segment_seconds,
+    )
+    try:
+        return catalog.create(fresh)
+    except Conflict:
+        return catalog.get(job.video_id)
+
+
+def _abandon(
+    catalog: Catalog, store: ObjectStore, job: TranscodeJob, message: str, log: ContextLogger,
+) -> None:  # fmt: skip
+    """Leave a failed or cancelled run with nothing claiming progress or playability."""
+    log.warning("transcode did not finish: %s", message)
+    prefix = f"videos/{job.video_id}/g{job.generation}"
+    try:
+        catalog.clear_segments(job.video_id)
+        catalog.update(
+            job.video_id,
+            state=VideoState.FAILED,
+            playable=False,
+            progress=0.0,
+            message=message,
+            speed=None,
+        )
+    except NotFound:
+        return  # deleted meanwhile: nothing to mark
+    except Exception:
+        log.exception("could not mark the video failed")
+    try:
+        store.delete_prefix(prefix + "/")
+    except Exception:
+        log.exception("could not delete the objects of the failed run")
+
+
+def _audio_outs(info: SourceInfo, settings: WorkerSettings) -> tuple[AudioOut, ...]:
+    """Audio tracks to encode: the default one first (rendition ``audio``), then the others."""
+    ordered = sorted(info.audio, key=lambda a: (not a.default, a.index))[
+        : settings.max_audio_tracks
+    ]
+    return tuple(
+        AudioOut("audio" if n == 0 else f"audio-{n + 1}", a.index, settings.audio_bitrate)
+        for n, a in enumerate(ordered)
+    )
+
+
+class _Transcode:
+    """State of one run (a class only to keep the steps short and named)."""
+
+    def __init__(
+        self,
+        job: TranscodeJob,
+        store: ObjectStore,
+        catalog: Catalog,
+        work: Path,
+        cancel: threading.Event,
+        on_progress: Callable[[float], None] | None,
+        settings: WorkerSettings,
+        log: ContextLogger,
+    ) -> None:
+        self.job, self.store, self.catalog = job, store, catalog
+        self.work, self.cancel, self.on_progress, self.settings, self.log = (
+            work, cancel, on_progress, settings, log,
+        )  # fmt: skip
+        self.prefix = f"videos/{job.video_id}/g{job.generation}"
+        self._last_progress = 0.0
+        self._languages: dict[int, str | None] = {}
+        self._log_tail = ""
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def run(self) -> Video:
+        vid = self.job.video_id
+        self.catalog.clear_segments(vid)
+        self.store.delete_prefix(self.prefix + "/")  # a rerun after a crash starts clean
+        self.catalog.update(
+            vid, state=VideoState.TRANSCODING, progress=0.0, playable=False,
+            message="fetching the source", generation=self.job.generation, prefix=self.prefix,
+            segment_seconds=self.job.segment_seconds, renditions=[], subtitles=[],
+            trickplay=None, poster_key=None, speed=None, source=self.job.source,
+        )  # fmt: skip
+        self._check_cancel()
+        with span("worker.fetch"):
+            source = open_source(
+                self.job.source, self.work, store=self.store,
+                max_bytes=self.settings.max_source_bytes, timeout=self.settings.http_timeout,
+                max_redirects=self.settings.max_redirects,
+            ).path  # fmt: skip
+        with span("worker.probe"):
+            info = probe(source, ffprobe=self.settings.ffprobe)
+        self._languages = {a.index: a.language for a in info.audio}
+        self._check_cancel()
+        rungs = plan_ladder(
+            info.video.display_width, info.video.display_height, info.video.fps, self.job.ladder
+        )
+        choice = hwaccel.choose(
+            self.job.accelerator,
+            ffmpeg=self.settings.ffmpeg,
+            timeout=self.settings.hwaccel_trial_timeout,
+        )
+        note = (
+            "" if self.job.codec == "h264" else f" ({self.job.codec} is not supported yet: H.264)"
+        )
+        self.catalog.update(
+            vid, duration=info.duration, source_info=info.summary(),
+            accelerator=choice.accelerator, message=f"transcoding; {choice.reason}{note}",
+        )  # fmt: skip
+        set_attributes(accelerator=choice.accelerator, rungs=len(rungs), duration=info.duration)
+        self.log.info("encoding %d rungs with %s", len(rungs), choice.reason)
+        plan = self._plan(source, info, rungs, choice.accelerator)
+        try:
+            uploader, proc = self._encode(plan, info)
+        except TranscodeFailed:
+            if plan.accelerator == "software":
+                raise
+            self.log.warning("%s failed; encoding again in software", plan.accelerator)
+            self.catalog.clear_segments(vid)
+            self.store.delete_prefix(self.prefix + "/")
+            shutil.rmtree(self.work / "out", ignore_errors=True)
+            plan = self._plan(source, info, rungs, "software")
+            self.catalog.update(vid, accelerator="software", playable=False)
+            uploader, proc = self._encode(plan, info)
+        return self._finish(source, info, plan, uploader, proc)
+
+    def _plan(self, source: Path, info: SourceInfo, rungs: list[Rung], accel: str) -> EncodePlan:
+        fps = rungs[0].fps
+        needs_fps = (
+            info.video.variable_fps or abs(output_fps(info.video.fps) - info.video.fps) > 0.01
+        )
+        return EncodePlan(
+            source=str(source.resolve()),
+            video_stream=info.video.index,
+            rungs=tuple(rungs),
+            audio=_audio_outs(info, self.settings),
+            segment_seconds=self.job.segment_seconds,
+            first_segment_seconds=self.settings.first_segment_seconds,
+            accelerator=accel,  # type: ignore[arg-type]
+            x264_preset=self.settings.x264_preset,
+            crf=self.settings.crf,
+            x264_threads=self.settings.x264_threads,
+            deinterlace=info.video.interlaced,
+            fps=fps if needs_fps else None,
+            trickplay=thumbs.plan_trickplay(
+                info.duration, info.video.display_width, info.video.display_height
+            ),
+        )
+
+    def _encode(self, plan: EncodePlan, info: SourceInfo) -> tuple[SegmentUploader, FfmpegProcess]:
+        out = _mkdir(self.work / "out")
+        tracks = [Track(r.name, _mkdir(out / r.name)) for r in plan.rungs]
+        tracks += [
+            Track(a.name, _mkdir(out / (a.name + PIECES_DIR_SUFFIX)), pieces=True)
+            for a in plan.audio
+        ]
+        _mkdir(out / "trickplay")
+        uploader = SegmentUploader(
+            store=self.store, catalog=self.catalog, video_id=self.job.video_id, prefix=self.prefix,
+            tracks=tracks, first=plan.first_segment, every=plan.segment_seconds,
+        )  # fmt: skip
+        argv = transcode_argv(plan, self.settings.ffmpeg)
+        self.log.debug("ffmpeg command: %s", argv)
+        with span("worker.encode", accelerator=plan.accelerator):
+            proc = FfmpegProcess(
+                argv, cwd=out, log_path=self.work / "ffmpeg.log", duration=info.duration,
+                on_update=self._progress,
+            )  # fmt: skip
+            playable = False
+            while proc.poll() is None:
+                if self.cancel.is_set():
+                    proc.stop(self.settings.kill_grace)
+                    raise Cancelled("transcode cancelled")
+                uploader.poll()
+                if not playable and uploader.all_started():
+                    playable = self._mark_playable(plan, uploader)
+                time.sleep(self.settings.poll_interval)
+            code = proc.wait()
+            if code != 0:
+                tail = proc.log_tail()
+                self._keep_log(proc)
+                last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
+                if _SOURCE_FAULT.search(tail):
+                    raise SourceError(one_line(f"ffmpeg cannot decode the source: {last}"))
+                raise TranscodeFailed(
+                    one_line(f"ffmpeg exited with status {code}: {last}"), argv=argv, log_tail=tail
+                )
+            uploader.poll(finished=True)
+            if not uploader.all_started():
+                self._keep_log(proc)
+                raise SourceError("the source produced no video frames")
+            if not playable:
+                self._mark_playable(plan, uploader)
+        return uploader, proc
+
+    def _finish(
+        self, source: Path, info: SourceInfo, plan: EncodePlan, uploader: SegmentUploader,
+        proc: FfmpegProcess,
+    ) -> Video:  # fmt: skip
+        vid = self.job.video_id
+        video_tracks = uploader.tracks[: len(plan.rungs)]
+        encoded = min(t.end() for t in video_tracks)
+        tail = proc.log_tail(200)
+        shortfall = info.duration - encoded
+        if shortfall > max(2.0, 0.1 * info.duration) and _SOURCE_FAULT.search(tail):
+            self._keep_log(proc)
+            raise SourceError(
+                f"the source breaks off at {encoded:.1f} s of {info.duration:.1f} s "
+                "(truncated or damaged)"
+            )
+        decode_errors = len(_DECODE_ERROR.findall(tail))
+        self._check_cancel()
+        with span("worker.thumbnails"):
+            poster_key = self._poster(source, info)
+            trickplay = self._trickplay(plan, encoded)
+            subtitles = self._subtitles(source, info)
+        message = f"ready ({plan.accelerator})"
+        if decode_errors:
+            message += f"; {decode_errors} decode errors in the source were concealed"
+        speed = proc.last.speed if proc.last else None
+        final = self.catalog.update(
+            vid, state=VideoState.READY, progress=100.0, playable=True, message=message,
+            duration=round(encoded, 3), renditions=self._renditions(plan, uploader, final=True),
+            poster_key=poster_key, trickplay=trickplay, subtitles=subtitles, speed=speed,
+        )  # fmt: skip
+        if self.on_progress:
+            self.on_progress(100.0)
+        self._drop_old_generations()
+        self.log.info("ready: %.1f s, %d renditions", encoded, len(uploader.tracks))
+        return final
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _check_cancel(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("transcode cancelled")
+
+    def _progress(self, update: ProgressUpdate) -> None:
+        percent = min(ENCODE_SHARE, update.percent * ENCODE_SHARE / 100)
+        if self.on_progress:
+            self.on_progress(percent)
+        if percent - self._last_progress >= 1.0 or update.done:
+            self._last_progress = percent
+            self.catalog.set_progress(self.job.video_id, percent, speed=update.speed)
+
+    def _mark_playable(self, plan: EncodePlan, uploader: SegmentUploader) -> bool:
+        renditions = self._renditions(plan, uploader, final=False)
+        self.catalog.update(self.job.video_id, renditions=renditions, playable=True)
+        self.log.info("playable")
+        return True
+
+    def _renditions(
+        self, plan: EncodePlan, uploader: SegmentUploader, *, final: bool
+    ) -> list[Rendition]:
+        result: list[Rendition] = []
+        for rung, track in zip(plan.rungs, uploader.tracks, strict=False):
+            assert track.init is not None
+            peak = track.peak_bandwidth()
+            result.append(
+                Rendition(
+                    name=rung.name,
+                    kind=TrackKind.VIDEO,
+                    width=track.init.width,
+                    height=track.init.height,
+                    frame_rate=rung.fps,
+                    bandwidth=peak if final else max(peak, rung.maxrate),
+                    average_bandwidth=track.average_bandwidth(),
+                    codecs=track.init.codecs,
+                    timescale=track.init.timescale,
+                )
+            )
+        for out, track in zip(plan.audio, uploader.tracks[len(plan.rungs) :], strict=False):
+            assert track.init is not None
+            peak = track.peak_bandwidth()
+            result.append(
+                Rendition(
+                    name=out.name,
+                    kind=TrackKind.AUDIO,
+                    bandwidth=peak if final else max(peak, out.bitrate),
+                    average_bandwidth=track.average_bandwidth(),
+                    codecs=track.init.codecs,
+                    timescale=track.init.timescale,
+                    channels=track.init.channels or 2,
+                    sample_rate=track.init.sample_rate or 48000,
+                    language=self._languages.get(out.stream),
+                )
+            )
+        return result
+
+    def _keep_log(self, proc: FfmpegProcess) -> None:
+        """Remember ffmpeg's log tail for ``save_log`` and put it in the worker's log."""
+        self._log_tail = proc.log_tail(200)
+        self.log.warning("ffmpeg log tail:\n%s", proc.log_tail())
+
+    def save_log(self) -> None:
+        """After a failure: keep ffmpeg's log tail at ``<prefix>/logs/ffmpeg.log`` for debugging."""
+        if not self._log_tail:
+            return
+        try:
+            self.store.put_bytes(
+                f"{self.prefix}/logs/ffmpeg.log", self._log_tail.encode(),
+                content_type="text/plain; charset=utf-8", cache_control="no-store",
+            )  # fmt: skip
+        except Exception:
+            self.log.exception("could not keep the ffmpeg log")
+
+    def _poster(self, source: Path, info: SourceInfo) -> str | None:
+        out = thumbs.make_poster(
+            source, self.work / "poster.jpg", duration=info.duration,
+            width=info.video.display_width, height=info.video.display_height,
+            ffmpeg=self.settings.ffmpeg,
+        )  # fmt: skip
+        if out is None:
+            self.log.warning("no poster could be made")
+            return None
+        key = f"{self.prefix}/poster.jpg"
+        self.store.put_file(key, out, content_type="image/jpeg", cache_control=IMMUTABLE)
+        return key
+
+    def _trickplay(self, plan: EncodePlan, duration: float) -> Trickplay | None:
+        tp = plan.trickplay
+        if tp is None:
+            return None
+        folder = self.work / "out" / "trickplay"
+        sheets = sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem))
+        if not sheets:
+            return None
+        for sheet in sheets:
+            self.store.put_file(
+                f"{self.prefix}/trickplay/{sheet.name}", sheet, content_type="image/jpeg",
+                cache_control=IMMUTABLE,
+            )  # fmt: skip
+        vtt_key = f"{self.prefix}/trickplay/thumbs.vtt"
+        vtt = thumbs.trickplay_vtt(tp, duration, len(sheets))
+        self.store.put_bytes(
+            vtt_key, vtt.encode(), content_type="text/vtt", cache_control=IMMUTABLE
+        )
+        return Trickplay(
+            vtt_key=vtt_key, interval=tp.interval, width=tp.width, height=tp.height,
+            columns=tp.columns, rows=tp.rows, sheets=len(sheets),
+        )  # fmt: skip
+
+    def _subtitles(self, source: Path, info: SourceInfo) -> list[Subtitle]:
+        plans = thumbs.plan_subtitles(info.subtitles)
+        done = thumbs.export_subtitles(
+            source, plans, self.work / "subs", ffmpeg=self.settings.ffmpeg
+        )
+        result = []
+        for sub, path in done:
+            key = f"{self.prefix}/subs/{sub.name}.vtt"
+            self.store.put_file(key, path, content_type="text/vtt", cache_control=IMMUTABLE)
+            result.append(
+                Subtitle(name=sub.name, language=sub.language, key=key, default=sub.default)
+            )
+        return result
+
+    def _drop_old_generations(self) -> None:
+        """Delete media of earlier generations of this video (the catalog points here now)."""
+        root = f"videos/{self.job.video_id}/"
+        old = set()
+        for obj in self.store.list(root):
+            generation = obj.key[len(root) :].split("/", 1)[0]
+            number = generation[1:]
+            if generation[:1] == "g" and number.isdigit() and int(number) < self.job.generation:
+                old.add(generation)
+        for generation in sorted(old):
+            self.store.delete_prefix(f"{root}{generation}/")

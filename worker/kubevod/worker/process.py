@@ -1,0 +1,98 @@
+"""Run one ffmpeg: progress read on a thread, stderr to a log file, stop on request.
+
+A thin shell around ``subprocess.Popen``: the argv comes from the pure builders
+in ``kubevod.worker.ffmpeg``, the progress lines go through
+``kubevod.worker.progress``. Stopping is SIGTERM, then SIGKILL after a grace
+period; ffmpeg gets its own process group so nothing it spawns outlives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from kubevod.worker.progress import ProgressParser, ProgressUpdate
+
+LOG_TAIL_LINES = 30
+
+
+class FfmpegProcess:
+    """One running ffmpeg."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        log_path: Path,
+        duration: float,
+        on_update: Callable[[ProgressUpdate], None] | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        self._parser = ProgressParser(duration)
+        self._on_update = on_update
+        self.last: ProgressUpdate | None = None
+        self.proc = subprocess.Popen(
+            self.argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, name="ffmpeg-progress", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            update = self._parser.feed(raw.decode("utf-8", "replace"))
+            if update is None:
+                continue
+            self.last = update
+            if self._on_update is not None:
+                # A progress sink failing (catalog briefly down) must not stop the encode.
+                with contextlib.suppress(Exception):
+                    self._on_update(update)
+
+    def poll(self) -> int | None:
+        """The exit status, or None while running."""
+        return self.proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for exit, then for the progress reader to drain."""
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        self._log.close()
+        return code
+
+    def stop(self, grace: float = 3.0) -> None:
+        """Terminate ffmpeg (SIGTERM to its group), then kill it after ``grace`` seconds."""
+        if self.proc.poll() is None:
+            self._signal(signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                self._signal(signal.SIGKILL)
+                self.proc.wait()
+        self._reader.join(5)
+        self._log.close()
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last lines of ffmpeg's log (for the failure message and debugging)."""
+        try:
+            text = self.log_path.read_text("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])

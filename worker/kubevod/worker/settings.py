@@ -1,0 +1,69 @@
+"""Worker settings (pydantic-settings, environment prefix ``KUBEVOD_``).
+
+Grouped by concern; every field says its unit and why its default is what it is.
+Other ``KUBEVOD_*`` variables (``KUBEVOD_JOB``, ``KUBEVOD_CATALOG_URL``...) are
+ignored here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+X264Preset = Literal[
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
+]
+
+
+class WorkerSettings(BaseSettings):
+    """Everything the worker can be told from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBEVOD_", extra="ignore")
+
+    # --- tools
+    ffmpeg: str = Field(default="ffmpeg", description="ffmpeg binary (name on PATH or path)")
+    ffprobe: str = Field(default="ffprobe", description="ffprobe binary (name on PATH or path)")
+
+    # --- encoding
+    x264_preset: X264Preset = Field(
+        default="veryfast",
+        description="libx264 preset; veryfast is what PeerTube and Jellyfin default to on "
+        "small machines. Tests use ultrafast to stay quick.",
+    )
+    crf: int = Field(default=23, ge=0, le=51, description="quality target of capped CRF")
+    x264_threads: int = Field(
+        default=0, ge=0, le=64, description="threads per x264 encoder (0: x264 decides)"
+    )
+    audio_bitrate: int = Field(default=128_000, ge=32_000, le=512_000, description="bits/s")
+    first_segment_seconds: float = Field(
+        default=1.0,
+        ge=0.5,
+        le=30.0,
+        description="length of the first segment (s): short so the video is playable "
+        "about one second after the encode starts (issue 3); later ones are segmentSeconds",
+    )
+    max_audio_tracks: int = Field(default=4, ge=1, le=16, description="audio tracks kept")
+
+    # --- fetching sources
+    max_source_bytes: int = Field(
+        default=200 * 1024**3, ge=1, description="largest source fetched over http(s) (bytes)"
+    )
+    http_timeout: float = Field(default=30.0, gt=0, description="connect/read timeout (s)")
+    max_redirects: int = Field(default=5, ge=0, le=20, description="http redirects followed")
+
+    # --- running
+    scratch_dir: Path | None = Field(
+        default=None, description="where the encode writes (default: a temp dir)"
+    )
+    poll_interval: float = Field(
+        default=0.05, gt=0, le=5, description="how often finished segments are looked for (s)"
+    )
+    hwaccel_trial_timeout: float = Field(
+        default=20.0, gt=0, description="limit of a one-frame trial encode (s)"
+    )
+    kill_grace: float = Field(
+        default=3.0, gt=0, description="seconds between SIGTERM and SIGKILL of ffmpeg on cancel"
+    )
