@@ -46,14 +46,14 @@ class Entry:
         spec = body.get("spec") or {}
         status = body.get("status") or {}
         generation = int(meta.get("generation", 1))
-        terminal = (
-            status.get("phase") in {p.value for p in TERMINAL}
-            and status.get("observedGeneration") == generation
-        )
+        current = status.get("observedGeneration") == generation
+        terminal = current and status.get("phase") in {p.value for p in TERMINAL}
+        # A metadata-only spec change keeps the Job of the generation that made the media.
+        job = status.get("jobName") if current else None
         return cls(
             namespace=str(meta.get("namespace", "")),
             name=str(meta["name"]),
-            job_name=naming.job_name(str(meta["name"]), str(meta["uid"]), generation),
+            job_name=str(job or naming.job_name(str(meta["name"]), str(meta["uid"]), generation)),
             priority=int(spec.get("priority") or 0),
             created=str(meta.get("creationTimestamp", "")),
             done=terminal or bool(meta.get("deletionTimestamp")),
@@ -117,6 +117,11 @@ class Ledger:
             if decision.start:
                 self._claimed.add(candidate.job_key)
             return decision
+
+    def holds(self, job: Key) -> bool:
+        """True while a Job this process created has not shown up in the index yet."""
+        with self._lock:
+            return job in self._claimed
 
     def release(self, job: Key) -> None:
         """Give a claimed slot back (the Job could not be created)."""

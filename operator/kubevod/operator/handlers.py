@@ -1,0 +1,376 @@
+"""kopf registrations: thin handlers that read, call the pure builders, apply, record.
+
+- create / resume / spec update → ``admit``: validate, write the catalog entry,
+  take a queue slot and create the generation's Job (or wait in Queued).
+- a timer on every VideoAsset that is not settled → ``reconcile``: start it when
+  its turn comes, mirror Job and catalog progress into status, re-admit when
+  a generation was missed (so every path is level-triggered and idempotent).
+- delete → ``cleanup``: Jobs, media and catalog entry, with bounded retries.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+from kubernetes import client
+from kubevod.operator import cleanup as cleaning
+from kubevod.operator import entries, kube, naming, validation
+from kubevod.operator import status as st
+from kubevod.operator.errors import InvalidSpec
+from kubevod.operator.jobs import build_job
+from kubevod.operator.queue import Entry, Key, Ledger
+from kubevod.operator.resource import TERMINAL, Asset, Phase
+from kubevod.operator.settings import load_settings
+from opentelemetry import propagate, trace
+
+from kubevod.backends import open_catalog, open_store
+from kubevod.catalog.base import Catalog
+from kubevod.errors import NotFound, Unavailable
+from kubevod.models import Video, VideoState
+from kubevod.store.base import ObjectStore
+
+G, V, P = naming.GROUP, naming.VERSION, naming.PLURAL
+SETTINGS = load_settings()
+LEDGER = Ledger()
+TRACER = trace.get_tracer("kubevod.operator")
+LOG = logging.getLogger("kubevod.operator")
+#: spec fields whose change needs no new transcode (only the catalog's metadata).
+METADATA_FIELDS = frozenset({"title", "description", "tags", "priority", "retainOnDelete"})
+
+
+@dataclass
+class Backends:
+    catalog: Catalog
+    store: ObjectStore
+    api: client.ApiClient
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _traceparent() -> str:
+    """The current span's W3C traceparent, or a fresh one when tracing is off."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent") or f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def _record(
+    body: kopf.Body, old: Mapping[str, Any], new: dict[str, Any], patch: kopf.Patch
+) -> None:
+    """Write ``new`` as the whole status and post an Event per transition."""
+    for key in old:
+        if key not in new and key in _OWNED:
+            patch.status[key] = None
+    for key, value in new.items():
+        patch.status[key] = value
+    for event in st.transitions(old, new):
+        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+
+
+_OWNED = frozenset(
+    {
+        "phase",
+        "progress",
+        "playable",
+        "duration",
+        "videoId",
+        "jobName",
+        "attempts",
+        "message",
+        "observedGeneration",
+        "accelerator",
+        "renditions",
+        "source",
+        "playback",
+        "conditions",
+    }
+)
+
+
+def _temporary(exc: Exception) -> kopf.TemporaryError:
+    return kopf.TemporaryError(str(exc), delay=SETTINGS.timing.retry_seconds)
+
+
+# --------------------------------------------------------------------------- startup
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """kopf's own settings, and the catalog, store and API client shared by handlers."""
+    settings.persistence.finalizer = naming.FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=naming.GROUP)
+    settings.posting.level = logging.WARNING  # our own Events say what happened
+    settings.posting.reporting_component = naming.MANAGED_BY
+    settings.peering.lifetime = SETTINGS.peering.lifetime_seconds
+    settings.peering.stealth = True
+    memo.backends = Backends(
+        catalog=open_catalog(SETTINGS.catalog_url),
+        store=open_store(SETTINGS.store_url),
+        api=kube.connect(),
+    )
+
+
+@kopf.on.cleanup()
+def close(memo: kopf.Memo, **_: Any) -> None:
+    backends: Backends | None = memo.get("backends")
+    if backends is not None:
+        backends.catalog.close()
+
+
+# --------------------------------------------------------------------------- indexes
+
+
+@kopf.index(G, V, P)
+def assets(body: kopf.Body, **_: Any) -> dict[Key, Entry]:
+    """Every VideoAsset as the queue sees it."""
+    entry = Entry.from_body(body)
+    return {entry.key: entry}
+
+
+@kopf.index("batch", "v1", "jobs", labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY})
+def jobs(body: kopf.Body, **_: Any) -> dict[Key, st.JobView]:
+    """Every Job the operator made, with its state."""
+    view = st.JobView.from_body(body)
+    return {(view.namespace, view.name): view}
+
+
+@dataclass(frozen=True)
+class _Indexes:
+    """The two in-memory indexes kopf passes to every handler by their function names."""
+
+    assets: kopf.Index[Key, Entry]
+    jobs: kopf.Index[Key, st.JobView]
+
+    @classmethod
+    def of(cls, kwargs: Mapping[str, Any]) -> _Indexes:
+        return cls(assets=kwargs["assets"], jobs=kwargs["jobs"])
+
+
+def _job(index: kopf.Index[Key, st.JobView], key: Key) -> st.JobView | None:
+    store = index.get(key)
+    return next(iter(store), None) if store is not None else None
+
+
+# --------------------------------------------------------------------------- admission
+
+
+@kopf.on.resume(G, V, P)
+@kopf.on.create(G, V, P)
+def admit(
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    """A new object, or one the operator finds at start: admit its generation once."""
+    asset = Asset.from_body(body)
+    if status.get("observedGeneration") == asset.generation and status.get("phase"):
+        return  # admitted before a restart: the timer carries on
+    _admit(asset, body, status, patch, memo.backends, _Indexes.of(kwargs))
+
+
+@kopf.on.update(G, V, P, field="spec")
+def respec(
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    diff: kopf.Diff,
+    **kwargs: Any,
+) -> None:
+    """A spec change: metadata only → catalog update; else a new generation supersedes the old."""
+    asset = Asset.from_body(body)
+    backends: Backends = memo.backends
+    changed = {next(iter(d[1]), "") for d in diff}
+    if changed <= METADATA_FIELDS and status.get("jobName"):
+        try:
+            entries.update_metadata(backends.catalog, asset)
+        except NotFound:
+            pass
+        except Unavailable as exc:
+            raise _temporary(exc) from exc
+        patch.status["observedGeneration"] = asset.generation
+        return
+    _admit(asset, body, status, patch, backends, _Indexes.of(kwargs))
+
+
+def _admit(
+    asset: Asset,
+    body: kopf.Body,
+    old: Mapping[str, Any],
+    patch: kopf.Patch,
+    backends: Backends,
+    idx: _Indexes,
+) -> None:
+    try:
+        validation.check(asset.spec)
+    except InvalidSpec as exc:
+        _record(body, old, st.invalid(asset, old, str(exc), now=_now()), patch)
+        return
+    try:
+        superseded = kube.delete_jobs(
+            backends.api, asset.namespace, asset.uid, except_generation=asset.generation
+        )
+        entries.ensure_entry(backends.catalog, asset)
+    except Unavailable as exc:
+        raise _temporary(exc) from exc
+    if superseded:
+        message = f"spec generation {asset.generation} supersedes Job(s) {', '.join(superseded)}"
+        kopf.event(body, type="Normal", reason="Superseded", message=message)
+    _try_start(asset, body, old, patch, backends, idx)
+
+
+def _try_start(
+    asset: Asset,
+    body: kopf.Body,
+    old: Mapping[str, Any],
+    patch: kopf.Patch,
+    backends: Backends,
+    idx: _Indexes,
+) -> None:
+    """Create the generation's Job when the queue allows; else (stay) Queued."""
+    me = Entry.from_body(body)
+    everyone = [e for store in idx.assets.values() for e in store if e.key != me.key]
+    indexed = {key: not view.finished for key, store in idx.jobs.items() for view in store}
+    decision = LEDGER.try_claim(me, everyone, indexed, SETTINGS.queue.max_concurrent)
+    if not decision.start:
+        new = st.queued(
+            asset,
+            old,
+            ahead=decision.ahead,
+            running=decision.running,
+            limit=SETTINGS.queue.max_concurrent,
+            now=_now(),
+        )
+        _record(body, old, new, patch)
+        return
+    with TRACER.start_as_current_span("kubevod.operator.start_transcode") as span:
+        span.set_attribute("kubevod.video_id", asset.video_id)
+        span.set_attribute("k8s.namespace.name", asset.namespace)
+        manifest = build_job(
+            asset,
+            video_id=asset.video_id,
+            worker=SETTINGS.worker,
+            gpu=SETTINGS.gpu,
+            traceparent=_traceparent(),
+        )
+        try:
+            kube.create_job(backends.api, manifest)
+        except Unavailable as exc:
+            LEDGER.release(me.job_key)
+            raise _temporary(exc) from exc
+    view = st.JobView(namespace=asset.namespace, name=asset.job_name, generation=asset.generation)
+    new = st.from_job(asset, old, view, None, public_url=SETTINGS.public_url, now=_now())
+    new["message"] = f"started Job {asset.job_name}"
+    _record(body, old, new, patch)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def _unsettled(body: kopf.Body, status: kopf.Status, **_: Any) -> bool:
+    phase = status.get("phase")
+    generation = body.get("metadata", {}).get("generation")
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return False
+    return (
+        phase not in {p.value for p in TERMINAL} or status.get("observedGeneration") != generation
+    )
+
+
+@kopf.timer(G, V, P, interval=SETTINGS.timing.poll_seconds, when=_unsettled)
+def reconcile(
+    body: kopf.Body,
+    status: kopf.Status,
+    patch: kopf.Patch,
+    memo: kopf.Memo,
+    **kwargs: Any,
+) -> None:
+    """Start a queued object when its turn comes; mirror a running one into status."""
+    asset = Asset.from_body(body)
+    backends: Backends = memo.backends
+    if not status.get("phase"):
+        return  # the create handler has not run yet
+    if status.get("observedGeneration") != asset.generation:
+        _admit(asset, body, status, patch, backends, _Indexes.of(kwargs))
+        return
+    if status.get("phase") == Phase.QUEUED:
+        _try_start(asset, body, status, patch, backends, _Indexes.of(kwargs))
+        return
+    job_name = str(status.get("jobName") or asset.job_name)
+    view = _job(_Indexes.of(kwargs).jobs, (asset.namespace, job_name))
+    try:
+        video: Video | None = backends.catalog.get(asset.video_id)
+    except NotFound:
+        video = None
+    except Unavailable:
+        return  # the next tick tries again; status keeps its last known state
+    if view is None:
+        view = _vanished_job(asset, job_name, video)
+        if view is None:
+            return
+    new = st.from_job(asset, status, view, video, public_url=SETTINGS.public_url, now=_now())
+    _record(body, status, new, patch)
+
+
+def _vanished_job(asset: Asset, job_name: str, video: Video | None) -> st.JobView | None:
+    """The Job is not in the index: just created, expired by its TTL, or deleted by hand."""
+    if LEDGER.holds((asset.namespace, job_name)):
+        return None  # created a moment ago; the watch has not delivered it yet
+    base = st.JobView(namespace=asset.namespace, name=job_name, generation=asset.generation)
+    if video is not None and video.generation == asset.generation:
+        if video.state == VideoState.READY:
+            return st.JobView(**{**base.__dict__, "complete": True, "succeeded": 1})
+        if video.state == VideoState.FAILED:
+            return st.JobView(**{**base.__dict__, "failed_terminal": True, "reason": "JobFailed"})
+    # Gone while unfinished (deleted by hand, or its namespace's quota): say so.
+    return st.JobView(
+        **{
+            **base.__dict__,
+            "failed_terminal": True,
+            "reason": "JobLost",
+            "message": f"Job {job_name} disappeared",
+        }
+    )
+
+
+# --------------------------------------------------------------------------- deletion
+
+
+@kopf.on.delete(G, V, P)
+def cleanup(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
+    """Remove the Jobs, the media and the catalog entry; never block deletion forever."""
+    asset = Asset.from_body(body)
+    backends: Backends = memo.backends
+    try:
+        kube.delete_jobs(backends.api, asset.namespace, asset.uid)
+    except Unavailable as exc:
+        raise _temporary(exc) from exc
+    if asset.spec.retain_on_delete:
+        kopf.event(
+            body,
+            type="Normal",
+            reason="Retained",
+            message=f"kept media and catalog entry {asset.video_id}",
+        )
+        return
+    try:
+        purged = cleaning.purge(backends.store, backends.catalog, asset.video_id)
+    except Unavailable as exc:
+        if retry < SETTINGS.cleanup.max_retries:
+            raise kopf.TemporaryError(str(exc), delay=SETTINGS.cleanup.retry_seconds) from exc
+        message = cleaning.abandon_message(asset.video_id, exc, retry + 1)
+        LOG.warning(message)
+        kopf.event(body, type="Warning", reason="CleanupAbandoned", message=message)
+        return
+    LOG.info("deleted %d objects and catalog entry %s", purged.objects, asset.video_id)

@@ -1,0 +1,52 @@
+"""``kubevod-operator``: run the kopf operator with settings from the environment.
+
+Watches the namespaces of ``KUBEVOD_NAMESPACES`` (the whole cluster when
+empty), joins the kopf peering named by ``KUBEVOD_PEERING__NAME`` so two
+replicas never act twice, and serves kopf's liveness endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+
+import kopf
+from kubevod.operator.settings import load_settings
+
+from kubevod.backends import redact_url
+
+
+def main() -> None:
+    """Entry point of the ``kubevod-operator`` console script."""
+    settings = load_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    missing = [n for n in ("catalog_url", "store_url") if not getattr(settings, n)]
+    if missing:
+        names = ", ".join(f"KUBEVOD_{n.upper()}" for n in missing)
+        sys.exit(f"kubevod-operator: {names} must be set (from the backends Secret)")
+    logging.getLogger("kubevod.operator").info(
+        "catalog %s, store %s, namespaces %s, %d transcodes at once",
+        redact_url(settings.catalog_url),
+        redact_url(settings.store_url),
+        settings.namespaces or "all",
+        settings.queue.max_concurrent,
+    )
+    # Importing the module registers the handlers with kopf's default registry.
+    from kubevod.operator import handlers  # noqa: F401
+
+    peering = settings.peering
+    # Equal priorities make kopf pause every replica; a random one breaks ties.
+    priority = peering.priority if peering.priority is not None else random.randint(1, 10**6)
+    kopf.run(
+        clusterwide=not settings.namespaces,
+        namespaces=settings.namespaces,
+        standalone=peering.standalone,
+        peering_name=None if peering.standalone else peering.name,
+        priority=priority,
+        liveness_endpoint=settings.liveness_endpoint,
+    )
+
+
+if __name__ == "__main__":
+    main()
