@@ -67,11 +67,11 @@ def settings_from(config: Path | None, **flags: Any) -> LocalSettings:
 
 
 def _setup_logging() -> None:
-    import logging
+    from kubevod.logs import setup_logging
+    from kubevod.telemetry import setup_telemetry
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
-    )
+    setup_logging(service="kubevod")
+    setup_telemetry("kubevod", component="local")
 
 
 @app.command()
@@ -152,6 +152,9 @@ def add(
         console.print("Stopped following; the transcode goes on (`kubevod show ID`).")
         raise typer.Exit(130) from None
     assert final is not None
+    if final.get("state") == "ready" and not no_wait:
+        link = play_url(url, final)
+        console.print(f"Ready{': ' + link if link else ''}")
     if as_json:
         typer.echo(json.dumps(final, indent=2))
     if final.get("state") == "failed":

@@ -115,11 +115,11 @@ def follow(
     try:
         while True:
             video = fetch()
-            bar.show(video)
-            if video.get("playable") and not announced and video.get("state") != "failed":
+            if video.get("playable") and not announced and video.get("state") == "transcoding":
                 announced = True
                 url = play_url(video)
-                bar.note(f"Playable now{': ' + url if url else ''}")
+                bar.note(f"Playable now{': ' + url if url else ''} (still transcoding)")
+            bar.show(video)
             if video.get("state") in FINAL_STATES:
                 return video
             sleep(interval)

@@ -95,6 +95,13 @@ class LocalServer:
         result: dict[str, Any] = response.json()
         return result
 
+    def video_offline(self, video_id: str) -> dict[str, Any]:
+        """``kubevod show ID --json`` on the data folder (for when the server is down)."""
+        done = kubevod("show", video_id, "--data", str(self.data), "--json")
+        assert done.returncode == 0, done.stderr
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
     def videos(self) -> list[dict[str, Any]]:
         response = httpx.get(f"{self.url}/api/videos", params={"limit": 100}, timeout=10)
         response.raise_for_status()

@@ -53,7 +53,7 @@ def test_add_shows_progress_to_100_percent_and_lists_the_video_ready(
 ) -> None:
     video = added["video"]
     assert "100%" in added["stderr"]
-    assert "Playable now" in added["stderr"]
+    assert f"Ready: {server.url}/watch/{video['id']}" in added["stderr"]
     assert video["state"] == "ready" and video["playable"]
     assert video["title"] == "holiday" and video["tags"] == ["family"]
     items = library(server.data)

@@ -72,13 +72,24 @@ def test_sigkill_mid_transcode_then_restart_completes_it_and_keeps_finished_ones
         stamp = server.video(finished)["updated_at"]
         interrupted = _add_no_wait(server, long)
         server.wait_for(interrupted, _mid_transcode, timeout=60)
-        os.kill(server.pid, signal.SIGKILL)
+        killed = server.pid
+        os.kill(killed, signal.SIGKILL)
         assert server.process.proc is not None
         server.process.proc.wait(10)
+        assert (
+            server.video_offline(interrupted)["state"] == "transcoding"
+        )  # stale, as after a crash
+        # Its ffmpeg loses the progress pipe's reader and ends on its own: no orphan encodes on.
+        deadline = time.monotonic() + 10
+        while _ffmpeg_using(data) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _ffmpeg_using(data) == []
     finally:
+        pgid = server.pid if server.process.proc else None
         server.stop()
-        with contextlib.suppress(ProcessLookupError):  # its orphaned ffmpeg, if any
-            os.killpg(server.pid, signal.SIGKILL)
+        if pgid:
+            with contextlib.suppress(ProcessLookupError):  # its orphaned ffmpeg, if any
+                os.killpg(pgid, signal.SIGKILL)
 
     server = LocalServer(data, env=SLOW).start()
     try:
