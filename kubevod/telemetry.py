@@ -223,6 +223,28 @@ def current_ids() -> tuple[str, str] | None:
     return format(context.trace_id, "032x"), format(context.span_id, "016x")
 
 
+#: API paths that are not worth a trace: scrapes and probes, every few seconds.
+UNTRACED_PATHS = "/metrics,/healthz,/readyz,/livez"
+
+
+def instrument_fastapi(app: Any, *, excluded_urls: str = UNTRACED_PATHS) -> None:
+    """Trace every request of a FastAPI app, continuing an incoming ``traceparent``
+    (from nginx or the player). Call once on the app, after ``setup_telemetry``.
+    """
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=excluded_urls)
+
+
+def instrument_pymongo() -> None:
+    """Trace every MongoDB command as a child span; call before creating a MongoClient."""
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
+    instrumentor = PymongoInstrumentor()
+    if not instrumentor.is_instrumented_by_opentelemetry:
+        instrumentor.instrument()
+
+
 def shutdown(timeout_millis: int = 5000) -> None:
     """Flush exported spans and stop the exporter (call before a process exits).
 

@@ -133,3 +133,67 @@ def test_without_an_endpoint_nothing_is_exported_but_logs_keep_ids(otlp: OtlpRec
     assert lines[0]["trace_id"] == lines[1]["trace_id"], "the trace still crosses processes"
     assert lines[0]["span_id"] != lines[1]["span_id"]
     assert otlp.spans() == []
+
+
+API = textwrap.dedent(
+    """
+    import json, sys
+    import httpx, anyio
+    from fastapi import FastAPI
+    from kubevod import telemetry
+    from kubevod.logs import get_logger, setup_logging
+
+    telemetry.setup_telemetry("kubevod-api", component="api")
+    setup_logging(json=True)
+    log = get_logger("kubevod.api.playback")
+    app = FastAPI()
+
+    @app.get("/v/{video_id}/master.m3u8")
+    def master(video_id: str) -> dict[str, str]:
+        with telemetry.span("render manifest", video_id=video_id):
+            log.info("rendering", extra={"video_id": video_id})
+        return {"ok": video_id}
+
+    @app.get("/metrics")
+    def metrics() -> str:
+        return ""
+
+    telemetry.instrument_fastapi(app)
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            headers = {"traceparent": sys.argv[1]}
+            assert (await client.get("/v/abc/master.m3u8", headers=headers)).status_code == 200
+            assert (await client.get("/metrics", headers=headers)).status_code == 200
+
+    anyio.run(main)
+    telemetry.shutdown()
+    """
+)
+
+
+def test_api_request_with_traceparent_continues_the_trace(otlp: OtlpReceiver) -> None:  # noqa: F811
+    otlp.clear()
+    trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    result = subprocess.run(
+        [sys.executable, "-c", API, f"00-{trace_id}-{parent}-01"],
+        env={**env, **otlp.env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    spans = otlp.wait_for_spans(2, where=lambda s: s["kind"] in (1, 2))  # INTERNAL, SERVER
+    server = next(s for s in spans if s["name"] == "GET /v/{video_id}/master.m3u8")
+    render = next(s for s in spans if s["name"] == "render manifest")
+    assert server["trace_id"] == render["trace_id"] == trace_id
+    assert server["parent_span_id"] == parent, "the span continues the caller's span"
+    assert render["parent_span_id"] == server["span_id"]
+    assert server["attributes"]["http.route"] == "/v/{video_id}/master.m3u8"
+    assert server["service_name"] == "kubevod-api"
+    assert not [s for s in otlp.spans() if "/metrics" in s["name"]], "scrapes are not traced"
+    (line,) = [x for x in json_lines(result.stderr) if x["logger"] == "kubevod.api.playback"]
+    assert line["trace_id"] == trace_id
+    assert line["span_id"] == render["span_id"]
