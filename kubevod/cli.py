@@ -84,14 +84,13 @@ def serve(
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Run the API, the player and the transcoder in one process (Ctrl-C stops cleanly)."""
-    from kubevod.local.server import DataLocked
     from kubevod.local.server import serve as run_server
 
     settings = settings_from(config, data=data, host=host, port=port, watch=watch, workers=workers)
     _setup_logging()
     try:
         code = run_server(settings, echo=_say)
-    except DataLocked as exc:
+    except KubevodError as exc:
         fail(str(exc))
     raise typer.Exit(code)
 
@@ -149,7 +148,10 @@ def add(
     except KubevodError as exc:
         fail(str(exc))
     except KeyboardInterrupt:
-        console.print("Stopped following; the transcode goes on (`kubevod show ID`).")
+        if url:
+            console.print("Stopped following; the server goes on transcoding (`kubevod list`).")
+        else:
+            console.print("Stopped; the video stays queued for the next `kubevod serve`.")
         raise typer.Exit(130) from None
     assert final is not None
     if final.get("state") == "ready" and not no_wait:
@@ -357,7 +359,6 @@ def demo(
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Make a short demo video and serve it on the embedded default (what `make run` does)."""
-    from kubevod.local.server import DataLocked
     from kubevod.local.server import serve as run_server
 
     settings = settings_from(config, data=data, host=host, port=port)
@@ -382,7 +383,7 @@ def demo(
     request = IngestRequest(source=str(out), title="kubevod demo", tags=["demo"])
     try:
         code = run_server(settings, add=[request], echo=_say)
-    except DataLocked as exc:
+    except KubevodError as exc:
         fail(str(exc))
     raise typer.Exit(code)
 

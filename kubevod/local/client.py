@@ -151,4 +151,11 @@ def server_url(settings: LocalSettings, explicit: str | None) -> str | None:
     if settings.server:
         return settings.server
     running = read_server_file(settings.layout)
-    return str(running["url"]) if running else None
+    if running is None:
+        return None
+    url = str(running["url"])
+    try:  # the pid may have been reused by another program after a crash
+        httpx.get(url + "/healthz", timeout=3).raise_for_status()
+    except httpx.HTTPError:
+        return None
+    return url

@@ -144,12 +144,13 @@ class LocalPool:
                 timeout=timeout,
             )
 
-    def shutdown(self, timeout: float = 20.0) -> None:
-        """Stop every transcode and the threads; interrupted videos are left ``queued``."""
+    def shutdown(self, timeout: float = 20.0) -> set[str]:
+        """Stop every transcode and the threads; returns the ids left ``queued`` for next time."""
         with self._lock:
             self._stopping.set()
             pending = set(self._pending)
             self._pending.clear()
+            interrupted = pending | set(self._running)
             for event in self._running.values():
                 event.set()
         for _ in self._threads:
@@ -162,8 +163,9 @@ class LocalPool:
         # (their thread is a daemon and dies with the process, its ffmpeg with its pipe).
         for video_id in stuck:
             self._reset(video_id, INTERRUPTED)
-        if pending or stuck:
-            log.info("left %d video(s) queued for the next start", len(pending | stuck))
+        if interrupted:
+            log.info("left %d video(s) queued for the next start", len(interrupted))
+        return interrupted
 
     # -- internals -------------------------------------------------------------------
 

@@ -123,15 +123,16 @@ class LocalRuntime:
         )
         self.ingestor = LocalIngestor(catalog=self.catalog, runner=self.pool)
 
-    def close(self, timeout: float = 20.0) -> None:
-        """Stop the pool (interrupted videos stay queued), close the catalog, unlock."""
+    def close(self, timeout: float = 20.0) -> set[str]:
+        """Stop the pool, close the catalog, unlock; returns the ids left queued for next time."""
         if self._lock_file is None:
-            return
+            return set()
         with _ignoring_signals():
-            self.pool.shutdown(timeout=timeout)
+            interrupted = self.pool.shutdown(timeout=timeout)
             self.catalog.close()
         self._lock_file.close()
         self._lock_file = None
+        return interrupted
 
 
 def worker_settings() -> Any:
@@ -186,6 +187,19 @@ def bound_port(server: uvicorn.Server, fallback: int) -> int:
     return fallback
 
 
+def check_port(host: str, port: int) -> None:
+    """Raise Conflict, with the reason, when ``host:port`` cannot be listened on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            message = f"cannot listen on {host}:{port}: {reason} (pick another --port)"
+            raise Conflict(message) from None
+
+
 def serve(
     settings: LocalSettings,
     *,
@@ -201,6 +215,7 @@ def serve(
     """
     from kubevod.api.app import create_app
 
+    check_port(settings.host, settings.port)
     runtime = LocalRuntime(settings)
     runtime.open()
     watcher: FolderWatcher | None = None
@@ -240,12 +255,15 @@ def serve(
         server.run()
         return 0 if server.started else 1
     finally:
-        echo("Stopping: interrupted transcodes will resume on the next start.")
         if watcher is not None:
             watcher.stop()
         with contextlib.suppress(FileNotFoundError):
             runtime.layout.server_file.unlink()
-        runtime.close()
+        interrupted = runtime.close()
+        if interrupted:
+            echo(f"Stopped; {len(interrupted)} unfinished transcode(s) resume on the next start.")
+        else:
+            echo("Stopped.")
 
 
 def _add_watched(ingestor: LocalIngestor, path: Path) -> None:
