@@ -150,7 +150,8 @@ def _bit_depth(stream: dict[str, Any]) -> int:
     bits = _int(stream.get("bits_per_raw_sample"))
     if bits:
         return bits
-    match = re.search(r"(?:p|le|be)?(9|10|12|14|16)(?:le|be)?$", stream.get("pix_fmt") or "")
+    # yuv420p10le, p010le, gray12be: the depth is the number before the endianness.
+    match = re.search(r"(9|10|12|14|16)(?:le|be)$", stream.get("pix_fmt") or "")
     return int(match.group(1)) if match else 8
 
 

@@ -1,0 +1,225 @@
+"""The one-process ffmpeg command, per accelerator: table and snapshot tests of pure builders.
+
+No GPU is needed: NVENC/VAAPI/QSV command lines are checked as data (the
+hardware trial itself is exercised in test_hwaccel_falls_back_*).
+"""
+
+from __future__ import annotations
+
+import pytest
+from kubevod.worker import hwaccel
+from kubevod.worker.ffmpeg import (
+    AudioOut,
+    EncodePlan,
+    TrickplayOut,
+    audio_piece_seconds,
+    filter_graph,
+    gop_frames,
+    keyframe_expr,
+    poster_argv,
+    subtitles_argv,
+    transcode_argv,
+    trial_argv,
+)
+from kubevod.worker.ladder import Rung
+
+RUNGS = (
+    Rung("720p", 1280, 720, 30.0, 2_800_000, 5_600_000),
+    Rung("360p", 640, 360, 30.0, 800_000, 1_600_000),
+)
+
+
+def plan(**changes: object) -> EncodePlan:
+    base: dict[str, object] = {
+        "source": "/in/src.mkv",
+        "video_stream": 0,
+        "rungs": RUNGS,
+        "audio": (AudioOut("audio", 1),),
+        "segment_seconds": 4.0,
+        "first_segment_seconds": 1.0,
+        "trickplay": TrickplayOut(1.0, 160, 90, 10, 2),
+    }
+    base.update(changes)
+    return EncodePlan(**base)  # type: ignore[arg-type]
+
+
+def after(argv: list[str], flag: str) -> list[str]:
+    """Every value that follows ``flag``."""
+    return [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == flag]
+
+
+SOFTWARE_SNAPSHOT = [
+    "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning",
+    "-nostats", "-progress", "pipe:1", "-stats_period", "0.5",
+    "-i", "/in/src.mkv",
+    "-filter_complex",
+    "[0:0]split=3[s0][s1][s2];"
+    "[s0]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p[v0];"
+    "[s1]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v1];"
+    "[s2]fps=1/1:round=down,scale=160:90,setsar=1,format=yuvj420p,tile=10x2[tp]",
+    "-map", "[v0]", "-map_metadata", "-1", "-map_chapters", "-1",
+    "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-crf", "23",
+    "-maxrate", "2800000", "-bufsize", "5600000", "-g", "240", "-keyint_min", "240",
+    "-sc_threshold", "0", "-flags", "+cgop", "-forced-idr", "1",
+    "-force_key_frames", "expr:gte(t,1+(n_forced-1)*4)",
+    "-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", "1", "-hls_list_size", "0",
+    "-hls_playlist_type", "event", "-hls_flags", "temp_file+independent_segments",
+    "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename", "720p/%d.m4s",
+    "720p/index.m3u8",
+    "-map", "[v1]", "-map_metadata", "-1", "-map_chapters", "-1",
+    "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-crf", "23",
+    "-maxrate", "800000", "-bufsize", "1600000", "-g", "240", "-keyint_min", "240",
+    "-sc_threshold", "0", "-flags", "+cgop", "-forced-idr", "1",
+    "-force_key_frames", "expr:gte(t,1+(n_forced-1)*4)",
+    "-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", "1", "-hls_list_size", "0",
+    "-hls_playlist_type", "event", "-hls_flags", "temp_file+independent_segments",
+    "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename", "360p/%d.m4s",
+    "360p/index.m3u8",
+    "-map", "0:1", "-map_metadata", "-1", "-map_chapters", "-1",
+    "-c:a", "aac", "-b:a", "128000", "-ac", "2", "-ar", "48000",
+    "-f", "hls", "-hls_segment_type", "fmp4", "-hls_time", "1", "-hls_list_size", "0",
+    "-hls_playlist_type", "event", "-hls_flags", "temp_file+independent_segments",
+    "-hls_fmp4_init_filename", "init.mp4", "-hls_segment_filename", "audio.pieces/%d.m4s",
+    "audio.pieces/index.m3u8",
+    "-map", "[tp]", "-c:v", "mjpeg", "-q:v", "5", "-fps_mode", "passthrough",
+    "-f", "image2", "-start_number", "0", "trickplay/%d.jpg",
+]  # fmt: skip
+
+
+def test_software_snapshot() -> None:
+    assert transcode_argv(plan()) == SOFTWARE_SNAPSHOT
+
+
+def test_one_process_decodes_once_and_encodes_every_rung_and_audio_once() -> None:
+    argv = transcode_argv(plan())
+    assert argv.count("-i") == 1
+    assert after(argv, "-c:v").count("libx264") == len(RUNGS)
+    assert after(argv, "-c:a") == ["aac"]
+    assert filter_graph(plan()).count("split=") == 1
+
+
+@pytest.mark.parametrize(
+    ("accel", "encoder", "must_have"),
+    [
+        ("software", "libx264", {"-sc_threshold": "0", "-flags": "+cgop", "-forced-idr": "1"}),
+        ("nvidia", "h264_nvenc", {"-no-scenecut": "1", "-strict_gop": "1", "-cq": "23"}),
+        ("vaapi", "h264_vaapi", {"-rc_mode": "QVBR", "-global_quality": "23"}),
+        ("qsv", "h264_qsv", {"-global_quality": "23", "-look_ahead": "0", "-forced_idr": "1"}),
+    ],
+)
+def test_each_accelerator_caps_quality_and_fixes_the_gop(
+    accel: str, encoder: str, must_have: dict[str, str]
+) -> None:
+    argv = transcode_argv(plan(accelerator=accel))
+    assert after(argv, "-c:v").count(encoder) == len(RUNGS)
+    for flag, value in must_have.items():
+        assert after(argv, flag) == [value] * len(RUNGS), flag
+    assert after(argv, "-maxrate") == ["2800000", "800000"]
+    assert after(argv, "-bufsize") == ["5600000", "1600000"]
+    assert after(argv, "-g") == ["240", "240"]
+    assert after(argv, "-force_key_frames") == ["expr:gte(t,1+(n_forced-1)*4)"] * 2
+    assert after(argv, "-hls_segment_type") == ["fmp4"] * 3
+
+
+def test_vaapi_and_qsv_upload_frames_to_the_device() -> None:
+    vaapi = transcode_argv(plan(accelerator="vaapi", vaapi_device="/dev/dri/renderD129"))
+    assert after(vaapi, "-init_hw_device") == ["vaapi=hw:/dev/dri/renderD129"]
+    assert after(vaapi, "-filter_hw_device") == ["hw"]
+    assert filter_graph(plan(accelerator="vaapi")).count("format=nv12,hwupload[") == 2
+    qsv = transcode_argv(plan(accelerator="qsv"))
+    assert after(qsv, "-init_hw_device") == ["qsv=hw"]
+    assert filter_graph(plan(accelerator="qsv")).count("hwupload=extra_hw_frames=64[") == 2
+    nvenc = transcode_argv(plan(accelerator="nvidia"))
+    assert "-init_hw_device" not in nvenc  # NVENC takes frames from system memory
+
+
+def test_deinterlace_and_constant_frame_rate_run_once_before_the_split() -> None:
+    graph = filter_graph(plan(deinterlace=True, fps=29.97))
+    assert graph.startswith("[0:0]bwdif=mode=send_frame:deint=interlaced,fps=29.97,split=3")
+
+
+def test_no_audio_no_trickplay() -> None:
+    argv = transcode_argv(plan(audio=(), trickplay=None))
+    assert "-c:a" not in argv and "[tp]" not in argv
+    assert "split=2" in filter_graph(plan(audio=(), trickplay=None))
+
+
+def test_several_audio_tracks_each_encoded_once() -> None:
+    argv = transcode_argv(plan(audio=(AudioOut("audio", 1), AudioOut("audio-2", 2, 96_000))))
+    assert after(argv, "-map")[-3:-1] == ["0:1", "0:2"]
+    assert after(argv, "-b:a") == ["128000", "96000"]
+    assert after(argv, "-hls_segment_filename")[-2:] == [
+        "audio.pieces/%d.m4s",
+        "audio-2.pieces/%d.m4s",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("first", "every", "expr", "piece"),
+    [
+        (1.0, 4.0, "expr:gte(t,1+(n_forced-1)*4)", 1.0),
+        (1.0, 6.0, "expr:gte(t,1+(n_forced-1)*6)", 1.0),
+        (2.0, 4.0, "expr:gte(t,2+(n_forced-1)*4)", 2.0),
+        (1.0, 4.5, "expr:gte(t,1+(n_forced-1)*4.5)", 0.5),
+        (4.0, 4.0, "expr:gte(t,4+(n_forced-1)*4)", 4.0),
+    ],
+)
+def test_keyframes_and_audio_pieces_share_the_boundaries(
+    first: float, every: float, expr: str, piece: float
+) -> None:
+    assert keyframe_expr(first, every) == expr
+    assert audio_piece_seconds(first, every) == piece
+
+
+def test_first_segment_is_never_longer_than_the_others() -> None:
+    p = plan(segment_seconds=2.0, first_segment_seconds=3.0)
+    assert p.first_segment == 2.0
+    assert after(transcode_argv(p), "-hls_time")[0] == "2"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "fps", "gop"), [(4, 30, 240), (4, 29.97, 240), (6, 25, 300), (2, 60, 240)]
+)
+def test_gop_safety_net(seconds: float, fps: float, gop: int) -> None:
+    assert gop_frames(seconds, fps) == gop
+
+
+def test_x264_preset_and_threads_are_settable() -> None:
+    argv = transcode_argv(plan(x264_preset="ultrafast", x264_threads=2, crf=20))
+    assert after(argv, "-preset") == ["ultrafast"] * 2
+    assert after(argv, "-threads") == ["2"] * 2
+    assert after(argv, "-crf") == ["20"] * 2
+
+
+def test_small_builders() -> None:
+    assert poster_argv("in.mp4", at=2.5, width=640, height=360, out="p.jpg")[6:10] == [
+        "-ss", "2.5", "-i", "in.mp4",
+    ]  # fmt: skip
+    subs = subtitles_argv("in.mkv", [(2, "subs/0.vtt"), (3, "subs/1.vtt")])
+    assert after(subs, "-map") == ["0:2", "0:3"] and after(subs, "-c:s") == ["webvtt", "webvtt"]
+    assert after(trial_argv("nvidia"), "-c:v") == ["h264_nvenc"]
+    assert "hwupload" in " ".join(trial_argv("vaapi"))
+
+
+def test_hwaccel_falls_back_to_software_when_no_device_is_there() -> None:
+    """Real detection on this machine (no GPU): every trial is skipped or fails, software wins."""
+    hwaccel.clear_cache()
+    choice = hwaccel.choose("auto")
+    if choice.accelerator != "software":  # pragma: no cover - a machine with a working GPU
+        pytest.skip(f"a real accelerator works here: {choice.reason}")
+    assert "falling back to libx264" in choice.reason
+    assert "h264_nvenc" in choice.reason and "h264_qsv" in choice.reason
+
+
+def test_hwaccel_choice_rules_with_a_mocked_gpu() -> None:
+    """The GPU is mocked here (try_fn); the rules are what is under test."""
+    works = {"nvidia": False, "vaapi": True, "qsv": True}
+
+    def fake(accel: str) -> tuple[bool, str]:
+        return works[accel], "ok" if works[accel] else "no device"
+
+    assert hwaccel.choose("auto", try_fn=fake).accelerator == "vaapi"  # type: ignore[arg-type]
+    assert hwaccel.choose("nvidia", try_fn=fake).accelerator == "software"  # type: ignore[arg-type]
+    assert "h264_nvenc: no device" in hwaccel.choose("nvidia", try_fn=fake).reason  # type: ignore[arg-type]
+    assert hwaccel.choose("none", try_fn=fake).accelerator == "software"  # type: ignore[arg-type]
+    assert hwaccel.choose("qsv", try_fn=fake).accelerator == "qsv"  # type: ignore[arg-type]

@@ -1,0 +1,114 @@
+"""``kubevod-worker``: run one transcode in a Kubernetes Job (or by hand).
+
+Reads the job from ``KUBEVOD_JOB`` (``TranscodeJob.to_env``), the catalog from
+``KUBEVOD_CATALOG_URL`` and the store from ``KUBEVOD_STORE_URL``; a W3C
+``TRACEPARENT`` joins the operator's trace. Prints a progress line now and
+then. SIGTERM (pod deletion) stops ffmpeg cleanly.
+
+Exit codes: 0 done, 2 the source is bad (permanent: do not retry), 1 anything
+that may pass on retry (store or catalog down, ffmpeg killed...), 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from types import FrameType
+
+from kubevod.worker.errors import Cancelled, one_line
+from kubevod.worker.pipeline import run
+from kubevod.worker.settings import WorkerSettings
+
+from kubevod.backends import open_catalog, open_store, redact_url
+from kubevod.errors import InvalidInput, SourceError
+from kubevod.jobs import TranscodeJob
+from kubevod.logs import get_logger, setup_logging
+from kubevod.telemetry import (
+    TRACEPARENT_ENV,
+    TRACESTATE_ENV,
+    attach_traceparent,
+    detach,
+    setup_telemetry,
+    shutdown,
+)
+
+EXIT_OK, EXIT_TRANSIENT, EXIT_SOURCE, EXIT_CANCELLED = 0, 1, 2, 130
+CATALOG_ENV = "KUBEVOD_CATALOG_URL"
+STORE_ENV = "KUBEVOD_STORE_URL"
+
+
+class _Printer:
+    """Prints ``progress 42.0%`` at most every few seconds (and every 10 points)."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self._at = 0.0
+        self._shown = -100.0
+
+    def __call__(self, percent: float) -> None:
+        now = time.monotonic()
+        if percent >= 100 or now - self._at >= self.every or percent - self._shown >= 10:
+            self._at, self._shown = now, percent
+            print(f"progress {percent:.1f}%", flush=True)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run the job described by the environment; returns the exit code."""
+    env = os.environ if env is None else env
+    setup_logging(service="kubevod-worker")
+    setup_telemetry("kubevod-worker", component="worker")
+    log = get_logger(__name__)
+    try:
+        job = TranscodeJob.from_env(env)
+    except (ValueError, TypeError) as exc:
+        print(f"error: bad job: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_SOURCE
+    missing = [name for name in (CATALOG_ENV, STORE_ENV) if not env.get(name)]
+    if missing:
+        print(f"error: {', '.join(missing)} not set", file=sys.stderr)
+        return EXIT_TRANSIENT
+    cancel = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.warning("signal %d: stopping the transcode", signum)
+        cancel.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    token = attach_traceparent(env.get(TRACEPARENT_ENV), env.get(TRACESTATE_ENV))
+    try:
+        store = open_store(env[STORE_ENV])
+        catalog = open_catalog(env[CATALOG_ENV])
+    except InvalidInput as exc:
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_TRANSIENT
+    log.info("job %s from %s", job.video_id, redact_url(job.source))
+    try:
+        video = run(
+            job, store=store, catalog=catalog, cancel=cancel, on_progress=_Printer(),
+            settings=WorkerSettings(),
+        )  # fmt: skip
+        print(f"ready {video.id}: {len(video.renditions)} renditions, {video.duration:.1f} s")
+        return EXIT_OK
+    except SourceError as exc:
+        print(f"failed: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_SOURCE
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Exception as exc:
+        log.exception("transcode failed")
+        print(f"error (will retry): {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_TRANSIENT
+    finally:
+        catalog.close()
+        detach(token)
+        shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
