@@ -152,3 +152,16 @@ def test_add_without_a_server_transcodes_in_the_foreground(workdir: Path) -> Non
     assert "100% ready" in done.stderr
     items = library(data)
     assert [(v["id"], v["state"]) for v in items] == [(video["id"], "ready")]
+
+
+@pytest.mark.browser
+def test_chromium_plays_the_added_video_from_the_printed_link(
+    server: LocalServer, added: dict[str, Any], page: Any
+) -> None:
+    video_id = added["video"]["id"]
+    page.goto(f"{server.url}/watch/{video_id}")
+    page.wait_for_function(
+        "() => { const v = document.querySelector('video');"
+        " return v && !v.paused && v.readyState >= 3 && v.currentTime > 1.0; }",
+        timeout=20_000,
+    )
