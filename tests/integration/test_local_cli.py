@@ -142,7 +142,9 @@ def test_rm_removes_the_video_and_its_media(server: LocalServer, workdir: Path) 
     assert not (server.data / "media" / "videos" / video_id).exists()
 
 
-def test_add_without_a_server_transcodes_in_the_foreground(workdir: Path) -> None:
+def test_add_without_a_server_transcodes_in_the_foreground_or_queues_for_serve(
+    workdir: Path,
+) -> None:
     data = workdir / "offline"
     source = clip(workdir / "offline.mp4", seconds=2)
     done = kubevod("add", str(source), "--data", str(data), "--title", "Offline", "--json")
@@ -152,6 +154,17 @@ def test_add_without_a_server_transcodes_in_the_foreground(workdir: Path) -> Non
     assert "100% ready" in done.stderr
     items = library(data)
     assert [(v["id"], v["state"]) for v in items] == [(video["id"], "ready")]
+    # --no-wait with no server only registers it; the next `serve` transcodes it.
+    later = clip(workdir / "later.mp4", seconds=1)
+    queued = kubevod("add", str(later), "--data", str(data), "--no-wait", "--json")
+    assert queued.returncode == 0, queued.stderr
+    assert json.loads(queued.stdout)["state"] == "queued"
+    server = LocalServer(data).start()
+    try:
+        done = server.wait_for(json.loads(queued.stdout)["id"], lambda v: v["state"] == "ready")
+        assert done["playable"]
+    finally:
+        server.stop()
 
 
 @pytest.mark.browser
