@@ -35,19 +35,20 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
     },
     "external-existing-secrets": {
         "minio": {"enabled": False},
-        "externalS3": {"existingSecret": "my-s3"},
         "mongodb": {"enabled": False},
-        "externalMongo": {"existingSecret": "my-mongo"},
+        "connections": {"existingSecret": "my-connections"},
         "api": {"apiToken": {"existingSecret": "my-token"}},
     },
     "gpu": {
         "worker": {
             "gpu": {
-                "enabled": True,
-                "nodeSelector": {"nvidia.com/gpu.present": "true"},
-                "tolerations": [
-                    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-                ],
+                "defaultVendor": "intel",
+                "nvidia": {
+                    "runtimeClassName": "nvidia-experimental",
+                    "nodeSelector": {"gpu": "rtx", "nvidia.com/gpu.present": None},
+                    "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                },
+                "intel": {"renderGroup": 105},
             }
         }
     },
@@ -123,3 +124,9 @@ def find(docs: Sequence[dict[str, Any]], kind: str, suffix: str = "") -> dict[st
     found = [d for d in docs if d["kind"] == kind and d["metadata"]["name"].endswith(suffix)]
     assert len(found) == 1, f"{kind} *{suffix}: {[d['metadata']['name'] for d in found]}"
     return found[0]
+
+
+def container_env(workload: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    """Env of a workload's container: name -> value (or the valueFrom mapping)."""
+    container = workload["spec"]["template"]["spec"]["containers"][index]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}

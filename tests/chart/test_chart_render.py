@@ -15,6 +15,7 @@ from tests.chart.helm import (
     CHART,
     COMBINATIONS,
     DIGEST,
+    container_env,
     documents,
     find,
     helm,
@@ -47,7 +48,7 @@ def test_helm_lint_strict_passes() -> None:
         ({"operator": {"replicas": 0}}, "operator.replicas"),
         ({"operator": {"imag": {}}}, "imag"),
         ({"api": {"service": {"type": "Public"}}}, "api.service.type"),
-        ({"worker": {"gpu": {"vendor": "amd"}}}, "worker.gpu.vendor"),
+        ({"worker": {"gpu": {"defaultVendor": "amd"}}}, "worker.gpu.defaultVendor"),
         ({"api": {"image": {"digest": "sha256:short"}}}, "digest"),
         ({"api": {"resources": {"requests": {"cpu": "a lot"}}}}, "api.resources"),
         ({"minio": {"enabled": False}}, "externalS3"),
@@ -120,7 +121,7 @@ def test_media_origin_is_minio_public_s3_or_the_api(
 ) -> None:
     def origin(combination: str) -> tuple[str, ...]:
         deploy = find(rendered[combination], "Deployment", "-cache")
-        env = {e["name"]: e.get("value") for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+        env = container_env(deploy)
         keys = ("KUBEVOD_MEDIA_SCHEME", "KUBEVOD_MEDIA_HOST", "KUBEVOD_MEDIA_PORT")
         return (*(str(env[k]) for k in keys), str(env["KUBEVOD_MEDIA_PREFIX"]))
 
@@ -139,7 +140,8 @@ def test_connection_urls_use_the_generated_passwords(
     docs = rendered["default"]
     minio = find(docs, "Secret", "-minio")["data"]
     mongo = find(docs, "Secret", "-mongodb")["data"]
-    urls = {k: base64.b64decode(v).decode() for k, v in find(docs, "Secret", "-connections")["data"].items()}  # fmt: skip
+    connections = find(docs, "Secret", "-connections")["data"]
+    urls = {k: base64.b64decode(v).decode() for k, v in connections.items()}
     password = base64.b64decode(minio["root-password"]).decode()
     assert len(password) >= 32
     assert urls["store-url"] == (
@@ -157,9 +159,8 @@ def test_images_are_pinned_by_tag_and_digest_when_a_digest_is_given(
     docs = rendered["tls-telemetry-pinned"]
     api = find(docs, "Deployment", "-api")["spec"]["template"]["spec"]["containers"][0]
     assert api["image"] == f"ghcr.io/kubevod/kubevod-api:0.1.0@{DIGEST}"
-    operator = find(docs, "Deployment", "-operator")["spec"]["template"]["spec"]
-    env = {e["name"]: e.get("value") for e in operator["containers"][0]["env"]}
-    assert env["KUBEVOD_WORKER_IMAGE"] == f"ghcr.io/kubevod/kubevod-worker:0.1.0@{DIGEST}"
+    env = container_env(find(docs, "Deployment", "-operator"))
+    assert env["KUBEVOD_WORKER__IMAGE"] == f"ghcr.io/kubevod/kubevod-worker:0.1.0@{DIGEST}"
 
 
 def test_ha_runs_several_replicas_with_a_disruption_budget_and_peering(
@@ -171,21 +172,50 @@ def test_ha_runs_several_replicas_with_a_disruption_budget_and_peering(
     assert find(docs, "Deployment", "-cache")["spec"]["replicas"] == 2
     operator = find(docs, "Deployment", "-operator")
     assert operator["spec"]["replicas"] == 2
-    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
-    assert env["KUBEVOD_PEERING"] == "true"
+    assert container_env(operator)["KUBEVOD_PEERING__NAME"]
     assert not [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
-    assert (CHART / "crds" / "kopf-peering.yaml").exists()
+    assert (CHART / "crds" / "kopfpeerings.kopf.dev.yaml").exists()
 
 
-def test_gpu_settings_reach_the_operator_for_its_jobs(
+def test_gpu_and_worker_settings_reach_the_operator_for_its_jobs(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
-    operator = find(rendered["gpu"], "Deployment", "-operator")
-    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
-    assert env["KUBEVOD_GPU_ENABLED"] == "true"
-    assert env["KUBEVOD_GPU_RUNTIME_CLASS"] == "nvidia"
-    assert env["KUBEVOD_GPU_RESOURCE"] == "nvidia.com/gpu"
-    assert yaml.safe_load(env["KUBEVOD_GPU_TOLERATIONS"])[0]["key"] == "nvidia.com/gpu"
+    env = container_env(find(rendered["gpu"], "Deployment", "-operator"))
+    assert env["KUBEVOD_GPU__DEFAULT_VENDOR"] == "intel"
+    assert env["KUBEVOD_GPU__NVIDIA_RUNTIME_CLASS"] == "nvidia-experimental"
+    assert yaml.safe_load(env["KUBEVOD_GPU__NVIDIA_NODE_SELECTOR"]) == {"gpu": "rtx"}
+    assert yaml.safe_load(env["KUBEVOD_GPU__NVIDIA_TOLERATIONS"])[0]["key"] == "gpu"
+    assert env["KUBEVOD_GPU__INTEL_RENDER_GROUP"] == "105"
+    assert env["KUBEVOD_WORKER__SERVICE_ACCOUNT"] == "vod-kubevod-worker"
+    assert env["KUBEVOD_WORKER__SECRET_NAME"] == "vod-kubevod-connections"
+    assert env["KUBEVOD_WORKER__MEMORY_LIMIT"] == "4Gi"
+
+
+def test_existing_connections_secret_replaces_the_generated_one(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["external-existing-secrets"]
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    for workload in ("-api", "-operator"):
+        env = container_env(find(docs, "Deployment", workload))
+        assert env["KUBEVOD_STORE_URL"]["secretKeyRef"]["name"] == "my-connections"
+        assert env["KUBEVOD_CATALOG_URL"]["secretKeyRef"]["name"] == "my-connections"
+    operator = container_env(find(docs, "Deployment", "-operator"))
+    assert operator["KUBEVOD_WORKER__SECRET_NAME"] == "my-connections"
+
+
+def test_namespaced_rbac_watches_only_the_release_namespace(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["namespaced-rbac"]
+    assert not [d for d in docs if d["kind"].startswith("Cluster")]
+    env = container_env(find(docs, "Deployment", "-operator"))
+    assert env["KUBEVOD_NAMESPACES"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert find(docs, "KopfPeering")["metadata"]["name"] == env["KUBEVOD_PEERING__NAME"]
+    cluster_env = container_env(find(rendered["default"], "Deployment", "-operator"))
+    assert "KUBEVOD_NAMESPACES" not in cluster_env
+    peering = find(rendered["default"], "ClusterKopfPeering")
+    assert peering["metadata"]["name"] == cluster_env["KUBEVOD_PEERING__NAME"]
 
 
 def test_network_policies_keep_store_and_catalog_private(

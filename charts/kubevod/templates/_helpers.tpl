@@ -77,25 +77,9 @@ imagePullSecrets:
 {{- end }}
 {{- end }}
 
-{{/* The Secret (and key) holding the store URL (s3://...) and the catalog URL (mongodb://...). */}}
+{{/* The Secret holding store-url (s3://...) and catalog-url (mongodb://...): made by the chart, or the user's. */}}
 {{- define "kubevod.connectionsSecret" -}}
-{{ include "kubevod.componentName" (dict "root" . "component" "connections") }}
-{{- end }}
-
-{{- define "kubevod.storeSecretName" -}}
-{{- if and (not .Values.minio.enabled) .Values.externalS3.existingSecret }}
-{{- .Values.externalS3.existingSecret }}
-{{- else }}
-{{- include "kubevod.connectionsSecret" . }}
-{{- end }}
-{{- end }}
-
-{{- define "kubevod.catalogSecretName" -}}
-{{- if and (not .Values.mongodb.enabled) .Values.externalMongo.existingSecret }}
-{{- .Values.externalMongo.existingSecret }}
-{{- else }}
-{{- include "kubevod.connectionsSecret" . }}
-{{- end }}
+{{- default (include "kubevod.componentName" (dict "root" . "component" "connections")) .Values.connections.existingSecret }}
 {{- end }}
 
 {{/* Env entries every kubevod component shares: where the catalog and store are, telemetry. */}}
@@ -103,12 +87,12 @@ imagePullSecrets:
 - name: KUBEVOD_CATALOG_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "kubevod.catalogSecretName" . }}
+      name: {{ include "kubevod.connectionsSecret" . }}
       key: catalog-url
 - name: KUBEVOD_STORE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "kubevod.storeSecretName" . }}
+      name: {{ include "kubevod.connectionsSecret" . }}
       key: store-url
 {{- with include "kubevod.otlpEndpoint" . }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
@@ -148,4 +132,15 @@ prefix: /media/
 {{/* The signing secret's Secret name. */}}
 {{- define "kubevod.signingSecretName" -}}
 {{- default (include "kubevod.componentName" (dict "root" . "component" "signing")) .Values.cache.signedUrls.existingSecret }}
+{{- end }}
+
+{{/* Name of the kopf peering object the operator replicas share. */}}
+{{- define "kubevod.peeringName" -}}
+{{- $name := include "kubevod.componentName" (dict "root" . "component" "operator") }}
+{{- if .Values.operator.rbac.namespaced }}
+{{- $name }}
+{{- else }}
+{{- /* Cluster-scoped: the namespace keeps two releases apart. */}}
+{{- printf "%s-%s" .Release.Namespace $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
 {{- end }}
