@@ -78,13 +78,29 @@ def install(app: FastAPI, *, retry_after_s: int) -> None:
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` entries for the error statuses a route can return."""
+    """OpenAPI ``responses`` entries for the error statuses a route can return.
+
+    422 is documented as either shape: FastAPI's request validation errors or a
+    domain InvalidInput (``ErrorBody``) raised while handling a valid request.
+    """
     text = {
         401: "Missing or wrong bearer token",
         404: "No such video or object",
         409: "Not possible in the video's current state",
         413: "Body too large",
         416: "Range not satisfiable",
+        422: "Invalid request",
         503: "A backend is unreachable; retry after Retry-After seconds",
     }
-    return {s: {"model": ErrorBody, "description": text.get(s, "Error")} for s in statuses}
+    out: dict[int | str, dict[str, Any]] = {}
+    for s in statuses:
+        out[s] = {"model": ErrorBody, "description": text.get(s, "Error")}
+        if s == 422:
+            either = {
+                "anyOf": [
+                    {"$ref": "#/components/schemas/HTTPValidationError"},
+                    {"$ref": "#/components/schemas/ErrorBody"},
+                ]
+            }
+            out[s] = {"description": text[s], "content": {"application/json": {"schema": either}}}
+    return out

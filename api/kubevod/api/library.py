@@ -92,7 +92,7 @@ def ingest_router() -> APIRouter:
         status_code=202,
         response_model=VideoView,
         dependencies=[TokenDep],
-        responses=responses(401, 409, 503),
+        responses=responses(401, 409, 422, 503),
     )
     async def add_video(request: IngestRequest, services: ServicesDep) -> VideoView:
         """Add a video from a path or URL; it is queued for transcoding (202)."""

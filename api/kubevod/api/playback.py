@@ -224,7 +224,7 @@ _MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"video/mp4": {}}, "description": "The whole object"},
     206: {"content": {"video/mp4": {}}, "description": "The requested byte range(s)"},
     304: {"description": "Not modified"},
-    **responses(404, 416, 503),
+    **responses(404, 416, 422, 503),
 }
 
 

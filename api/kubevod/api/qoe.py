@@ -41,7 +41,15 @@ async def read_limited(request: Request, limit: int) -> bytes:
     "/api/qoe",
     status_code=204,
     response_class=Response,
-    responses=responses(404, 413, 503),
+    responses={
+        **responses(404, 413, 503),
+        422: {
+            "description": "The beacon is not valid JSON or breaks a field's rule",
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+            },
+        },
+    },
     openapi_extra={
         "requestBody": {
             "required": True,

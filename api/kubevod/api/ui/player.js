@@ -43,6 +43,7 @@ const state = (window.kubevodPlayer = {
   mode: null, // "hls.js" | "native"
   hls: null,
   levels: [], // [{index, height, width, bitrate, name}]
+  requestedLevels: [], // level index of every video fragment requested, in order
   loadedLevels: [], // level index of every video fragment loaded, in order
   currentLevel: -1,
   autoLevel: true,
@@ -126,15 +127,26 @@ function rememberMediaOrigin(v) {
 
 // ---- playback ----------------------------------------------------------------------------
 
-function resumePosition(v) {
-  const saved = store.get(`resume:${videoId}`);
-  if (!saved || !(saved.t > 5)) return 0;
-  const duration = v.duration || saved.d || 0;
-  return duration && saved.t > duration - 5 ? 0 : saved.t;
+/** Resume only past the first seconds and before the very end (then start over). */
+const RESUME_MIN_S = 3;
+function resumeEndMargin(duration) {
+  return Math.max(3, 0.03 * duration);
 }
 
-function start(v) {
+function resumePosition(v) {
+  const saved = store.get(`resume:${videoId}`);
+  if (!saved || !(saved.t >= RESUME_MIN_S)) return 0;
+  const duration = v.duration || saved.d || 0;
+  return duration && saved.t > duration - resumeEndMargin(duration) ? 0 : saved.t;
+}
+
+/**
+ * Start playback. `waited` is true when the page had to wait for the first segments: the
+ * master playlist preloaded by the page's <head> was then an error, so fetch it afresh.
+ */
+function start(v, { waited = false } = {}) {
   const urls = playbackUrls(v);
+  if (waited) urls.hls += `${urls.hls.includes("?") ? "&" : "?"}t=${Date.now()}`;
   const resumeAt = resumePosition(v);
   const growing = v.state !== "ready";
   if (urls.poster) video.poster = urls.poster;
@@ -152,7 +164,10 @@ function start(v) {
       startPosition: resumeAt || (growing ? 0 : -1),
       capLevelToPlayerSize: true,
       enableWebVTT: false, // captions come from the <track> elements above
+      // Start from the bandwidth measured on the last visit; only a first visit spends its
+      // first fragment on measuring (lowest rung first).
       abrEwmaDefaultEstimate: estimate > 0 ? Math.min(estimate, 200e6) : 1e6,
+      testBandwidth: !(estimate > 0),
       backBufferLength: 60,
       maxBufferLength: 30,
     });
@@ -166,6 +181,9 @@ function start(v) {
       const level = state.levels[data.level];
       if (level) state.qoe.noteSwitch(level.name);
       updateQualityButton();
+    });
+    hls.on(Hls.Events.FRAG_LOADING, (_e, data) => {
+      if (data.frag.type === "main" && data.frag.sn !== "initSegment") state.requestedLevels.push(data.frag.level);
     });
     hls.on(Hls.Events.FRAG_LOADED, (_e, data) => {
       if (data.frag.type === "main" && data.frag.sn !== "initSegment") state.loadedLevels.push(data.frag.level);
@@ -500,8 +518,8 @@ function saveResume() {
   lastResumeSave = performance.now();
   const d = duration();
   const t = video.currentTime;
-  if (t > 5 && (!d || t < d - 5)) store.set(`resume:${videoId}`, { t: Math.round(t * 10) / 10, d, at: Date.now() });
-  else if (d && t >= d - 5) store.remove(`resume:${videoId}`);
+  if (t >= RESUME_MIN_S && (!d || t < d - resumeEndMargin(d))) store.set(`resume:${videoId}`, { t: Math.round(t * 10) / 10, d, at: Date.now() });
+  else if (d && t >= d - resumeEndMargin(d)) store.remove(`resume:${videoId}`);
 }
 addEventListener("pagehide", saveResume);
 
@@ -610,11 +628,12 @@ async function setupOffline(v) {
 
 async function pollWhileGrowing() {
   while (state.video && (state.video.state === "transcoding" || state.video.state === "queued")) {
-    await new Promise((r) => setTimeout(r, 3000));
+    // Poll fast until the first segments exist, then just to follow the progress.
+    await new Promise((r) => setTimeout(r, state.mode ? 3000 : 1000));
     try {
       state.video = await getJson(`/api/videos/${encodeURIComponent(videoId)}`);
       renderDetails(state.video);
-      if (!state.mode && state.video.playable) start(state.video);
+      if (!state.mode && state.video.playable) start(state.video, { waited: true });
     } catch {
       /* keep polling */
     }
