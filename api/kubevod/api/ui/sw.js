@@ -63,6 +63,21 @@ async function networkFirst(request, { cacheName = null, fallback = null } = {})
   }
 }
 
+/**
+ * Manifests and metadata: straight to the network unless the video is saved on this device.
+ * A saved one is revalidated with the server (bypassing the HTTP cache, which may hold the
+ * full multi-rung master) and falls back to the saved single-rung copy when that fails.
+ */
+async function savedFallback(request) {
+  const saved = await caches.match(request, { ignoreVary: true });
+  if (!saved) return fetch(request);
+  try {
+    return await fetch(request, { cache: "no-cache" });
+  } catch {
+    return saved;
+  }
+}
+
 /** Cache first for immutable media objects of saved videos; otherwise straight to the network. */
 async function cacheFirst(request) {
   const cached = await caches.match(request.url, { ignoreVary: true });
@@ -84,7 +99,7 @@ self.addEventListener("fetch", (event) => {
   } else if (url.pathname.startsWith("/media/")) {
     event.respondWith(cacheFirst(request));
   } else if (url.pathname.startsWith("/v/") || url.pathname.startsWith("/api/videos/")) {
-    event.respondWith(networkFirst(request));
+    event.respondWith(savedFallback(request));
   } else if (url.pathname === "/ui/vendor/hls.min.js") {
     // Pinned third-party file: serve the cached copy at once, refresh it in the background.
     event.respondWith(
