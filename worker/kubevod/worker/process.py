@@ -9,9 +9,12 @@ period; ffmpeg gets its own process group so nothing it spawns outlives it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +22,16 @@ from pathlib import Path
 from kubevod.worker.progress import ProgressParser, ProgressUpdate
 
 LOG_TAIL_LINES = 30
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """Linux: SIGKILL ffmpeg when the worker dies (a SIGKILLed pod leaves no orphan encoding)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 class FfmpegProcess:
@@ -46,6 +59,7 @@ class FfmpegProcess:
             stdout=subprocess.PIPE,
             stderr=self._log,
             start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         self._reader = threading.Thread(target=self._read, name="ffmpeg-progress", daemon=True)
         self._reader.start()

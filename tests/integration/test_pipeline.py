@@ -1,0 +1,279 @@
+"""The transcode pipeline on real backends: FileStore + SQLite, MinIO + the MongoDB-wire server.
+
+Each run encodes a small clip with the real ffmpeg (ultrafast preset) and the
+results are read back from the store with ffprobe (tests/integration/worker_media.py).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubevod.worker.errors import Cancelled
+from kubevod.worker.pipeline import run
+
+from kubevod.backends import open_catalog, open_store
+from kubevod.catalog.base import Catalog
+from kubevod.catalog.sqlite import SqliteCatalog
+from kubevod.errors import SourceError
+from kubevod.jobs import TranscodeJob
+from kubevod.models import VideoState, new_video_id
+from kubevod.store.base import ObjectStore
+from kubevod.store.file import FileStore
+from tests.fixtures.media import make_video
+from tests.fixtures.util import ROOT
+from tests.integration.worker_media import check_playlists, check_ready_video, fast_settings
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Backends:
+    store: ObjectStore
+    catalog: Catalog
+    store_url: str
+    catalog_url: str
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """640x360 (two rungs: 360p, 240p), 5 s, with audio."""
+    return make_video(tmp_path_factory.mktemp("src") / "clip.mp4", seconds=5)
+
+
+@pytest.fixture
+def local_backends(tmp_path: Path) -> Iterator[Backends]:
+    catalog = SqliteCatalog(tmp_path / "catalog.db")
+    yield Backends(
+        FileStore(tmp_path / "media"), catalog, f"file://{tmp_path}/media",
+        f"sqlite:///{tmp_path}/catalog.db",
+    )  # fmt: skip
+    catalog.close()
+
+
+@pytest.fixture(params=["file+sqlite", "minio+mongo"])
+def backends(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backends]:
+    if request.param == "file+sqlite":
+        yield request.getfixturevalue("local_backends")
+        return
+    minio = request.getfixturevalue("minio")
+    mongo_url = request.getfixturevalue("mongo_url")
+    catalog = open_catalog(mongo_url)
+    yield Backends(open_store(minio.store_url), catalog, minio.store_url, mongo_url)
+    catalog.close()
+
+
+def test_ladder_is_complete_aligned_and_playable(
+    backends: Backends, clip: Path, tmp_path: Path
+) -> None:
+    job = TranscodeJob(video_id=new_video_id(), source=str(clip), segment_seconds=2, title="Clip")
+    seen: list[float] = []
+    video = run(
+        job, store=backends.store, catalog=backends.catalog, scratch=tmp_path / "scratch",
+        on_progress=seen.append, settings=fast_settings(),
+    )  # fmt: skip
+    assert video == backends.catalog.get(job.video_id)
+    assert video.title == "Clip" and video.accelerator == "software"
+    assert [r.name for r in video.renditions] == ["360p", "240p", "audio"]
+    assert [(r.width, r.height) for r in video.renditions[:2]] == [(640, 360), (426, 240)]
+    assert video.duration == pytest.approx(5.0, abs=0.05)
+    assert video.prefix == f"videos/{job.video_id}/g1"
+    starts = check_ready_video(
+        video, backends.catalog, backends.store, tmp_path / "dl", segment_seconds=2
+    )
+    assert starts["360p"] == pytest.approx([0.0, 1.0, 3.0], abs=0.002)
+    check_playlists(video, backends.catalog)
+    assert seen == sorted(seen) and seen[-1] == 100.0
+    # poster and trickplay (sprite sheets + WebVTT index)
+    assert video.poster_key and backends.store.get(video.poster_key)[:2] == b"\xff\xd8"
+    assert video.trickplay is not None and video.trickplay.sheets == 1
+    vtt = backends.store.get(video.trickplay.vtt_key).decode()
+    assert vtt.startswith("WEBVTT") and vtt.count("0.jpg#xywh=") == 5
+    assert backends.store.get(f"{video.media_prefix()}/trickplay/0.jpg")[:2] == b"\xff\xd8"
+    assert not (tmp_path / "scratch").exists() or not any((tmp_path / "scratch").iterdir())
+
+
+class RecordingCatalog(SqliteCatalog):
+    """The real SQLite catalog, noting catalog and store contents when ``playable`` flips."""
+
+    store: ObjectStore
+    snapshot: dict[str, Any] | None = None
+
+    def update(self, video_id: str, **fields: Any) -> Any:
+        if fields.get("playable") is True and self.snapshot is None:
+            video = self.get(video_id)
+            names = [r.name for r in fields["renditions"]]
+            firsts = {n: self.segments(video_id, n)[:1] for n in names}
+            self.snapshot = {
+                "state": video.state,
+                "names": names,
+                "first_segments": {n: [s.key for s in segs] for n, segs in firsts.items()},
+                "in_store": all(self.store.stat(s[0].key).size > 0 for s in firsts.values() if s),
+                "at": time.monotonic(),
+            }
+        return super().update(video_id, **fields)
+
+
+def test_playable_while_encoding_with_the_first_segment_of_every_rendition(
+    clip: Path, tmp_path: Path
+) -> None:
+    catalog = RecordingCatalog(tmp_path / "c.db")
+    catalog.store = FileStore(tmp_path / "media")
+    job = TranscodeJob(video_id=new_video_id(), source=str(clip), segment_seconds=2)
+    started = time.monotonic()
+    video = run(job, store=catalog.store, catalog=catalog, settings=fast_settings())
+    snap = catalog.snapshot
+    assert snap is not None and video.state == VideoState.READY
+    assert snap["state"] == VideoState.TRANSCODING  # playable before the end
+    assert snap["names"] == ["360p", "240p", "audio"]
+    assert all(len(keys) == 1 for keys in snap["first_segments"].values()), snap
+    assert snap["in_store"]
+    # issue 3: at most segment length + 2 s after the job starts (generous on a busy CI box)
+    assert snap["at"] - started < 2 + 4
+
+
+def test_rerun_of_the_same_job_replaces_everything_under_the_same_keys(
+    local_backends: Backends, clip: Path, tmp_path: Path
+) -> None:
+    job = TranscodeJob(video_id=new_video_id(), source=str(clip), segment_seconds=2)
+    first = run(
+        job, store=local_backends.store, catalog=local_backends.catalog, settings=fast_settings()
+    )
+    keys = sorted(o.key for o in local_backends.store.list(first.media_prefix() + "/"))
+    again = run(
+        job, store=local_backends.store, catalog=local_backends.catalog, settings=fast_settings()
+    )
+    assert sorted(o.key for o in local_backends.store.list(again.media_prefix() + "/")) == keys
+    check_ready_video(
+        again, local_backends.catalog, local_backends.store, tmp_path, segment_seconds=2
+    )
+    # a new generation writes under a new prefix and drops the old one once ready
+    newer = run(
+        job.model_copy(update={"generation": 2}), store=local_backends.store,
+        catalog=local_backends.catalog, settings=fast_settings(),
+    )  # fmt: skip
+    assert newer.media_prefix().endswith("/g2")
+    assert not list(local_backends.store.list(first.media_prefix() + "/"))
+    check_ready_video(
+        newer, local_backends.catalog, local_backends.store, tmp_path / "g2", segment_seconds=2
+    )
+
+
+def test_cancel_stops_ffmpeg_and_leaves_nothing_claiming_progress(
+    local_backends: Backends, tmp_path: Path
+) -> None:
+    source = make_video(tmp_path / "long.mp4", seconds=20, width=640, height=360)
+    job = TranscodeJob(video_id=new_video_id(), source=str(source))
+    cancel = threading.Event()
+
+    def cancel_when_playable() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not cancel.is_set():
+            try:
+                if local_backends.catalog.get(job.video_id).playable:
+                    cancel.set()
+            except Exception:
+                pass
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=cancel_when_playable)
+    watcher.start()
+    with pytest.raises(Cancelled):
+        run(job, store=local_backends.store, catalog=local_backends.catalog, cancel=cancel,
+            settings=fast_settings(x264_preset="medium"))  # fmt: skip
+    watcher.join()
+    video = local_backends.catalog.get(job.video_id)
+    assert video.state == VideoState.FAILED and not video.playable
+    assert "cancelled" in video.message
+    assert local_backends.catalog.segments(job.video_id) == []
+    assert [o.key for o in local_backends.store.list(f"videos/{job.video_id}/")] == []
+    leftover = subprocess.run(["pgrep", "-f", str(source)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "ffmpeg still running after cancel"
+
+
+def _worker_env(backends: Backends, job: TranscodeJob) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(job.to_env())
+    env["KUBEVOD_CATALOG_URL"] = backends.catalog_url
+    env["KUBEVOD_STORE_URL"] = backends.store_url
+    env["KUBEVOD_X264_PRESET"] = "ultrafast"
+    env["KUBEVOD_FFMPEG"] = fast_settings().ffmpeg
+    env["KUBEVOD_FFPROBE"] = fast_settings().ffprobe
+    return env
+
+
+def test_worker_entry_point_survives_sigkill_and_a_rerun_completes(
+    local_backends: Backends, tmp_path: Path
+) -> None:
+    """A Job pod killed mid-encode (SIGKILL) and started again ends with a complete result."""
+    source = make_video(tmp_path / "src.mp4", seconds=12, width=640, height=360)
+    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2)
+    env = _worker_env(local_backends, job)
+    argv = [sys.executable, "-m", "kubevod.worker.main"]
+    env["KUBEVOD_X264_PRESET"] = "medium"  # slow enough to be killed half-way
+    proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if local_backends.catalog.segments(job.video_id, "240p")[1:]:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(30)
+    assert local_backends.catalog.get(job.video_id).state == VideoState.TRANSCODING  # the crash
+    time.sleep(1.0)  # the orphaned ffmpeg dies on its closed progress pipe
+    env["KUBEVOD_X264_PRESET"] = "ultrafast"
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "progress" in done.stdout and f"ready {job.video_id}" in done.stdout
+    video = local_backends.catalog.get(job.video_id)
+    check_ready_video(
+        video, local_backends.catalog, local_backends.store, tmp_path / "dl", segment_seconds=2
+    )
+    assert video.duration == pytest.approx(12.0, abs=0.05)
+
+
+def test_worker_entry_point_exit_codes(local_backends: Backends, tmp_path: Path) -> None:
+    bad = tmp_path / "not-a-video.mp4"
+    bad.write_text("hello, I am text\n" * 100)
+    job = TranscodeJob(video_id=new_video_id(), source=str(bad))
+    argv = [sys.executable, "-m", "kubevod.worker.main"]
+    done = subprocess.run(argv, env=_worker_env(local_backends, job), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    video = local_backends.catalog.get(job.video_id)
+    assert video.state == VideoState.FAILED and "\n" not in video.message
+    env = _worker_env(local_backends, job)
+    env["KUBEVOD_STORE_URL"] = ""
+    assert subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, timeout=60).returncode == 1
+    env = _worker_env(local_backends, job)
+    env["KUBEVOD_JOB"] = "{not json"
+    assert subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, timeout=60).returncode == 2
+
+
+def test_bad_source_marks_failed_and_raises_source_error(
+    local_backends: Backends, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    job = TranscodeJob(video_id=new_video_id(), source=str(empty), title="Empty")
+    with pytest.raises(SourceError, match="empty"):
+        run(
+            job,
+            store=local_backends.store,
+            catalog=local_backends.catalog,
+            settings=fast_settings(),
+        )
+    video = local_backends.catalog.get(job.video_id)
+    assert (video.state, video.title, video.playable) == (VideoState.FAILED, "Empty", False)
+    assert video.message == "the source file is empty (0 bytes)"
