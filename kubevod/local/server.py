@@ -30,7 +30,7 @@ from typing import IO, Any
 import uvicorn
 
 from kubevod.catalog.base import Catalog
-from kubevod.errors import Conflict
+from kubevod.errors import Conflict, InvalidInput
 from kubevod.jobs import IngestRequest
 from kubevod.local.ingest import LocalIngestor
 from kubevod.local.pool import LocalPool
@@ -216,6 +216,7 @@ def serve(
     from kubevod.api.app import create_app
 
     check_port(settings.host, settings.port)
+    api = api_settings(settings)  # refuse bad settings before touching the data folder
     runtime = LocalRuntime(settings)
     runtime.open()
     watcher: FolderWatcher | None = None
@@ -226,7 +227,7 @@ def serve(
             echo(f"Resuming {len(resumed)} interrupted transcode(s).")
         added = [runtime.ingestor.ingest(request) for request in add or []]
         app = create_app(
-            api_settings(settings),
+            api,
             store=runtime.store,
             catalog=runtime.catalog,
             ingestor=runtime.ingestor,
@@ -274,5 +275,10 @@ def _add_watched(ingestor: LocalIngestor, path: Path) -> None:
 def api_settings(settings: LocalSettings) -> Any:
     """The API's settings: its ``KUBEVOD_*`` env (e.g. ``KUBEVOD_API_TOKEN``), our data folder."""
     from kubevod.api.settings import ApiSettings
+    from pydantic import ValidationError
 
-    return ApiSettings(data_dir=settings.data, host=settings.host, port=settings.port)
+    try:
+        return ApiSettings(data_dir=settings.data, host=settings.host, port=settings.port)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidInput(f"API settings (KUBEVOD_* environment): {first['msg']}") from None
