@@ -60,6 +60,8 @@ def _serve_api() -> tuple[FakeApi, ThreadingHTTPServer]:
                 body, ctype = b'{"ok": true}', "application/json"
             self.send_response(200)
             self.send_header("Content-Type", ctype)
+            # As the API does for an EVENT playlist: players must always revalidate.
+            self.send_header("Cache-Control", "no-cache")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -271,8 +273,10 @@ def test_manifests_are_microcached_and_fresh_within_the_window(
     first, second = httpx.get(url), httpx.get(url)
     assert first.text == second.text
     assert second.headers["x-cache-status"] == "HIT"
+    assert second.headers["cache-control"] == "no-cache"
     assert fake_api.calls == 1
-    time.sleep(1.3)
+    # nginx keeps cache validity in whole seconds: a 1 s entry lives 1 to 2 s.
+    time.sleep(2.05)
     third = httpx.get(url)
     assert third.text != first.text
     assert fake_api.calls == 2
