@@ -4,9 +4,12 @@ and playback files over HTTP. Real processes, real ffmpeg, no mocks."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import threading
 from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +59,9 @@ def test_add_shows_progress_to_100_percent_and_lists_the_video_ready(
     assert f"Ready: {server.url}/watch/{video['id']}" in added["stderr"]
     assert video["state"] == "ready" and video["playable"]
     assert video["title"] == "holiday" and video["tags"] == ["family"]
-    items = library(server.data)
-    assert [(v["id"], v["state"]) for v in items] == [(video["id"], "ready")]
-    assert items[0]["duration"] == pytest.approx(3, abs=0.2)
+    (item,) = [v for v in library(server.data) if v["id"] == video["id"]]
+    assert item["state"] == "ready"
+    assert item["duration"] == pytest.approx(3, abs=0.2)
 
 
 def test_master_playlist_and_every_segment_download(
@@ -83,12 +86,13 @@ def test_show_prints_the_video_and_json_matches_the_api(
 def test_two_adds_of_the_same_file_make_one_video(
     server: LocalServer, added: dict[str, Any], workdir: Path
 ) -> None:
+    before = len(library(server.data))
     copy = shutil.copy(added["source"], workdir / "holiday-copy.mp4")
     for source in (added["source"], copy):
         again = kubevod("add", str(source), "--data", str(server.data), "--json")
         assert again.returncode == 0, again.stderr
         assert json.loads(again.stdout)["id"] == added["video"]["id"]
-    assert len(library(server.data)) == 1
+    assert len(library(server.data)) == before
 
 
 def _assert_nothing_playable(server: LocalServer, before: list[str]) -> None:
@@ -120,6 +124,26 @@ def test_unreachable_url_fails_at_add_with_a_one_line_reason(server: LocalServer
     assert reason.startswith("error: ") and "\n" not in reason
     assert "refused" in reason.lower() or "cannot fetch" in reason.lower()
     _assert_nothing_playable(server, before)
+
+
+def test_add_of_an_http_url_is_fetched_and_transcoded(server: LocalServer, workdir: Path) -> None:
+    folder = workdir / "www"
+    folder.mkdir()
+    clip(folder / "remote.mp4", seconds=1)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    web = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{web.server_port}/remote.mp4"
+        done = kubevod("add", url, "--server", server.url, "--json")
+        assert done.returncode == 0, done.stderr + server.log()
+        video = json.loads(done.stdout)
+        assert (video["state"], video["title"], video["source"]) == ("ready", "remote", url)
+        again = kubevod("add", url, "--server", server.url, "--no-wait", "--json")
+        assert json.loads(again.stdout)["id"] == video["id"]  # the same URL: the same video
+    finally:
+        web.shutdown()
+        web.server_close()
 
 
 def test_missing_file_fails_with_the_path_in_the_reason(server: LocalServer) -> None:
