@@ -82,6 +82,7 @@ def check_ready_video(
     *,
     segment_seconds: float,
     first: float = 1.0,
+    audio_aligned: bool = True,
 ) -> dict[str, list[float]]:
     """Assert everything a viewer relies on; returns segment start times per rendition."""
     assert video.state == VideoState.READY, video.message
@@ -133,7 +134,7 @@ def check_ready_video(
             assert rendition.channels == 2 and rendition.sample_rate == 48000
             # audio segments follow the video boundaries within one AAC frame
             for a, v in zip(starts[rendition.name], video_starts[0], strict=False):
-                assert abs(a - v) < 0.05
+                assert abs(a - v) < 0.05 or not audio_aligned, (starts, rendition.name)
     return starts
 
 

@@ -1,0 +1,179 @@
+"""Fetching sources over a real local HTTP server: limits, redirects, refused schemes, errors."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from kubevod.worker.errors import FetchError
+from kubevod.worker.fetch import open_source
+from kubevod.worker.pipeline import run
+
+from kubevod.catalog.sqlite import SqliteCatalog
+from kubevod.errors import SourceError
+from kubevod.jobs import TranscodeJob
+from kubevod.models import VideoState, new_video_id
+from kubevod.store.file import FileStore
+from tests.fixtures.media import make_video
+from tests.integration.worker_media import fast_settings
+
+pytestmark = pytest.mark.integration
+
+PAYLOAD = bytes(range(256)) * 400  # 100 KiB
+TEN_GB = 10 * 1024**3
+
+
+class Handler(BaseHTTPRequestHandler):
+    video: bytes = b""
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if "Content-Length" not in (headers or {}):
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        path = self.path
+        if path == "/ok.bin":
+            self._send(200, PAYLOAD)
+        elif path == "/video.mp4":
+            self._send(200, self.video)
+        elif path.startswith("/hop/"):
+            n = int(path.rsplit("/", 1)[1])
+            target = "/ok.bin" if n == 0 else f"/hop/{n - 1}"
+            self._send(302, headers={"Location": target})
+        elif path == "/loop":
+            self._send(301, headers={"Location": "/loop"})
+        elif path == "/to-file":
+            self._send(302, headers={"Location": "file:///etc/passwd"})
+        elif path == "/huge-declared":  # says 10 GB, sends a little
+            self.send_response(200)
+            self.send_header("Content-Length", str(TEN_GB))
+            self.end_headers()
+            self.wfile.write(b"\0" * 65536)
+        elif path == "/huge-chunked":  # no length: streams until the client gives up
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            chunk = b"\0" * 65536
+            try:
+                for _ in range(TEN_GB // len(chunk)):
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                return
+        elif path == "/slow":
+            time.sleep(3)
+            self._send(200, PAYLOAD)
+        else:
+            self._send(404, b"not here")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    Handler.video = make_video(tmp_path_factory.mktemp("http") / "v.mp4", seconds=2, width=320,
+                               height=180).read_bytes()  # fmt: skip
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_http_source_is_streamed_to_scratch(server: str, tmp_path: Path) -> None:
+    got = open_source(f"{server}/ok.bin", tmp_path, max_bytes=1024**2)
+    assert got.downloaded and got.path.read_bytes() == PAYLOAD
+
+
+def test_redirects_are_followed_up_to_the_cap(server: str, tmp_path: Path) -> None:
+    # /hop/N answers with N+1 redirects before the file
+    assert open_source(f"{server}/hop/2", tmp_path, max_redirects=3).path.read_bytes() == PAYLOAD
+    with pytest.raises(FetchError, match="too many redirects"):
+        open_source(f"{server}/hop/3", tmp_path, max_redirects=3)
+
+
+def test_a_redirect_loop_ends(server: str, tmp_path: Path) -> None:
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="too many redirects"):
+        open_source(f"{server}/loop", tmp_path)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("path", ["/huge-declared", "/huge-chunked"])
+def test_size_limit_stops_a_10gb_response(server: str, tmp_path: Path, path: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r"over the limit of 1\.0 MiB"):
+        open_source(f"{server}{path}", tmp_path, max_bytes=1024**2)
+    assert time.monotonic() - started < 10
+    assert not list(tmp_path.iterdir()), "a partial download was left behind"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/passwd",
+        "ftp://example.com/a.mp4",
+        "gopher://127.0.0.1/x",
+        "javascript:alert(1)",
+    ],
+)
+def test_non_http_schemes_are_refused(url: str, tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="refusing"):
+        open_source(url, tmp_path)
+
+
+def test_a_redirect_to_a_file_url_is_refused(server: str, tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="refusing to fetch a file: URL"):
+        open_source(f"{server}/to-file", tmp_path)
+
+
+def test_http_errors_and_timeouts(server: str, tmp_path: Path) -> None:
+    with pytest.raises(FetchError, match="HTTP 404"):
+        open_source(f"{server}/nothing.mp4", tmp_path)
+    with pytest.raises(FetchError, match="timed out"):
+        open_source(f"{server}/slow", tmp_path, timeout=0.5)
+    with pytest.raises(FetchError, match="cannot fetch"):
+        open_source("http://127.0.0.1:9/none.mp4", tmp_path)  # nothing listens on discard
+
+
+def test_s3_source_is_read_through_the_store(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "media")
+    store.put_bytes("uploads/a.bin", PAYLOAD, content_type="application/octet-stream")
+    got = open_source("s3://kubevod/uploads/a.bin", tmp_path, store=store)
+    assert got.path.read_bytes() == PAYLOAD
+    with pytest.raises(FetchError, match="no object"):
+        open_source("s3://kubevod/uploads/missing.bin", tmp_path, store=store)
+    with pytest.raises(FetchError, match="over the limit"):
+        open_source("s3://kubevod/uploads/a.bin", tmp_path, store=store, max_bytes=10)
+
+
+def test_pipeline_transcodes_an_http_source_and_fails_cleanly_on_404(
+    server: str, tmp_path: Path
+) -> None:
+    store, catalog = FileStore(tmp_path / "media"), SqliteCatalog(tmp_path / "c.db")
+    try:
+        ok = TranscodeJob(video_id=new_video_id(), source=f"{server}/video.mp4")
+        video = run(ok, store=store, catalog=catalog, settings=fast_settings())
+        assert video.state == VideoState.READY and video.title == "video"
+        assert video.source == f"{server}/video.mp4"
+        bad = TranscodeJob(video_id=new_video_id(), source=f"{server}/gone.mp4")
+        with pytest.raises(SourceError, match="HTTP 404"):
+            run(bad, store=store, catalog=catalog, settings=fast_settings())
+        failed = catalog.get(bad.video_id)
+        assert (
+            failed.state == VideoState.FAILED
+            and failed.message == "the source URL answered HTTP 404"
+        )
+    finally:
+        catalog.close()
