@@ -1,0 +1,1 @@
+"""Benchmarks that print ratios against baselines; results in docs/benchmarks-*.md."""
