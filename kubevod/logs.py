@@ -119,7 +119,13 @@ def redact_value(key: str, value: Any) -> Any:
 
 
 #: Attributes every LogRecord has; anything else on a record came from ``extra``.
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+    "k8s_skip",  # kopf's flag for its Kubernetes Event poster
+}
 _OURS = frozenset({"trace_id", "span_id"})
 #: Context keys that clash with LogRecord attributes (``name``) travel with this prefix.
 _RENAMED = "ctx."

@@ -278,3 +278,12 @@ def test_json_formatter_redacts_even_without_the_filter() -> None:
     line = json.loads(JsonFormatter().format(record))
     assert "fmt-secret" not in json.dumps(line)
     assert line["api_token"] == "***"
+
+
+def test_library_bookkeeping_fields_stay_out_of_json_lines(captured: io.StringIO) -> None:
+    logging.getLogger("uvicorn.error").info(
+        "Started server", extra={"color_message": "\x1b[1mStarted\x1b[0m", "k8s_skip": True}
+    )
+    (line,) = lines(captured)
+    assert line["message"] == "Started server"
+    assert "color_message" not in line and "k8s_skip" not in line
