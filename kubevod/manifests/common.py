@@ -11,6 +11,7 @@ forever.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -20,6 +21,7 @@ from kubevod.models import Segment, Video
 MEDIA_ROOT = "videos/"
 #: The default media origin: the API's own ``/media`` route (or nginx in front of it).
 DEFAULT_MEDIA_BASE = "/media"
+_URL_SAFE = re.compile(r"^[A-Za-z0-9._~/-]*$")
 
 
 def media_url(key: str, media_base: str = DEFAULT_MEDIA_BASE) -> str:
@@ -37,7 +39,10 @@ def media_url(key: str, media_base: str = DEFAULT_MEDIA_BASE) -> str:
     """
     if not key.startswith(MEDIA_ROOT):
         raise ValueError(f"media key outside {MEDIA_ROOT!r}: {key!r}")
-    return f"{media_base.rstrip('/')}/{quote(key[len(MEDIA_ROOT) :], safe='/')}"
+    rest = key[len(MEDIA_ROOT) :]
+    if not _URL_SAFE.match(rest):  # the worker's keys never need it; quote() is slow
+        rest = quote(rest, safe="/")
+    return f"{media_base.rstrip('/')}/{rest}"
 
 
 def media_key(video_id: str, path: str) -> str:

@@ -233,6 +233,30 @@ async def test_transcoding_media_playlist_is_event_and_grows(api: ApiEnv) -> Non
     assert after.status_code == 200 and len(m3u8.loads(after.text).segments) == 2
 
 
+async def test_ready_playlist_follows_a_new_generation(api: ApiEnv) -> None:
+    video, _ = api.add_video()
+    url = f"/v/{video.id}/720p.m3u8"
+    first = m3u8.loads((await api.client.get(url)).text)
+
+    api.catalog.clear_segments(video.id)
+    api.catalog.update(video.id, generation=2)
+    for seq in range(2):
+        api.catalog.add_segment(
+            video.id,
+            Segment(
+                rendition="720p", seq=seq, duration=5.0, key=f"videos/demo-1/g2/720p/{seq}.m4s"
+            ),
+        )
+    second = m3u8.loads((await api.client.get(url)).text)
+
+    assert first.segments[0].uri == "/media/demo-1/g1/720p/0.m4s"
+    assert [s.uri for s in second.segments] == [
+        "/media/demo-1/g2/720p/0.m4s",
+        "/media/demo-1/g2/720p/1.m4s",
+    ]
+    assert second.target_duration == 5
+
+
 async def test_unchanged_manifest_revalidates_with_304(api: ApiEnv) -> None:
     video, _ = api.add_video()
     first = await api.client.get(f"/v/{video.id}/master.m3u8")

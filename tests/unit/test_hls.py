@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 
 from kubevod.manifests import hls
+from kubevod.manifests.common import media_url
 from kubevod.models import Segment, Subtitle, TrackKind, Video, VideoState
 from tests.unit.manifest_cases import audio, catalog_entries, ladder_video, rung, segments_for
 
@@ -320,3 +321,20 @@ def test_every_catalog_entry_renders_valid_playlists(entry: tuple[Video, list[Se
         if ready and parsed.segments:
             longest = max(s.duration for s in parsed.segments)
             assert parsed.target_duration == max(1, math.ceil(round(longest, 6)))
+
+
+@pytest.mark.parametrize(
+    ("key", "url"),
+    [
+        ("videos/a1/g1/720p/0.m4s", "/media/a1/g1/720p/0.m4s"),
+        ("videos/a1/g1/subs/en US.vtt", "/media/a1/g1/subs/en%20US.vtt"),
+        ("videos/a1/g1/subs/ö#?.vtt", "/media/a1/g1/subs/%C3%B6%23%3F.vtt"),
+    ],
+)
+def test_media_urls_are_escaped_only_when_needed(key: str, url: str) -> None:
+    assert media_url(key) == url
+
+
+def test_media_url_refuses_keys_outside_videos() -> None:
+    with pytest.raises(ValueError):
+        media_url("secrets/x")

@@ -11,8 +11,9 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
-from kubevod.api import errors, health, library, metrics, playback, qoe, ui
+from kubevod.api import errors, health, library, media, metrics, playback, qoe, ui
 from kubevod.api.deps import Services
+from kubevod.api.manifest_cache import ManifestCache
 from kubevod.api.metrics import Metrics, MetricsMiddleware
 from kubevod.api.settings import ApiSettings
 from starlette.middleware.cors import CORSMiddleware
@@ -84,7 +85,12 @@ def create_app(
         lifespan=lifespan,
     )
     services = Services(
-        settings=settings, store=store, catalog=catalog, ingestor=ingestor, metrics=Metrics()
+        settings=settings,
+        store=store,
+        catalog=catalog,
+        ingestor=ingestor,
+        metrics=Metrics(),
+        manifests=ManifestCache(),
     )
     app.state.services = services
 
@@ -93,6 +99,7 @@ def create_app(
     if ingestor is not None:
         app.include_router(library.ingest_router())
     app.include_router(playback.router)
+    app.include_router(media.router)
     app.include_router(qoe.router)
     app.include_router(health.router)
     app.include_router(metrics.router)

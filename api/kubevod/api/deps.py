@@ -1,8 +1,7 @@
 """Dependencies the routes share: the backends, the "load it or 404" video, the token check.
 
 Routes declare what they need with the ``Annotated`` aliases below and stay
-a few lines long. Dependencies that call the (blocking) catalog are plain
-functions, so FastAPI runs them in its threadpool.
+a few lines long. The (blocking) catalog is only ever called in the threadpool.
 """
 
 from __future__ import annotations
@@ -14,8 +13,10 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kubevod.api.errors import Unauthorized
+from kubevod.api.manifest_cache import ManifestCache
 from kubevod.api.metrics import Metrics
 from kubevod.api.settings import ApiSettings
+from starlette.concurrency import run_in_threadpool
 
 from kubevod.catalog.base import Catalog
 from kubevod.jobs import Ingestor
@@ -32,9 +33,11 @@ class Services:
     catalog: Catalog
     ingestor: Ingestor | None
     metrics: Metrics
+    manifests: ManifestCache
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    """The app's services (async: a plain function would cost a threadpool hop per request)."""
     services: Services = request.app.state.services
     return services
 
@@ -56,9 +59,9 @@ RenditionName = Annotated[
 ]
 
 
-def load_video(video_id: VideoId, services: ServicesDep) -> Video:
-    """The video with this id, or a 404 (NotFound) for an unknown one."""
-    return services.catalog.get(video_id)
+async def load_video(video_id: VideoId, services: ServicesDep) -> Video:
+    """The video with this id, or a 404 (NotFound) for an unknown one (read in the threadpool)."""
+    return await run_in_threadpool(services.catalog.get, video_id)
 
 
 VideoDep = Annotated[Video, Depends(load_video)]
@@ -66,7 +69,7 @@ VideoDep = Annotated[Video, Depends(load_video)]
 _bearer = HTTPBearer(auto_error=False, description="KUBEVOD_API_TOKEN, when one is set")
 
 
-def require_token(
+async def require_token(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

@@ -122,7 +122,7 @@ class MetricsMiddleware:
 router = APIRouter(tags=["operations"])
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     metrics: Metrics = request.app.state.services.metrics
     return metrics
 

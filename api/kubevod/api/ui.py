@@ -35,7 +35,7 @@ _TYPES = {
 }
 
 
-def _ui_root(services: ServicesDep) -> Path:
+async def _ui_root(services: ServicesDep) -> Path:
     return (services.settings.ui_dir or UI_DIR).resolve()
 
 

@@ -1,0 +1,164 @@
+"""The media fallback origin: ``GET``/``HEAD /media/{id}/{path}`` from the object store.
+
+Serves object ``videos/<id>/<path>`` with byte ranges (single, suffix,
+multiple), validators (ETag, Last-Modified, 304) and immutable caching for
+segments. In the cluster nginx serves these paths straight from MinIO and
+this route is only the fallback; in local mode it is the origin. Bodies are
+streamed with ``store.iter_range`` so a big file never sits in memory.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+from kubevod.api.deps import ServicesDep, VideoId
+from kubevod.api.errors import error_response, responses
+from kubevod.api.http_semantics import (
+    ByteRange,
+    RangeNotSatisfiable,
+    content_type_for,
+    http_date,
+    if_range_allows,
+    multipart_headers,
+    multipart_length,
+    multipart_trailer,
+    not_modified,
+    parse_range,
+    quote_etag,
+)
+
+from kubevod.errors import InvalidInput, NotFound
+from kubevod.manifests.common import media_key
+from kubevod.models import IMMUTABLE
+from kubevod.store.base import ObjectInfo, ObjectStore, check_key
+
+router = APIRouter(tags=["playback"])
+
+_MUTABLE_MEDIA = "public, max-age=300"
+
+
+def _object_key(video_id: str, path: str) -> str:
+    """The store key behind ``/media/<video_id>/<path>``; InvalidInput (422) when unsafe."""
+    parts = path.split("/")
+    if any(len(p.encode()) > 255 for p in parts):
+        raise InvalidInput("a path component is longer than 255 bytes")
+    return check_key(media_key(video_id, path))
+
+
+def _stat(store: ObjectStore, services: ServicesDep, video_id: str, path: str) -> ObjectInfo:
+    """Metadata of the object at ``path``.
+
+    A path without a generation (``720p/0.m4s`` rather than ``g1/720p/0.m4s``)
+    is resolved against the video's current media prefix, so links written
+    relative to ``Video.media_prefix()`` work as well.
+    """
+    key = _object_key(video_id, path)
+    try:
+        return store.stat(key)
+    except NotFound:
+        video = services.catalog.get(video_id)
+        prefix = video.media_prefix()
+        if key.startswith(prefix + "/"):
+            raise
+        return store.stat(check_key(f"{prefix}/{path}"))
+
+
+def _cache_control(info: ObjectInfo) -> str:
+    if info.cache_control:
+        return info.cache_control
+    return IMMUTABLE if info.key.endswith((".m4s", ".mp4")) else _MUTABLE_MEDIA
+
+
+def _multipart(
+    store: ObjectStore,
+    info: ObjectInfo,
+    content_type: str,
+    ranges: list[ByteRange],
+    boundary: str,
+) -> Iterator[bytes]:
+    for r in ranges:
+        yield multipart_headers(boundary, content_type, info.size, r)
+        yield from store.iter_range(info.key, r.start, r.end)
+    yield multipart_trailer(boundary)
+
+
+_MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"video/mp4": {}}, "description": "The whole object"},
+    206: {"content": {"video/mp4": {}}, "description": "The requested byte range(s)"},
+    304: {"description": "Not modified"},
+    **responses(404, 416, 422, 503),
+}
+
+
+@router.get(
+    "/media/{video_id}/{path:path}",
+    response_class=Response,
+    operation_id="get_media_object",
+    responses=_MEDIA_RESPONSES,
+)
+@router.head(
+    "/media/{video_id}/{path:path}",
+    response_class=Response,
+    operation_id="head_media_object",
+    responses=_MEDIA_RESPONSES,
+)
+def media_object(request: Request, video_id: VideoId, path: str, services: ServicesDep) -> Response:
+    """A stored media object, with byte ranges, validators and immutable caching."""
+    store = services.store
+    info = _stat(store, services, video_id, path)
+    content_type = content_type_for(info.key, info.content_type)
+    headers = {
+        "ETag": quote_etag(info.etag),
+        "Last-Modified": http_date(info.last_modified),
+        "Cache-Control": _cache_control(info),
+        "Accept-Ranges": "bytes",
+    }
+    lowered = {k.lower(): v for k, v in request.headers.items()}
+    if not_modified(lowered, info.etag, info.last_modified):
+        return Response(status_code=304, headers=headers)
+    head = request.method == "HEAD"
+    ranges = None
+    if if_range_allows(lowered.get("if-range"), info.etag, info.last_modified):
+        try:
+            ranges = parse_range(lowered.get("range"), info.size)
+        except RangeNotSatisfiable:
+            return error_response(
+                416,
+                "range_not_satisfiable",
+                f"the object is {info.size} bytes long; no requested range overlaps it",
+                {**headers, "Content-Range": f"bytes */{info.size}"},
+            )
+    if ranges is None:
+        headers["Content-Length"] = str(info.size)
+        if head:
+            return Response(status_code=200, headers=headers, media_type=content_type)
+        return StreamingResponse(
+            store.iter_range(info.key), headers=headers, media_type=content_type
+        )
+    if len(ranges) == 1:
+        (r,) = ranges
+        headers["Content-Range"] = r.content_range(info.size)
+        headers["Content-Length"] = str(r.length)
+        if head:
+            return Response(status_code=206, headers=headers, media_type=content_type)
+        return StreamingResponse(
+            store.iter_range(info.key, r.start, r.end),
+            status_code=206,
+            headers=headers,
+            media_type=content_type,
+        )
+    boundary = secrets.token_hex(16)
+    multipart_type = f"multipart/byteranges; boundary={boundary}"
+    headers["Content-Length"] = str(multipart_length(boundary, content_type, info.size, ranges))
+    if head:
+        return Response(status_code=206, headers=headers, media_type=multipart_type)
+    return StreamingResponse(
+        _multipart(store, info, content_type, ranges, boundary),
+        status_code=206,
+        headers=headers,
+        media_type=multipart_type,
+    )
