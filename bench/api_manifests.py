@@ -274,9 +274,9 @@ def measure(seconds: int, connections: int, rounds: int) -> list[Result]:
         # nginx serves the very bytes the API renders
         static = work / "static"
         for path in TARGETS.values():
-            target = static / path.lstrip("/")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(fetch(servers["kubevod-api"] + path))
+            dest = static / path.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(fetch(servers["kubevod-api"] + path))
         nginx_port = free_port()
         prefix = work / "nginx"
         prefix.mkdir()
