@@ -257,7 +257,7 @@ def test_gpu_scheduling(
     gpu_keys = {k for k in limits if "gpu" in k}
     assert gpu_keys == ({resource} if resource else set())
     if resource:
-        assert limits[resource] == 1
+        assert limits[resource] == "1"
     assert p.get("runtimeClassName") == runtime
     assert (selector in p.get("nodeSelector", {})) if selector else "nodeSelector" not in p
     has_caps = "NVIDIA_DRIVER_CAPABILITIES" in env(job)
@@ -284,7 +284,10 @@ def test_spec_resources_override_the_defaults() -> None:
         {**URL_SPEC, "resources": {"requests": {"cpu": "3"}, "limits": {"cpu": 4, "memory": "8Gi"}}}
     )
     res = pod(job)["containers"][0]["resources"]
-    assert res == {"requests": {"cpu": "3", "memory": "1Gi"}, "limits": {"memory": "8Gi", "cpu": 4}}
+    assert res == {
+        "requests": {"cpu": "3", "memory": "1Gi"},
+        "limits": {"memory": "8Gi", "cpu": "4"},
+    }
 
 
 def test_otel_endpoint_is_passed_when_set() -> None:

@@ -269,6 +269,9 @@ def _try_start(
         except Unavailable as exc:
             LEDGER.release(me.job_key)
             raise _temporary(exc) from exc
+        except BaseException:
+            LEDGER.release(me.job_key)
+            raise
     view = st.JobView(namespace=asset.namespace, name=asset.job_name, generation=asset.generation)
     new = st.from_job(asset, old, view, None, public_url=SETTINGS.public_url, now=_now())
     new["message"] = f"started Job {asset.job_name}"

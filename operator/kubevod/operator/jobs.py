@@ -108,7 +108,11 @@ def _resources(asset: Asset, worker: WorkerSettings, vendor: Vendor | None) -> d
     if vendor is not None:
         # Extended resources are set as limits; requests default to the same value.
         limits[NVIDIA_GPU if vendor == "nvidia" else INTEL_GPU] = 1
-    return {"requests": {k: str(v) for k, v in requests.items()}, "limits": limits}
+    # Quantities are strings in the API (the typed client refuses bare numbers).
+    return {
+        "requests": {k: str(v) for k, v in requests.items()},
+        "limits": {k: str(v) for k, v in limits.items()},
+    }
 
 
 def _container(

@@ -21,6 +21,8 @@ def main() -> None:
     """Entry point of the ``kubevod-operator`` console script."""
     settings = load_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # kopf logs every successful timer run at INFO; keep its warnings and errors.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     missing = [n for n in ("catalog_url", "store_url") if not getattr(settings, n)]
     if missing:
         names = ", ".join(f"KUBEVOD_{n.upper()}" for n in missing)
