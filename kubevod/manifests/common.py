@@ -74,3 +74,8 @@ def listable_segments(segments: Iterable[Segment], rendition: str) -> list[Segme
     while len(out) in by_seq:
         out.append(by_seq[len(out)])
     return out
+
+
+def with_query(uri: str, query: str) -> str:
+    """``uri`` with ``query`` (no leading ``?``) appended, e.g. a signed-URL token."""
+    return f"{uri}?{query}" if query else uri

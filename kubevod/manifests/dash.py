@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 from itertools import pairwise
 
-from kubevod.manifests.common import DEFAULT_MEDIA_BASE, listable_segments, media_url
+from kubevod.manifests.common import DEFAULT_MEDIA_BASE, listable_segments, media_url, with_query
 from kubevod.models import Rendition, Segment, TrackKind, Video, VideoState
 
 #: MIME type of an MPD.
@@ -84,13 +84,15 @@ def timeline(segments: list[Segment], timescale: int) -> list[tuple[int, int, in
     return out
 
 
-def _template(parent: ET.Element, rendition: Rendition, segments: list[Segment]) -> None:
+def _template(
+    parent: ET.Element, rendition: Rendition, segments: list[Segment], query: str
+) -> None:
     template = ET.SubElement(
         parent,
         "SegmentTemplate",
         timescale=str(rendition.timescale),
-        initialization="$RepresentationID$/init.mp4",
-        media="$RepresentationID$/$Number$.m4s",
+        initialization=with_query("$RepresentationID$/init.mp4", query),
+        media=with_query("$RepresentationID$/$Number$.m4s", query),
         startNumber="0",
     )
     line = ET.SubElement(template, "SegmentTimeline")
@@ -114,7 +116,11 @@ def _cut(segments: list[Segment], length: float) -> list[Segment]:
 
 
 def render_mpd(
-    video: Video, segments: Iterable[Segment], *, media_base: str = DEFAULT_MEDIA_BASE
+    video: Video,
+    segments: Iterable[Segment],
+    *,
+    media_base: str = DEFAULT_MEDIA_BASE,
+    query: str = "",
 ) -> str:
     """Render the MPD of a video.
 
@@ -122,6 +128,7 @@ def render_mpd(
         video: the catalog entry.
         segments: its recorded segments (every rendition).
         media_base: the media origin the ``BaseURL`` points at.
+        query: appended to every media URL (a signed-URL token), "" for none.
 
     Returns:
         MPD XML text with an XML declaration.
@@ -181,7 +188,7 @@ def render_mpd(
                 rep.set("sar", "1:1")
             if rung.frame_rate > 0:
                 rep.set("frameRate", frame_rate(rung.frame_rate))
-            _template(rep, rung, listed[rung.name])
+            _template(rep, rung, listed[rung.name], query)
 
     languages: dict[str, list[Rendition]] = {}
     for audio in (r for r in playable if r.kind == TrackKind.AUDIO):
@@ -214,7 +221,7 @@ def render_mpd(
                     schemeIdUri=_CHANNELS_SCHEME,
                     value=str(audio.channels),
                 )
-            _template(rep, audio, listed[audio.name])
+            _template(rep, audio, listed[audio.name], query)
 
     for i, sub in enumerate(video.subtitles):
         tset = ET.SubElement(
@@ -228,7 +235,7 @@ def render_mpd(
         set_id += 1
         ET.SubElement(tset, "Role", schemeIdUri=_ROLE_SCHEME, value="subtitle")
         rep = ET.SubElement(tset, "Representation", id=f"sub{i}", bandwidth="256")
-        ET.SubElement(rep, "BaseURL").text = media_url(sub.key, media_base)
+        ET.SubElement(rep, "BaseURL").text = with_query(media_url(sub.key, media_base), query)
 
     ET.indent(mpd)
     body = ET.tostring(mpd, encoding="unicode")

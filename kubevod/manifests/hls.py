@@ -24,7 +24,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from kubevod.manifests.common import DEFAULT_MEDIA_BASE, init_key, listable_segments, media_url
+from kubevod.manifests.common import (
+    DEFAULT_MEDIA_BASE,
+    init_key,
+    listable_segments,
+    media_url,
+    with_query,
+)
 from kubevod.models import Rendition, Segment, TrackKind, Video, VideoState
 
 VERSION = 7
@@ -103,11 +109,12 @@ def audio_renditions(video: Video) -> list[Rendition]:
     return [r for r in video.renditions if r.kind == TrackKind.AUDIO]
 
 
-def render_master(video: Video) -> str:
+def render_master(video: Video, *, query: str = "") -> str:
     """Render the master (multivariant) playlist.
 
     Args:
         video: the catalog entry; needs at least one rendition.
+        query: appended to every URI (a signed-URL token, DESIGN.md §7), "" for none.
 
     Returns:
         Playlist text ending with a newline.
@@ -134,7 +141,7 @@ def render_master(video: Video) -> str:
             attrs += [f"DEFAULT={'YES' if i == 0 else 'NO'}", "AUTOSELECT=YES"]
             if audio.channels:
                 attrs.append(f"CHANNELS={_quoted(str(audio.channels))}")
-            attrs.append(f"URI={_quoted(audio.name + '.m3u8')}")
+            attrs.append(f"URI={_quoted(with_query(audio.name + '.m3u8', query))}")
             lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
 
     subtitles = video.subtitles if rungs else []
@@ -147,7 +154,7 @@ def render_master(video: Video) -> str:
             f"LANGUAGE={_quoted(sub.language)}",
             f"DEFAULT={'YES' if sub.default else 'NO'}",
             "AUTOSELECT=YES",
-            f"URI={_quoted(f'subtitles/{i}.m3u8')}",
+            f"URI={_quoted(with_query(f'subtitles/{i}.m3u8', query))}",
         ]
         lines.append("#EXT-X-MEDIA:" + ",".join(attrs))
 
@@ -158,7 +165,7 @@ def render_master(video: Video) -> str:
                 f"AVERAGE-BANDWIDTH={_average(audio)},"
                 f"CODECS={_quoted(','.join(_codecs([audio])))},CLOSED-CAPTIONS=NONE"
             )
-            lines.append(f"{audio.name}.m3u8")
+            lines.append(with_query(f"{audio.name}.m3u8", query))
         return "\n".join(lines) + "\n"
 
     audio_peak = max((a.bandwidth for a in audios), default=0)
@@ -179,7 +186,7 @@ def render_master(video: Video) -> str:
             attrs.append(f"SUBTITLES={_quoted(SUBTITLE_GROUP)}")
         attrs.append("CLOSED-CAPTIONS=NONE")
         lines.append("#EXT-X-STREAM-INF:" + ",".join(attrs))
-        lines.append(f"{rung.name}.m3u8")
+        lines.append(with_query(f"{rung.name}.m3u8", query))
     return "\n".join(lines) + "\n"
 
 
@@ -206,6 +213,7 @@ def render_media(
     segments: Iterable[Segment],
     *,
     media_base: str = DEFAULT_MEDIA_BASE,
+    query: str = "",
 ) -> str:
     """Render the media playlist of one rendition.
 
@@ -214,6 +222,7 @@ def render_media(
         rendition: the rendition name; must be one of ``video.renditions``.
         segments: recorded segments (of any renditions; the others are ignored).
         media_base: the media origin the segment URIs point at.
+        query: appended to every URI (a signed-URL token), "" for none.
 
     Returns:
         Playlist text: ``EVENT`` without ``EXT-X-ENDLIST`` unless the video is
@@ -227,6 +236,7 @@ def render_media(
         raise ValueError(f"video {video.id} has no rendition {rendition!r}")
     listed = listable_segments(segments, rendition)
     ready = video.state == VideoState.READY
+    init = with_query(media_url(init_key(video, rendition), media_base), query)
     lines = [
         "#EXTM3U",
         f"#EXT-X-VERSION:{VERSION}",
@@ -234,23 +244,26 @@ def render_media(
         "#EXT-X-MEDIA-SEQUENCE:0",
         f"#EXT-X-PLAYLIST-TYPE:{'VOD' if ready else 'EVENT'}",
         "#EXT-X-INDEPENDENT-SEGMENTS",
-        f"#EXT-X-MAP:URI={_quoted(media_url(init_key(video, rendition), media_base))}",
+        f"#EXT-X-MAP:URI={_quoted(init)}",
     ]
     for seg in listed:
         lines.append(f"#EXTINF:{_duration(seg.duration)},")
-        lines.append(media_url(seg.key, media_base))
+        lines.append(with_query(media_url(seg.key, media_base), query))
     if ready:
         lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
 
-def render_subtitles(video: Video, index: int, *, media_base: str = DEFAULT_MEDIA_BASE) -> str:
+def render_subtitles(
+    video: Video, index: int, *, media_base: str = DEFAULT_MEDIA_BASE, query: str = ""
+) -> str:
     """Render the media playlist of WebVTT track ``index``: one segment, the whole file.
 
     Args:
         video: the catalog entry.
         index: position in ``video.subtitles`` (the master's ``subtitles/<index>.m3u8``).
         media_base: the media origin.
+        query: appended to the URI (a signed-URL token), "" for none.
 
     Returns:
         A VOD playlist whose single segment lasts the whole video.
@@ -270,7 +283,7 @@ def render_subtitles(video: Video, index: int, *, media_base: str = DEFAULT_MEDI
                 "#EXT-X-MEDIA-SEQUENCE:0",
                 "#EXT-X-PLAYLIST-TYPE:VOD",
                 f"#EXTINF:{_duration(length)},",
-                media_url(video.subtitles[index].key, media_base),
+                with_query(media_url(video.subtitles[index].key, media_base), query),
                 "#EXT-X-ENDLIST",
             ]
         )

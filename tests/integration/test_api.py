@@ -324,6 +324,21 @@ async def test_manifests_point_at_a_configured_media_origin(tmp_path: Path) -> N
     assert "https://cdn.example/media/demo-1/g1/360p/0.m4s" in text
 
 
+async def test_signed_manifest_signs_what_it_lists(api: ApiEnv) -> None:
+    video, _ = api.add_video()
+    signed = {"md5": "AbC-_9", "expires": "2000000000"}
+
+    master = m3u8.loads((await api.client.get(f"/v/{video.id}/master.m3u8", params=signed)).text)
+    media = m3u8.loads((await api.client.get(f"/v/{video.id}/720p.m3u8", params=signed)).text)
+    plain = m3u8.loads((await api.client.get(f"/v/{video.id}/720p.m3u8")).text)
+    forged = await api.client.get(f"/v/{video.id}/720p.m3u8", params={"md5": "a b", "expires": "1"})
+
+    assert master.playlists[0].uri == "360p.m3u8?md5=AbC-_9&expires=2000000000"
+    assert media.segments[0].uri == "/media/demo-1/g1/720p/0.m4s?md5=AbC-_9&expires=2000000000"
+    assert plain.segments[0].uri == "/media/demo-1/g1/720p/0.m4s"
+    assert forged.status_code == 422
+
+
 # --- backends down ---------------------------------------------------------------------
 
 
@@ -418,6 +433,56 @@ async def test_metrics_count_requests_by_route_template(api: ApiEnv) -> None:
     assert 'route="unmatched",status="404"' in text
     assert 'kubevod_manifest_render_seconds_count{kind="hls_media"} 2.0' in text
     assert "/v/demo-1/" not in text
+
+
+# --- settings, CORS, compression, UI, OpenAPI ---
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"api_token": "changeme"},
+        {"store_url": "s3://minioadmin:minioadmin@minio:9000/kubevod"},
+        {"catalog_url": "mongodb://root:password@mongo:27017/kubevod"},
+    ],
+)
+def test_placeholder_secrets_are_refused_outside_development(env: dict[str, str]) -> None:
+    from kubevod.api.settings import ApiSettings
+    from pydantic import ValidationError
+
+    ApiSettings(environment="development", **env)  # fine on a laptop
+    with pytest.raises(ValidationError, match="placeholder"):
+        ApiSettings(environment="production", **env)
+
+
+def test_settings_come_from_kubevod_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubevod.api.settings import ApiSettings
+
+    monkeypatch.setenv("KUBEVOD_MEDIA_BASE_URL", "https://cdn.example/media")
+    monkeypatch.setenv("KUBEVOD_CORS_ORIGINS", '["https://tv.example"]')
+
+    settings = ApiSettings()
+
+    assert settings.media_base_url == "https://cdn.example/media"
+    assert settings.cors_origins == ["https://tv.example"]
+
+
+async def test_cors_allows_only_configured_origins(tmp_path: Path) -> None:
+    async with api_env(tmp_path, cors_origins=["https://tv.example"]) as env:
+        env.add_video()
+        allowed = await env.client.options(
+            "/media/demo-1/g1/720p/0.m4s",
+            headers={
+                "Origin": "https://tv.example",
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "range",
+            },
+        )
+        other = await env.client.get("/api/videos", headers={"Origin": "https://evil.example"})
+
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == "https://tv.example"
+    assert "access-control-allow-origin" not in other.headers
 
 
 # --- compression, UI, OpenAPI ----------------------------------------------------------

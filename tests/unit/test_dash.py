@@ -198,3 +198,14 @@ def test_every_catalog_entry_renders_a_consistent_mpd(entry: tuple[Video, list[S
     assert sum(1 for r in video.renditions if r.kind == TrackKind.VIDEO) >= len(
         [a for a in mpd.periods[0].adaptation_sets if a.content_type == "video"]
     )
+
+
+def test_signed_url_token_is_in_the_templates() -> None:
+    video = ladder_video()
+
+    mpd = parse(dash.render_mpd(video, segments_for(video, [4.0]), query="md5=x&expires=9"))
+
+    _, rep = representations(mpd)["720p"]
+    assert rep.segment_templates[0].media == "$RepresentationID$/$Number$.m4s?md5=x&expires=9"
+    assert rep.segment_templates[0].initialization.endswith("init.mp4?md5=x&expires=9")
+    assert representations(mpd)["sub0"][1].base_urls[0].base_url_value.endswith("?md5=x&expires=9")

@@ -338,3 +338,16 @@ def test_media_urls_are_escaped_only_when_needed(key: str, url: str) -> None:
 def test_media_url_refuses_keys_outside_videos() -> None:
     with pytest.raises(ValueError):
         media_url("secrets/x")
+
+
+def test_signed_url_token_is_passed_on_to_every_uri() -> None:
+    video = ladder_video()
+    token = "md5=abc_-&expires=2000000000"
+
+    master = m3u8.loads(hls.render_master(video, query=token))
+    media = m3u8.loads(hls.render_media(video, "720p", segments_for(video, [4.0]), query=token))
+    subs = m3u8.loads(hls.render_subtitles(video, 0, query=token))
+
+    uris = [p.uri for p in master.playlists] + [m.uri for m in master.media]
+    uris += [media.segment_map[0].uri, media.segments[0].uri, subs.segments[0].uri]
+    assert all(uri.endswith("?" + token) for uri in uris), uris

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kubevod.api.errors import Unauthorized
 from kubevod.api.manifest_cache import ManifestCache
@@ -65,6 +66,26 @@ async def load_video(video_id: VideoId, services: ServicesDep) -> Video:
 
 
 VideoDep = Annotated[Video, Depends(load_video)]
+
+
+async def signed_query(
+    md5: Annotated[
+        str | None,
+        Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Signed-URL token (checked by nginx)"),
+    ] = None,
+    expires: Annotated[
+        str | None, Query(pattern=r"^[0-9]{1,12}$", description="Signed-URL expiry, unix time")
+    ] = None,
+) -> str:
+    """The signed-URL query a manifest was fetched with, to append to every URI it lists.
+
+    nginx checks the token (one per video, DESIGN.md §7); the API only passes it on,
+    so segments fetched through a signed manifest are signed too.
+    """
+    return urlencode({"md5": md5, "expires": expires}) if md5 and expires else ""
+
+
+SignedQuery = Annotated[str, Depends(signed_query)]
 
 _bearer = HTTPBearer(auto_error=False, description="KUBEVOD_API_TOKEN, when one is set")
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from fastapi import APIRouter, Path, Request, Response
-from kubevod.api.deps import RenditionName, ServicesDep, VideoDep
+from kubevod.api.deps import RenditionName, ServicesDep, SignedQuery, VideoDep
 from kubevod.api.errors import responses
 from kubevod.api.http_semantics import etag_matches, quote_etag
 from starlette.concurrency import run_in_threadpool
@@ -47,6 +47,7 @@ async def _manifest(
     render: Callable[[list[Segment]], str],
     load: Callable[[], list[Segment]] | None = None,
     variant: Hashable = None,
+    query: str = "",
 ) -> Response:
     """Serve one manifest: from the cache, or load segments and render in the threadpool.
 
@@ -59,10 +60,11 @@ async def _manifest(
         render: pure renderer from the loaded segments to text.
         load: reads the segments it needs from the catalog (None: none needed).
         variant: what else tells this manifest apart (rendition, track index).
+        query: the signed-URL query the renderer appends to URIs (part of the cache key).
     """
     ready = video.state == VideoState.READY
     base = services.settings.media_base_url
-    key = (kind, variant, video.id, video.generation, video.updated_at, base)
+    key = (kind, variant, video.id, video.generation, video.updated_at, base, query)
     cached = services.manifests.get(key) if ready else None
     if cached is None:
 
@@ -104,11 +106,19 @@ _MPD: dict[int | str, dict[str, Any]] = {
     response_class=Response,
     responses={**_M3U8, **_MANIFEST_RESPONSES},
 )
-async def master_playlist(request: Request, video: VideoDep, services: ServicesDep) -> Response:
+async def master_playlist(
+    request: Request, video: VideoDep, services: ServicesDep, query: SignedQuery
+) -> Response:
     """The HLS master playlist: every rung, the audio group, the subtitle tracks."""
     _playable(video)
     return await _manifest(
-        request, services, video, "hls_master", hls.CONTENT_TYPE, lambda _: hls.render_master(video)
+        request,
+        services,
+        video,
+        "hls_master",
+        hls.CONTENT_TYPE,
+        lambda _: hls.render_master(video, query=query),
+        query=query,
     )
 
 
@@ -117,7 +127,9 @@ async def master_playlist(request: Request, video: VideoDep, services: ServicesD
     response_class=Response,
     responses={**_MPD, **_MANIFEST_RESPONSES},
 )
-async def dash_manifest(request: Request, video: VideoDep, services: ServicesDep) -> Response:
+async def dash_manifest(
+    request: Request, video: VideoDep, services: ServicesDep, query: SignedQuery
+) -> Response:
     """The DASH MPD over the same CMAF segments (static; see kubevod.manifests.dash)."""
     _playable(video)
     base = services.settings.media_base_url
@@ -127,8 +139,9 @@ async def dash_manifest(request: Request, video: VideoDep, services: ServicesDep
         video,
         "dash",
         dash.CONTENT_TYPE,
-        lambda segments: dash.render_mpd(video, segments, media_base=base),
+        lambda segments: dash.render_mpd(video, segments, media_base=base, query=query),
         load=lambda: services.catalog.segments(video.id),
+        query=query,
     )
 
 
@@ -141,6 +154,7 @@ async def subtitle_playlist(
     request: Request,
     video: VideoDep,
     services: ServicesDep,
+    query: SignedQuery,
     index: int = Path(ge=0, le=1000, description="Position of the track in the video's subtitles"),
 ) -> Response:
     """The HLS media playlist of one WebVTT track."""
@@ -153,8 +167,9 @@ async def subtitle_playlist(
         video,
         "hls_subtitles",
         hls.CONTENT_TYPE,
-        lambda _: hls.render_subtitles(video, index, media_base=base),
+        lambda _: hls.render_subtitles(video, index, media_base=base, query=query),
         variant=index,
+        query=query,
     )
 
 
@@ -164,7 +179,11 @@ async def subtitle_playlist(
     responses={**_M3U8, **_MANIFEST_RESPONSES},
 )
 async def media_playlist(
-    request: Request, video: VideoDep, rendition: RenditionName, services: ServicesDep
+    request: Request,
+    video: VideoDep,
+    rendition: RenditionName,
+    services: ServicesDep,
+    query: SignedQuery,
 ) -> Response:
     """The media playlist of one rendition: EVENT while transcoding, VOD once ready."""
     _playable(video)
@@ -177,7 +196,8 @@ async def media_playlist(
         video,
         "hls_media",
         hls.CONTENT_TYPE,
-        lambda segments: hls.render_media(video, rendition, segments, media_base=base),
+        lambda segments: hls.render_media(video, rendition, segments, media_base=base, query=query),
         load=lambda: services.catalog.segments(video.id, rendition),
         variant=rendition,
+        query=query,
     )
