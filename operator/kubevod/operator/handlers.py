@@ -27,19 +27,19 @@ from kubevod.operator.jobs import build_job
 from kubevod.operator.queue import Entry, Key, Ledger
 from kubevod.operator.resource import TERMINAL, Asset, Phase
 from kubevod.operator.settings import load_settings
-from opentelemetry import propagate, trace
 
 from kubevod.backends import open_catalog, open_store
 from kubevod.catalog.base import Catalog
 from kubevod.errors import NotFound, Unavailable
+from kubevod.logs import ContextLogger, get_logger
 from kubevod.models import Video, VideoState
 from kubevod.store.base import ObjectStore
+from kubevod.telemetry import inject_traceparent, span
 
 G, V, P = naming.GROUP, naming.VERSION, naming.PLURAL
 SETTINGS = load_settings()
 LEDGER = Ledger()
-TRACER = trace.get_tracer("kubevod.operator")
-LOG = logging.getLogger("kubevod.operator")
+
 #: spec fields whose change needs no new transcode (only the catalog's metadata).
 METADATA_FIELDS = frozenset({"title", "description", "tags", "priority", "retainOnDelete"})
 
@@ -57,9 +57,15 @@ def _now() -> str:
 
 def _traceparent() -> str:
     """The current span's W3C traceparent, or a fresh one when tracing is off."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return carrier.get("traceparent") or f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+    found = inject_traceparent().get("TRACEPARENT")
+    return found or f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def _log(asset: Asset) -> ContextLogger:
+    """A logger whose lines carry the video id, namespace and name."""
+    return get_logger(
+        "kubevod.operator", video_id=asset.video_id, namespace=asset.namespace, name=asset.name
+    )
 
 
 def _record(
@@ -254,9 +260,12 @@ def _try_start(
         )
         _record(body, old, new, patch)
         return
-    with TRACER.start_as_current_span("kubevod.operator.start_transcode") as span:
-        span.set_attribute("kubevod.video_id", asset.video_id)
-        span.set_attribute("k8s.namespace.name", asset.namespace)
+    attributes = {
+        "kubevod.video.id": asset.video_id,
+        "k8s.namespace.name": asset.namespace,
+        "k8s.job.name": asset.job_name,
+    }
+    with span("operator.start_transcode", attributes=attributes, tracer_name=__name__):
         manifest = build_job(
             asset,
             video_id=asset.video_id,
@@ -272,6 +281,7 @@ def _try_start(
         except BaseException:
             LEDGER.release(me.job_key)
             raise
+    _log(asset).info("started Job %s (generation %d)", asset.job_name, asset.generation)
     view = st.JobView(namespace=asset.namespace, name=asset.job_name, generation=asset.generation)
     new = st.from_job(asset, old, view, None, public_url=SETTINGS.public_url, now=_now())
     new["message"] = f"started Job {asset.job_name}"
@@ -373,7 +383,7 @@ def cleanup(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
         if retry < SETTINGS.cleanup.max_retries:
             raise kopf.TemporaryError(str(exc), delay=SETTINGS.cleanup.retry_seconds) from exc
         message = cleaning.abandon_message(asset.video_id, exc, retry + 1)
-        LOG.warning(message)
+        _log(asset).warning(message)
         kopf.event(body, type="Warning", reason="CleanupAbandoned", message=message)
         return
-    LOG.info("deleted %d objects and catalog entry %s", purged.objects, asset.video_id)
+    _log(asset).info("deleted %d objects and the catalog entry", purged.objects)

@@ -15,12 +15,16 @@ import kopf
 from kubevod.operator.settings import load_settings
 
 from kubevod.backends import redact_url
+from kubevod.logs import setup_logging
+from kubevod.telemetry import setup_telemetry
 
 
 def main() -> None:
     """Entry point of the ``kubevod-operator`` console script."""
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(service="kubevod-operator")
+    # One trace per transcode: the handler's span travels to the worker in TRACEPARENT.
+    setup_telemetry("kubevod-operator", component="operator")
     # kopf logs every successful timer run at INFO; keep its warnings and errors.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     missing = [n for n in ("catalog_url", "store_url") if not getattr(settings, n)]
