@@ -191,6 +191,9 @@ def test_video_becomes_ready_with_playback_urls_then_delete_removes_everything(
     assert {"Transcoding", "Ready"} <= reasons
     printed = ns.kubectl("get", "va", "clip").stdout
     assert "Ready" in printed and "100" in printed
+    metrics = ns.metrics()
+    assert 'kubevod_operator_transcodes_total{outcome="ready"} 1.0' in metrics
+    assert 'kubevod_operator_transcode_duration_seconds_count{outcome="ready"} 1.0' in metrics
 
     store, catalog = open_store(ns.store_url), open_catalog(ns.catalog_url)
     assert any(store.list(f"videos/{vid}/g1/"))

@@ -233,3 +233,37 @@ def test_ledger_never_hands_the_last_slot_out_twice() -> None:
     assert ledger.try_claim(items[1], items[1:], {("media", "a-g1"): False}, limit=1).start
     ledger.release(("media", "b-g1"))
     assert ledger.try_claim(items[1], items[1:], {("media", "a-g1"): False}, limit=1).start
+
+
+def test_job_duration_comes_from_start_and_completion_times() -> None:
+    body = {
+        "metadata": {"name": "j"},
+        "status": {
+            "startTime": "2026-01-01T00:00:00Z",
+            "completionTime": "2026-01-01T00:01:30Z",
+            "conditions": [{"type": "Complete", "status": "True"}],
+        },
+    }
+    assert st.JobView.from_body(body).wall_seconds() == 90.0
+    assert st.JobView.from_body({"metadata": {"name": "j"}}).wall_seconds() is None
+
+
+@pytest.mark.parametrize(
+    ("state", "generation", "phase", "reason"),
+    [
+        (VideoState.READY, 1, "Ready", "Transcoded"),  # its TTL removed a finished Job
+        (VideoState.FAILED, 1, "Failed", "JobFailed"),
+        (VideoState.TRANSCODING, 1, "Failed", "JobLost"),  # deleted by hand mid-way
+        (VideoState.READY, 0, "Failed", "JobLost"),  # the entry is of an older generation
+    ],
+)
+def test_a_vanished_job_is_told_by_the_catalog(
+    state: VideoState, generation: int, phase: str, reason: str
+) -> None:
+    a = asset()
+    v = video(a, state=state, generation=max(generation, 1) if generation else 1)
+    if generation == 0:
+        a = asset(generation=2)
+    view = st.vanished_job(a, "clip-abc-g1", v)
+    s = st.from_job(a, {}, view, v, public_url=BASE, now=NOW)
+    assert (s["phase"], cond(s, "Ready")["reason"]) == (phase, reason)

@@ -32,7 +32,8 @@ from kubevod.backends import open_catalog, open_store
 from kubevod.catalog.base import Catalog
 from kubevod.errors import NotFound, Unavailable
 from kubevod.logs import ContextLogger, get_logger
-from kubevod.models import Video, VideoState
+from kubevod.metrics import operator_metrics
+from kubevod.models import Video
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import inject_traceparent, span
 
@@ -102,6 +103,7 @@ _OWNED = frozenset(
 
 
 def _temporary(exc: Exception) -> kopf.TemporaryError:
+    operator_metrics().handler_errors.labels("temporary").inc()
     return kopf.TemporaryError(str(exc), delay=SETTINGS.timing.retry_seconds)
 
 
@@ -221,6 +223,7 @@ def _admit(
     try:
         validation.check(asset.spec)
     except InvalidSpec as exc:
+        operator_metrics().handler_errors.labels("permanent").inc()
         _record(body, old, st.invalid(asset, old, str(exc), now=_now()), patch)
         return
     try:
@@ -334,27 +337,37 @@ def reconcile(
             return
     new = st.from_job(asset, status, view, video, public_url=SETTINGS.public_url, now=_now())
     _record(body, status, new, patch)
+    _observe(status, new, view, video, _Indexes.of(kwargs))
+
+
+def _observe(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    job: st.JobView,
+    video: Video | None,
+    idx: _Indexes,
+) -> None:
+    """Metrics: a finished transcode's duration and speed; VideoAssets by phase."""
+    metrics = operator_metrics()
+    phase = new.get("phase")
+    if phase != old.get("phase") and phase in {p.value for p in TERMINAL}:
+        wall = job.wall_seconds()
+        if wall is not None:
+            media = video.duration if video is not None else None
+            outcome = "ready" if phase == Phase.READY else "failed"
+            metrics.observe_transcode(wall, media, outcome=outcome)
+    counts: dict[str, int] = {}
+    for store in idx.assets.values():
+        for entry in store:
+            counts[entry.phase] = counts.get(entry.phase, 0) + 1
+    metrics.set_phases(counts)
 
 
 def _vanished_job(asset: Asset, job_name: str, video: Video | None) -> st.JobView | None:
-    """The Job is not in the index: just created, expired by its TTL, or deleted by hand."""
+    """The Job is not in the index: None while it was created a moment ago."""
     if LEDGER.holds((asset.namespace, job_name)):
-        return None  # created a moment ago; the watch has not delivered it yet
-    base = st.JobView(namespace=asset.namespace, name=job_name, generation=asset.generation)
-    if video is not None and video.generation == asset.generation:
-        if video.state == VideoState.READY:
-            return st.JobView(**{**base.__dict__, "complete": True, "succeeded": 1})
-        if video.state == VideoState.FAILED:
-            return st.JobView(**{**base.__dict__, "failed_terminal": True, "reason": "JobFailed"})
-    # Gone while unfinished (deleted by hand, or its namespace's quota): say so.
-    return st.JobView(
-        **{
-            **base.__dict__,
-            "failed_terminal": True,
-            "reason": "JobLost",
-            "message": f"Job {job_name} disappeared",
-        }
-    )
+        return None  # the watch has not delivered it yet
+    return st.vanished_job(asset, job_name, video)
 
 
 # --------------------------------------------------------------------------- deletion

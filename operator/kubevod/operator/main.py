@@ -16,6 +16,7 @@ from kubevod.operator.settings import load_settings
 
 from kubevod.backends import redact_url
 from kubevod.logs import setup_logging
+from kubevod.metrics import start_metrics_server
 from kubevod.telemetry import setup_telemetry
 
 
@@ -38,6 +39,8 @@ def main() -> None:
         settings.namespaces or "all",
         settings.queue.max_concurrent,
     )
+    if settings.metrics_port is not None:
+        start_metrics_server(settings.metrics_port)
     # Importing the module registers the handlers with kopf's default registry.
     from kubevod.operator import handlers  # noqa: F401
 

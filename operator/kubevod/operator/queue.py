@@ -30,6 +30,7 @@ class Entry:
     priority: int = 0
     created: str = ""  # RFC 3339; sorts chronologically as text
     done: bool = False  # terminal for its current generation, or being deleted
+    phase: str = ""  # status.phase as last seen (for the Jobs-by-phase metric)
 
     @property
     def key(self) -> Key:
@@ -57,6 +58,7 @@ class Entry:
             priority=int(spec.get("priority") or 0),
             created=str(meta.get("creationTimestamp", "")),
             done=terminal or bool(meta.get("deletionTimestamp")),
+            phase=str(status.get("phase") or "Pending"),
         )
 
 

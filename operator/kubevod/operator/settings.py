@@ -214,6 +214,13 @@ class OperatorSettings(BaseSettings):
         default="http://0.0.0.0:8080/healthz",
         description="kopf's liveness endpoint (the Deployment's livenessProbe); none: off.",
     )
+    metrics_port: int | None = Field(
+        default=9090,
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus /metrics server (queue depth, Jobs by phase, "
+        "transcode durations); none: off. 9090: the chart's ServiceMonitor scrapes it.",
+    )
     queue: QueueSettings = Field(default_factory=QueueSettings)
     timing: TimingSettings = Field(default_factory=TimingSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

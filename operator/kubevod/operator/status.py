@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from kubevod.operator.resource import Asset, Phase
@@ -38,6 +39,8 @@ class JobView:
     failed_terminal: bool = False
     reason: str = ""
     message: str = ""
+    started: str = ""  # status.startTime (RFC 3339)
+    ended: str = ""  # completionTime, or when the Failed condition was set
 
     @property
     def finished(self) -> bool:
@@ -50,6 +53,7 @@ class JobView:
         status = body.get("status") or {}
         complete = failed = False
         reason = message = ""
+        ended = str(status.get("completionTime") or "")
         for cond in status.get("conditions") or []:
             if cond.get("status") != "True":
                 continue
@@ -59,6 +63,7 @@ class JobView:
                 failed = True
                 reason = str(cond.get("reason") or "")
                 message = str(cond.get("message") or "")
+                ended = ended or str(cond.get("lastTransitionTime") or "")
         labels = meta.get("labels") or {}
         try:
             generation = int(labels.get("kubevod.io/generation", 0))
@@ -76,7 +81,18 @@ class JobView:
             failed_terminal=failed,
             reason=reason,
             message=message,
+            started=str(status.get("startTime") or ""),
+            ended=ended,
         )
+
+    def wall_seconds(self) -> float | None:
+        """Seconds from the Job's start to its end, when both are known."""
+        try:
+            start = datetime.fromisoformat(self.started.replace("Z", "+00:00"))
+            end = datetime.fromisoformat(self.ended.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return max(0.0, (end - start).total_seconds())
 
 
 @dataclass(frozen=True)
@@ -265,6 +281,24 @@ def from_job(
     status["attempts"] = max(int(old.get("attempts") or 0), job.active + job.failed + job.succeeded)
     status["conditions"] = _stamp(conditions, old.get("conditions") or [], now)
     return status
+
+
+def vanished_job(asset: Asset, job_name: str, video: Video | None) -> JobView:
+    """What became of a Job that no longer exists, told by the catalog entry.
+
+    Its TTL expired after it finished (the catalog says ready or failed), or
+    someone deleted it while it ran (reported as failed, reason ``JobLost``).
+    """
+    ns, gen = asset.namespace, asset.generation
+    if video is not None and video.generation == gen:
+        if video.state == VideoState.READY:
+            return JobView(ns, job_name, generation=gen, complete=True, succeeded=1)
+        if video.state == VideoState.FAILED:
+            return JobView(ns, job_name, generation=gen, failed_terminal=True, reason="JobFailed")
+    message = f"Job {job_name} disappeared before it finished"
+    return JobView(
+        ns, job_name, generation=gen, failed_terminal=True, reason="JobLost", message=message
+    )
 
 
 def transitions(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Event]:

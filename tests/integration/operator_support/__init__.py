@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class Namespace:
     catalog_url: str
     store_url: str
     processes: list[ServerProcess] = field(default_factory=list)
+    metrics_port: int = 0  # of the operator started last
 
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None
@@ -104,7 +106,7 @@ class Namespace:
     def start_operator(self, **settings: str) -> ServerProcess:
         """``kubevod-operator`` as a real process, authenticated as the ServiceAccount."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBEVOD_")}
-        port = free_port()
+        port, self.metrics_port = free_port(), free_port()
         env.update(
             KUBECONFIG=str(self.kube.kubeconfig_for(self.name, SA)),
             KUBEVOD_CATALOG_URL=self.catalog_url,
@@ -116,6 +118,7 @@ class Namespace:
             KUBEVOD_TIMING__RETRY_SECONDS="1",
             KUBEVOD_PEERING__LIFETIME_SECONDS="5",
             KUBEVOD_WORKER__IMAGE="kubevod/worker:test",
+            KUBEVOD_METRICS_PORT=str(self.metrics_port),
         )
         env.update(settings)
         proc = ServerProcess(
@@ -138,6 +141,13 @@ class Namespace:
             os.killpg(proc.proc.pid, signal.SIGKILL)
         proc.proc.wait(10)
         proc.proc = None
+
+    def metrics(self) -> str:
+        """The last-started operator's Prometheus exposition text."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text: str = response.read().decode()
+        return text
 
     def stop_all(self) -> None:
         for proc in self.processes:
