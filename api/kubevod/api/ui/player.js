@@ -166,7 +166,7 @@ function start(v, { waited = false } = {}) {
       enableWebVTT: false, // captions come from the <track> elements above
       // Start from the bandwidth measured on the last visit; only a first visit spends its
       // first fragment on measuring (lowest rung first).
-      abrEwmaDefaultEstimate: estimate > 0 ? Math.min(estimate, 200e6) : 1e6,
+      abrEwmaDefaultEstimate: estimate > 0 ? Math.min(estimate, 200e6) : 500e3,
       testBandwidth: !(estimate > 0),
       backBufferLength: 60,
       maxBufferLength: 30,

@@ -33,17 +33,21 @@ export class QoeReporter {
 
   /** Follow a <video> element's events. */
   attach(video) {
-    const firstFrame = () => {
+    // Times count from navigation start (performance.timeOrigin): navigation-to-first-frame.
+    const firstFrame = (at) => {
       if (this.startupMs !== null) return;
-      // performance.now() counts from navigation start: this is navigation-to-first-frame.
-      this.startupMs = Math.round(performance.now());
+      this.startupMs = Math.round(at);
       this.send();
     };
+    // The first frame is the first one composited while playing; rVFC gives its exact time.
+    const watchFrames = () =>
+      video.requestVideoFrameCallback((now, meta) => {
+        if (video.paused || meta.mediaTime === undefined) return watchFrames();
+        firstFrame(meta.presentationTime || now);
+      });
+    if ("requestVideoFrameCallback" in video) watchFrames();
     video.addEventListener("playing", () => {
-      if (this.startupMs === null) {
-        if ("requestVideoFrameCallback" in video) video.requestVideoFrameCallback(firstFrame);
-        else firstFrame();
-      }
+      if (this.startupMs === null && !("requestVideoFrameCallback" in video)) firstFrame(performance.now());
       this.endStall();
       this.playingSince = performance.now();
     });
