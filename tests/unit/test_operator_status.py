@@ -267,3 +267,16 @@ def test_a_vanished_job_is_told_by_the_catalog(
     view = st.vanished_job(a, "clip-abc-g1", v)
     s = st.from_job(a, {}, view, v, public_url=BASE, now=NOW)
     assert (s["phase"], cond(s, "Ready")["reason"]) == (phase, reason)
+
+
+def test_only_media_shaping_fields_change_the_fingerprint() -> None:
+    base = asset().spec.fingerprint()
+    assert (
+        asset(title="New", tags=["a"], priority=5, retainOnDelete=True).spec.fingerprint() == base
+    )
+    assert asset(description="longer text").spec.fingerprint() == base
+    assert asset(segmentSeconds=2).spec.fingerprint() != base
+    assert asset(codec="hevc").spec.fingerprint() != base
+    assert asset(source={"url": "https://x/other.mp4"}).spec.fingerprint() != base
+    s = st.queued(asset(), {}, ahead=0, running=0, limit=1, now=NOW)
+    assert s["specHash"] == base

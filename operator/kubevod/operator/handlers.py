@@ -41,9 +41,6 @@ G, V, P = naming.GROUP, naming.VERSION, naming.PLURAL
 SETTINGS = load_settings()
 LEDGER = Ledger()
 
-#: spec fields whose change needs no new transcode (only the catalog's metadata).
-METADATA_FIELDS = frozenset({"title", "description", "tags", "priority", "retainOnDelete"})
-
 
 @dataclass
 class Backends:
@@ -93,6 +90,7 @@ _OWNED = frozenset(
         "attempts",
         "message",
         "observedGeneration",
+        "specHash",
         "accelerator",
         "renditions",
         "source",
@@ -193,14 +191,26 @@ def respec(
     status: kopf.Status,
     patch: kopf.Patch,
     memo: kopf.Memo,
-    diff: kopf.Diff,
     **kwargs: Any,
 ) -> None:
-    """A spec change: metadata only → catalog update; else a new generation supersedes the old."""
-    asset = Asset.from_body(body)
-    backends: Backends = memo.backends
-    changed = {next(iter(d[1]), "") for d in diff}
-    if changed <= METADATA_FIELDS and status.get("jobName"):
+    """A spec change (a new generation)."""
+    _new_generation(Asset.from_body(body), body, status, patch, memo.backends, _Indexes.of(kwargs))
+
+
+def _new_generation(
+    asset: Asset,
+    body: kopf.Body,
+    old: Mapping[str, Any],
+    patch: kopf.Patch,
+    backends: Backends,
+    idx: _Indexes,
+) -> None:
+    """Metadata only (same media fingerprint) → catalog update; else supersede and admit.
+
+    Decided from status, not from the event's diff, so the timer can settle a
+    generation the same way when its own stale write raced the update handler.
+    """
+    if old.get("phase") and old.get("specHash") == asset.spec.fingerprint():
         try:
             entries.update_metadata(backends.catalog, asset)
         except NotFound:
@@ -209,7 +219,7 @@ def respec(
             raise _temporary(exc) from exc
         patch.status["observedGeneration"] = asset.generation
         return
-    _admit(asset, body, status, patch, backends, _Indexes.of(kwargs))
+    _admit(asset, body, old, patch, backends, idx)
 
 
 def _admit(
@@ -318,7 +328,7 @@ def reconcile(
     if not status.get("phase"):
         return  # the create handler has not run yet
     if status.get("observedGeneration") != asset.generation:
-        _admit(asset, body, status, patch, backends, _Indexes.of(kwargs))
+        _new_generation(asset, body, status, patch, backends, _Indexes.of(kwargs))
         return
     if status.get("phase") == Phase.QUEUED:
         _try_start(asset, body, status, patch, backends, _Indexes.of(kwargs))

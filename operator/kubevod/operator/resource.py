@@ -7,6 +7,8 @@ names are the CRD's camelCase names through aliases.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -33,6 +35,8 @@ class Phase(StrEnum):
 
 
 TERMINAL = frozenset({Phase.READY, Phase.FAILED})
+#: spec fields that do not shape the media: changing only these never transcodes again.
+METADATA_FIELDS = frozenset({"title", "description", "tags", "priority", "retainOnDelete"})
 
 
 class _Model(BaseModel):
@@ -95,6 +99,14 @@ class VideoAssetSpec(_Model):
         if self.source.pvc is not None:
             return f"{PVC_MOUNT}/{self.source.pvc.path.lstrip('/')}"
         return ""
+
+    def fingerprint(self) -> str:
+        """A short hash of the fields that shape the media (all but METADATA_FIELDS)."""
+        shaping = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for key in METADATA_FIELDS:
+            shaping.pop(key, None)
+        text = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def ladder_ref(self) -> str | list[LadderRung]:
         """The ladder as ``TranscodeJob.ladder`` takes it: a profile name or explicit rungs."""

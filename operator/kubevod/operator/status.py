@@ -176,6 +176,7 @@ def _base(asset: Asset, phase: Phase, message: str, old: Mapping[str, Any]) -> d
         "phase": phase.value,
         "message": message,
         "observedGeneration": asset.generation,
+        "specHash": asset.spec.fingerprint(),
         "videoId": asset.video_id,
         "attempts": int(old.get("attempts") or 0),
     }
