@@ -210,6 +210,7 @@ async def test_ready_media_playlist_is_vod_and_cacheable(api: ApiEnv) -> None:
     parsed = m3u8.loads(resp.text)
     assert parsed.playlist_type == "vod" and parsed.is_endlist and len(parsed.segments) == 3
     assert resp.headers["cache-control"] == "public, max-age=60"
+    assert resp.headers["last-modified"].endswith(" GMT")
     # every URI in it can be fetched from the media route
     for uri in [parsed.segment_map[0].uri, *(s.uri for s in parsed.segments[:1])]:
         if uri.endswith("init.mp4"):
@@ -230,6 +231,7 @@ async def test_transcoding_media_playlist_is_event_and_grows(api: ApiEnv) -> Non
     first = m3u8.loads(before.text)
     assert first.playlist_type == "event" and not first.is_endlist and len(first.segments) == 1
     assert before.headers["cache-control"] == "no-cache"
+    assert "last-modified" not in before.headers
     assert after.status_code == 200 and len(m3u8.loads(after.text).segments) == 2
 
 

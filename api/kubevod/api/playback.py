@@ -21,7 +21,7 @@ from typing import Any
 from fastapi import APIRouter, Path, Request, Response
 from kubevod.api.deps import RenditionName, ServicesDep, SignedQuery, VideoDep
 from kubevod.api.errors import responses
-from kubevod.api.http_semantics import etag_matches, quote_etag
+from kubevod.api.http_semantics import etag_matches, http_date, quote_etag
 from starlette.concurrency import run_in_threadpool
 
 from kubevod.errors import Conflict, NotFound
@@ -86,6 +86,8 @@ async def _manifest(
         f"public, max-age={services.settings.manifest_max_age_s}" if ready else _NO_CACHE
     )
     headers = {"ETag": etag, "Cache-Control": cache_control}
+    if ready:  # a growing EVENT playlist has no meaningful date; its ETag is enough
+        headers["Last-Modified"] = http_date(video.updated_at)
     inm = request.headers.get("if-none-match")
     if inm is not None and etag_matches(inm, etag):
         return Response(status_code=304, headers=headers)
