@@ -103,6 +103,9 @@ async def test_unknown_video_is_404_and_malformed_id_is_422(api: ApiEnv) -> None
     assert missing.json()["error"] == "not_found" and "nosuchvideo" in missing.json()["detail"]
     assert malformed.status_code == 422
     assert malformed.json()["detail"][0]["loc"] == ["path", "video_id"]
+    assert malformed.json()["message"] == (
+        "video_id: not a video id (lowercase letters, digits and dashes, at most 63)"
+    )
 
 
 async def test_patch_changes_title_and_tags_only(api: ApiEnv) -> None:

@@ -4,15 +4,19 @@ Every :class:`kubevod.errors.KubevodError` a route lets escape is turned into
 a JSON body ``{"detail": "<message a person understands>", "error": "<kind>"}``:
 Unauthorized 401 (with ``WWW-Authenticate``), NotFound 404, InvalidInput 422,
 Conflict 409, Unavailable 503 with ``Retry-After``. Request validation errors
-keep FastAPI's own 422 shape (the one the OpenAPI schema documents).
+keep FastAPI's own 422 shape (the one the OpenAPI schema documents) and add a
+``message`` line a person can read.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -59,8 +63,37 @@ def status_of(exc: KubevodError) -> tuple[int, str]:
     return 500, "internal"
 
 
+#: What a person should read when a path parameter does not match its pattern.
+_PATTERN_HINTS = {
+    "video_id": "not a video id (lowercase letters, digits and dashes, at most 63)",
+    "rendition": "not a rendition name (such as 720p or audio)",
+}
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """One readable line for FastAPI's list of validation errors."""
+    parts = []
+    for error in errors:
+        loc = [str(x) for x in error.get("loc", ())]
+        field = loc[-1] if loc else "request"
+        if error.get("type") == "string_pattern_mismatch" and field in _PATTERN_HINTS:
+            parts.append(f"{field}: {_PATTERN_HINTS[field]}")
+        else:
+            where = ".".join(loc[1:]) if len(loc) > 1 else field
+            parts.append(f"{where}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
 def install(app: FastAPI, *, retry_after_s: int) -> None:
-    """Register the domain-error handler on ``app``."""
+    """Register the domain-error handler and a readable request-validation handler."""
+
+    async def invalid(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = jsonable_encoder(exc.errors())
+        # FastAPI's documented shape, plus one line a person can read
+        return JSONResponse({"detail": errors, "message": validation_message(errors)}, 422)
+
+    app.add_exception_handler(RequestValidationError, invalid)
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, KubevodError)
