@@ -570,3 +570,41 @@ async def test_openapi_documents_every_api_route(api: ApiEnv) -> None:
     } <= set(paths)
     assert set(paths["/api/videos/{video_id}"]) == {"get", "patch", "delete"}
     assert "404" in paths["/api/videos/{video_id}"]["get"]["responses"]
+
+
+def test_kubevod_api_entry_point_serves_with_default_backends(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.fixtures.util import free_port, wait_for_port
+
+    port = free_port()
+    env = {
+        **os.environ,
+        "KUBEVOD_PORT": str(port),
+        "KUBEVOD_DATA_DIR": str(tmp_path / "data"),
+        "KUBEVOD_ENVIRONMENT": "production",
+        "KUBEVOD_API_TOKEN": "a-real-secret-0f9e",
+    }
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubevod.api.main"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for_port(port, timeout=30)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            ready = json.loads(resp.read())
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/videos", timeout=5) as resp:
+            library = json.loads(resp.read())
+    finally:
+        proc.terminate()
+        output = proc.communicate(timeout=15)[0].decode(errors="replace")
+
+    assert ready == {"ready": True, "catalog": "ok", "store": "ok"}, output
+    assert library["total"] == 0
+    assert (tmp_path / "data" / "catalog.db").exists()
