@@ -344,3 +344,91 @@ def test_signed_urls_refuse_tampered_foreign_and_expired_links(
     manifest = f"{cache.url}/v/{vid}/master.m3u8"
     assert httpx.get(manifest).status_code == 403
     assert httpx.get(f"{manifest}?md5={token}&expires={expires}").status_code == 200
+
+
+# --------------------------------------------------------------------------- the real API
+
+
+@pytest.fixture
+def real_api(minio: MinioServer, media_bucket: str, tmp_path: Path) -> Iterator[tuple[int, str]]:
+    """``kubevod-api`` as shipped (its entry point), on MinIO and a SQLite catalog.
+
+    Yields (port, video id) of a ready two-segment video whose objects are in MinIO.
+    """
+    import os
+    import subprocess
+    import sys
+
+    from kubevod.backends import open_catalog
+    from kubevod.models import Rendition, Segment, TrackKind, Video, VideoState
+    from tests.fixtures.util import ServerProcess, wait_for_port
+
+    vid = _unique("api")
+    video = Video(
+        id=vid, title="Through the cache", state=VideoState.READY, duration=8.0,
+        renditions=[
+            Rendition(name="360p", width=640, height=360, frame_rate=30.0, bandwidth=800_000,
+                      average_bandwidth=700_000, codecs="avc1.64001e"),
+            Rendition(name="audio", kind=TrackKind.AUDIO, bandwidth=128_000, codecs="mp4a.40.2",
+                      timescale=48_000, language="en", channels=2, sample_rate=48_000),
+        ],
+    )  # fmt: skip
+    catalog_url = f"sqlite://{tmp_path / 'catalog.db'}"
+    catalog = open_catalog(catalog_url)
+    try:
+        catalog.create(video)
+        for r in video.renditions:
+            prefix = f"{video.media_prefix()}/{r.name}"
+            put_segment(minio, f"{prefix.removeprefix('videos/')}/init.mp4", size=1024)
+            for seq in range(2):
+                key = f"{prefix}/{seq}.m4s"
+                put_segment(minio, key.removeprefix("videos/"))
+                catalog.add_segment(vid, Segment(rendition=r.name, seq=seq, duration=4.0,
+                                                 start=seq * 4.0, key=key))  # fmt: skip
+    finally:
+        catalog.close()
+    port = free_port()
+    env = dict(
+        os.environ,
+        KUBEVOD_CATALOG_URL=catalog_url,
+        KUBEVOD_STORE_URL=(f"s3://{minio.access_key}:{minio.secret_key}@{minio.endpoint}"
+                           f"/{media_bucket}?secure=false"),
+        KUBEVOD_MEDIA_BASE_URL="/media", KUBEVOD_HOST="127.0.0.1", KUBEVOD_PORT=str(port),
+        KUBEVOD_DATA_DIR=str(tmp_path / "data"), OTEL_SDK_DISABLED="true",
+    )  # fmt: skip
+    argv = [sys.executable, "-m", "kubevod.api.main"]
+    log = tmp_path / "api.log"
+    api = ServerProcess("kubevod-api", argv, log, env=env, stdin=subprocess.DEVNULL).start()
+    try:
+        wait_for_port(port, 30)
+        yield port, vid
+    finally:
+        api.stop()
+
+
+def test_real_api_manifests_and_minio_segments_play_through_the_cache(
+    real_api: tuple[int, str], nginx_factory: Callable[[str], NginxServer],
+    minio: MinioServer, media_bucket: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    port, vid = real_api
+    values = local_values(
+        port=free_port(), api=f"127.0.0.1:{port}", media=minio.endpoint,
+        media_prefix=f"/{media_bucket}/videos/", access_log=str(tmp_path / "access.log"),
+    )  # fmt: skip
+    cache = nginx_factory(render(values))
+    master = httpx.get(f"{cache.url}/v/{vid}/master.m3u8")
+    assert master.status_code == 200, master.text
+    assert master.headers["content-type"].startswith("application/vnd.apple.mpegurl")
+    variant = next(line for line in master.text.splitlines() if line and line[0] != "#")
+    media = httpx.get(f"{cache.url}/v/{vid}/{variant}")
+    assert media.status_code == 200
+    uris = [line for line in media.text.splitlines() if line and line[0] != "#"]
+    init = media.text.split('#EXT-X-MAP:URI="', 1)[1].split('"', 1)[0]
+    assert uris[0].startswith(f"/media/{vid}/g")
+    for uri in (init, *uris):
+        first, again = httpx.get(f"{cache.url}{uri}"), httpx.get(f"{cache.url}{uri}")
+        assert first.status_code == again.status_code == 200, uri
+        assert again.headers["x-cache-status"] == "HIT"
+        assert first.content == again.content
+    assert httpx.get(f"{cache.url}/healthz").status_code == 200
+    assert httpx.get(f"{cache.url}/metrics").status_code == 404
