@@ -205,7 +205,15 @@ def test_video_becomes_ready_with_playback_urls_then_delete_removes_everything(
         catalog.get(vid)
 
 
-def test_a_bad_source_fails_with_its_reason(ns: Namespace, tmp_path: Path) -> None:
+@pytest.fixture
+def ns_namespaced_rbac(cluster: Any, minio: Any, mongo_url: str) -> Iterator[Namespace]:
+    with namespace(cluster, mongo_url, minio.store_url, namespaced_rbac=True) as space:
+        yield space
+
+
+def test_a_bad_source_fails_with_its_reason(ns_namespaced_rbac: Namespace, tmp_path: Path) -> None:
+    """Also: the operator works with a RoleBinding only (the chart's namespaced mode)."""
+    ns = ns_namespaced_rbac
     bogus = tmp_path / "notes.mp4"
     bogus.write_text("these are my holiday notes, not a video\n" * 50)
     upload(ns, bogus, "sources/notes.mp4")

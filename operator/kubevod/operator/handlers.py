@@ -118,6 +118,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.posting.reporting_component = naming.MANAGED_BY
     settings.peering.lifetime = SETTINGS.peering.lifetime_seconds
     settings.peering.stealth = True
+    # Named namespaces need no cluster-wide look for namespaces and CRDs, so the
+    # chart's namespaced mode (a Role, no cluster-scoped rights) starts at once.
+    settings.scanning.disabled = bool(SETTINGS.namespaces)
     memo.backends = Backends(
         catalog=open_catalog(SETTINGS.catalog_url),
         store=open_store(SETTINGS.store_url),

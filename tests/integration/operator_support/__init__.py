@@ -246,14 +246,21 @@ def run_worker(env: dict[str, str], scratch: Path) -> int:
 
 
 @contextlib.contextmanager
-def namespace(kube: Any, catalog_url: str, store_url: str) -> Iterator[Namespace]:
-    """A fresh namespace wired like the chart wires one (namespaces never finalize here)."""
+def namespace(
+    kube: Any, catalog_url: str, store_url: str, *, namespaced_rbac: bool = False
+) -> Iterator[Namespace]:
+    """A fresh namespace wired like the chart wires one (namespaces never finalize here).
+
+    ``namespaced_rbac`` binds the ClusterRole with a RoleBinding only, as the
+    chart's namespaced mode does: the cluster-scoped rules then do not apply.
+    """
     name = f"op-{uuid.uuid4().hex[:8]}"
     kube.kubectl("create", "namespace", name)
     ns = Namespace(kube, name, catalog_url, store_url)
     ns.kubectl("create", "serviceaccount", SA)
+    binding = ("rolebinding", "-n", name) if namespaced_rbac else ("clusterrolebinding",)
     kube.kubectl(
-        "create", "clusterrolebinding", f"{SA}-{name}", f"--clusterrole={SA}",
+        "create", *binding, f"{SA}-{name}", f"--clusterrole={SA}",
         f"--serviceaccount={name}:{SA}",
     )  # fmt: skip
     ns.kubectl(
