@@ -280,3 +280,14 @@ def test_only_media_shaping_fields_change_the_fingerprint() -> None:
     assert asset(source={"url": "https://x/other.mp4"}).spec.fingerprint() != base
     s = st.queued(asset(), {}, ahead=0, running=0, limit=1, now=NOW)
     assert s["specHash"] == base
+
+
+def test_a_claim_for_a_job_that_never_shows_up_expires() -> None:
+    clock = [0.0]
+    ledger = Ledger(ttl=60, clock=lambda: clock[0])
+    items = [entry(n, f"2026-01-01T00:00:0{i}Z") for i, n in enumerate("ab")]
+    assert ledger.try_claim(items[0], items, {}, limit=1).start
+    assert ledger.holds(("media", "a-g1"))
+    clock[0] = 61.0  # a-g1 was deleted before the index ever saw it
+    assert not ledger.holds(("media", "a-g1"))
+    assert ledger.try_claim(items[1], items[1:], {}, limit=1).start

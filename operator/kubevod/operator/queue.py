@@ -10,7 +10,8 @@ handlers deciding at the same moment never both take the last slot.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,35 +101,50 @@ def decide(
 
 
 class Ledger:
-    """Jobs this process created that its Job index may not show yet (thread-safe)."""
+    """Jobs this process created that its Job index may not show yet (thread-safe).
 
-    def __init__(self) -> None:
+    A claim ends when the index shows the Job, or after ``ttl`` seconds: a Job
+    deleted before its first watch event never shows up, and must not hold a
+    slot forever.
+    """
+
+    def __init__(self, ttl: float = 120.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
-        self._claimed: set[Key] = set()
+        self._claimed: dict[Key, float] = {}
+        self._ttl = ttl
+        self._clock = clock
+
+    def _expire(self, indexed: Iterable[Key] = ()) -> None:
+        for key in indexed:
+            self._claimed.pop(key, None)
+        oldest = self._clock() - self._ttl
+        for key in [k for k, at in self._claimed.items() if at < oldest]:
+            del self._claimed[key]
 
     def try_claim(
         self, candidate: Entry, entries: Iterable[Entry], indexed: Mapping[Key, bool], limit: int
     ) -> Decision:
         """Decide atomically; when it may start, hold its slot until the index shows the Job."""
         with self._lock:
-            self._claimed -= indexed.keys()
+            self._expire(indexed.keys())
             jobs = dict(indexed)
             for key in self._claimed:
                 jobs[key] = True
             decision = decide(candidate, entries, jobs, limit)
             if decision.start:
-                self._claimed.add(candidate.job_key)
+                self._claimed[candidate.job_key] = self._clock()
             return decision
 
     def holds(self, job: Key) -> bool:
         """True while a Job this process created has not shown up in the index yet."""
         with self._lock:
+            self._expire()
             return job in self._claimed
 
     def release(self, job: Key) -> None:
         """Give a claimed slot back (the Job could not be created)."""
         with self._lock:
-            self._claimed.discard(job)
+            self._claimed.pop(job, None)
 
 
 def phase_of(body: Mapping[str, Any]) -> Phase | None:
