@@ -22,6 +22,16 @@ from kubevod.logs import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    """setup_logging changes the root logger; leave it as found for other tests."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
     """The root logger writes JSON into a buffer for the duration of a test."""
