@@ -245,6 +245,7 @@ def _admit(
         )
         entries.ensure_entry(backends.catalog, asset)
     except Unavailable as exc:
+        patch.status["message"] = f"retrying in {SETTINGS.timing.retry_seconds:g} s: {exc}"
         raise _temporary(exc) from exc
     if superseded:
         message = f"spec generation {asset.generation} supersedes Job(s) {', '.join(superseded)}"
