@@ -151,11 +151,37 @@ def ui_server(ui_backends: Backends) -> Iterator[ApiServer]:
     server.stop()
 
 
+#: English subtitles of the session's clip (muxed as a mov_text track, exported as WebVTT).
+SUBTITLES_SRT = """1
+00:00:00,000 --> 00:00:04,000
+Hello from the captions
+
+2
+00:00:04,000 --> 00:00:08,000
+Second caption line
+"""
+
+
 @pytest.fixture(scope="session")
 def ready_video(ui_backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Video:
-    """An 8 s 640x360 clip with sound, transcoded by the real worker into 360p + 180p."""
+    """An 8 s 640x360 clip with sound and English subtitles, transcoded by the real worker
+    into 360p + 180p."""
     work = tmp_path_factory.mktemp("ready-video")
-    source = make_video(work / "clip.mp4", seconds=8, width=640, height=360, fps=30)
+    srt = work / "subs.srt"
+    srt.write_text(SUBTITLES_SRT)
+    source = make_video(
+        work / "clip.mp4",
+        seconds=8,
+        width=640,
+        height=360,
+        fps=30,
+        extra_input_args=("-i", str(srt)),
+        extra_output_args=(
+            *("-map", "0:v", "-map", "1:a", "-map", "2:s"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+            *("-c:a", "aac", "-ac", "2", "-c:s", "mov_text", "-metadata:s:s:0", "language=eng"),
+        ),
+    )
     video = new_video(ui_backends.catalog, source, "Test pattern")
     run_pipeline(
         video, store=ui_backends.store, catalog=ui_backends.catalog, scratch=work / "scratch"
@@ -216,3 +242,13 @@ def transcode_in_background(
     for run in runs:
         run.cancel.set()
         run.thread.join(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """Fail a test whose page threw an uncaught JavaScript error."""
+    errors: list[str] = []
+    if "page" in request.fixturenames:
+        request.getfixturevalue("page").on("pageerror", lambda exc: errors.append(str(exc)))
+    yield errors
+    assert errors == [], f"uncaught errors in the page: {errors}"

@@ -136,3 +136,39 @@ def test_qoe_beacons_reach_the_api(page: Any, ui_server: ApiServer, ready_video:
         time.sleep(0.2)
     assert stats["sessions"] > before
     assert stats["startup_ms_avg"] is not None and stats["startup_ms_avg"] > 0
+
+
+def test_captions_menu_shows_and_hides_the_webvtt_subtitles(
+    page: Any, ui_server: ApiServer, ready_video: Video
+) -> None:
+    assert [s.language for s in ready_video.subtitles] == ["eng"]
+    open_player(page, ui_server.url, ready_video.id)
+    page.keyboard.press("k")
+    page.keyboard.press("1")  # 0.8 s: inside the first cue
+    page.hover("#player")
+    page.click("#btn-cc")
+    page.click("#menu-cc [data-lang='eng']")
+    page.wait_for_function(
+        "() => { const t = [...document.querySelector('video').textTracks]"
+        ".find(t => t.mode === 'showing');"
+        " return t && t.activeCues && t.activeCues.length"
+        " && t.activeCues[0].text === 'Hello from the captions'; }",
+        timeout=10_000,
+    )
+    assert page.get_attribute("#btn-cc", "aria-pressed") == "true"
+    page.keyboard.press("c")  # the shortcut turns them off again
+    page.wait_for_function(
+        "[...document.querySelector('video').textTracks].every(t => t.mode !== 'showing')"
+    )
+    assert page.get_attribute("#btn-cc", "aria-pressed") == "false"
+
+
+def test_native_hls_plays_where_there_is_no_media_source_extensions(
+    page: Any, ui_server: ApiServer, ready_video: Video
+) -> None:
+    # As on an iPhone: no MSE, so the browser's own HLS player gets the master playlist.
+    page.add_init_script("delete window.MediaSource; delete window.ManagedMediaSource;")
+    open_player(page, ui_server.url, ready_video.id)
+    wait_advance(page, 1.0)
+    assert player_state(page)["mode"] == "native"
+    assert page.locator("#btn-quality").is_hidden()

@@ -67,9 +67,7 @@ function cardFor(video) {
     poster
       ? h("img", { src: poster, alt: "", loading: "lazy", decoding: "async", width: 320, height: 180 })
       : h("div", { class: "thumb-placeholder" }, icon("film")),
-    video.state !== "ready"
-      ? h("span", { class: `badge badge-${video.state}` }, stateLabel(video))
-      : null,
+    video.state !== "ready" ? h("span", { class: `badge badge-${video.state}` }, stateLabel(video)) : null,
     state.saved.has(video.id)
       ? h("span", { class: "badge badge-offline", title: "Saved on this device" }, icon("offline"), "Offline")
       : null,
@@ -116,7 +114,15 @@ function cardFor(video) {
 function render() {
   const existing = new Map([...grid.children].map((li) => [li.dataset.id, li]));
   const nodes = state.items.map((video) => {
-    const key = JSON.stringify([video.state, Math.round(video.progress || 0), video.title, video.poster_key, video.duration, video.message, state.saved.has(video.id)]);
+    const key = JSON.stringify([
+      video.state,
+      Math.round(video.progress || 0),
+      video.title,
+      video.poster_key,
+      video.duration,
+      video.message,
+      state.saved.has(video.id),
+    ]);
     const old = existing.get(video.id);
     if (old && old.dataset.key === key) return old;
     const card = cardFor(video);
@@ -136,7 +142,15 @@ function render() {
             "div",
             { class: "empty" },
             h("p", { class: "empty-title" }, "No videos yet"),
-            h("p", { class: "muted" }, "Add one with ", h("code", {}, "kubevod add ./movie.mkv"), " or ", h("code", {}, "kubectl apply -f video.yaml"), "."),
+            h(
+              "p",
+              { class: "muted" },
+              "Add one with ",
+              h("code", {}, "kubevod add ./movie.mkv"),
+              " or ",
+              h("code", {}, "kubectl apply -f video.yaml"),
+              ".",
+            ),
           ),
     );
   } else {
@@ -226,7 +240,9 @@ sortSelect.addEventListener("change", () => {
   load();
 });
 moreButton.addEventListener("click", () => load({ append: true }));
-document.addEventListener("visibilitychange", () => (document.hidden ? clearTimeout(state.pollTimer) : refresh()));
+document.addEventListener("visibilitychange", () =>
+  document.hidden ? clearTimeout(state.pollTimer) : refresh(),
+);
 // "/" focuses search, as on most video sites.
 document.addEventListener("keydown", (event) => {
   if (event.key === "/" && document.activeElement !== searchInput) {

@@ -15,7 +15,10 @@ export function parseAttributes(line) {
 
 /** Split a master playlist into header lines, EXT-X-MEDIA renditions and variants. */
 export function parseMaster(text, baseUrl) {
-  const lines = text.replace(/\r\n?/g, "\n").split("\n").map((l) => l.trim());
+  const lines = text
+    .replace(/\r\n?/g, "\n")
+    .split("\n")
+    .map((l) => l.trim());
   const header = [];
   const media = [];
   const variants = [];
@@ -29,7 +32,15 @@ export function parseMaster(text, baseUrl) {
       while (j < lines.length && (!lines[j] || lines[j].startsWith("#"))) j++;
       const attrs = parseAttributes(line);
       const [w, hgt] = (attrs.RESOLUTION || "0x0").split("x").map(Number);
-      variants.push({ line, uri: lines[j], url: new URL(lines[j], baseUrl).href, attrs, bandwidth: +attrs.BANDWIDTH || 0, width: w, height: hgt });
+      variants.push({
+        line,
+        uri: lines[j],
+        url: new URL(lines[j], baseUrl).href,
+        attrs,
+        bandwidth: +attrs.BANDWIDTH || 0,
+        width: w,
+        height: hgt,
+      });
       i = j;
     } else if (line === "#EXTM3U" || /^#EXT-X-(VERSION|INDEPENDENT-SEGMENTS|START)/.test(line)) {
       header.push(line);
@@ -86,7 +97,8 @@ export async function saveForOffline(video, choice, variant, { onProgress = () =
   try {
     const playlists = [variant.url];
     const groups = new Set([variant.attrs.AUDIO].filter(Boolean));
-    for (const m of choice.parsed.media) if (m.url && groups.has(m.attrs["GROUP-ID"]) && m.attrs.TYPE === "AUDIO") playlists.push(m.url);
+    for (const m of choice.parsed.media)
+      if (m.url && groups.has(m.attrs["GROUP-ID"]) && m.attrs.TYPE === "AUDIO") playlists.push(m.url);
 
     const files = [];
     const texts = new Map();
@@ -116,10 +128,16 @@ export async function saveForOffline(video, choice, variant, { onProgress = () =
           throw err;
         }
         const blob = await resp.blob();
-        await cache.put(url, new Response(blob, { headers: { "Content-Type": resp.headers.get("Content-Type") || "application/octet-stream" } }));
+        await cache.put(
+          url,
+          new Response(blob, {
+            headers: { "Content-Type": resp.headers.get("Content-Type") || "application/octet-stream" },
+          }),
+        );
         if (url === trickVtt) {
           const { parseThumbnailVtt } = await import("./trickplay.js");
-          for (const cue of parseThumbnailVtt(await blob.text(), url)) if (!all.includes(cue.url)) (all.push(cue.url), queue.push(cue.url), extras.push(cue.url));
+          for (const cue of parseThumbnailVtt(await blob.text(), url))
+            if (!all.includes(cue.url)) all.push(cue.url), queue.push(cue.url), extras.push(cue.url);
         }
         bytes += blob.size;
         done += 1;
@@ -130,8 +148,17 @@ export async function saveForOffline(video, choice, variant, { onProgress = () =
 
     for (const [url, text] of texts) await put(url, text, "application/vnd.apple.mpegurl");
     await put(choice.masterUrl, singleVariantMaster(choice.parsed, variant), "application/vnd.apple.mpegurl");
-    await put(new URL(`/api/videos/${encodeURIComponent(video.id)}`, location.href).href, JSON.stringify(video), "application/json");
-    const record = { video, rendition: variant.height ? `${variant.height}p` : `${Math.round(variant.bandwidth / 1000)}k`, bytes, savedAt: new Date().toISOString() };
+    await put(
+      new URL(`/api/videos/${encodeURIComponent(video.id)}`, location.href).href,
+      JSON.stringify(video),
+      "application/json",
+    );
+    const record = {
+      video,
+      rendition: variant.height ? `${variant.height}p` : `${Math.round(variant.bandwidth / 1000)}k`,
+      bytes,
+      savedAt: new Date().toISOString(),
+    };
     await put(offlineMarkerUrl(video.id), JSON.stringify(record), "application/json");
     if (navigator.storage?.persist) navigator.storage.persist().catch(() => {});
     return record;

@@ -123,6 +123,11 @@ export class QoeReporter {
     this.lastSent = text;
     const blob = new Blob([text], { type: "application/json" });
     if (final && navigator.sendBeacon?.(ENDPOINT, blob)) return;
-    fetch(ENDPOINT, { method: "POST", body: text, headers: { "Content-Type": "application/json" }, keepalive: true }).catch(() => {});
+    fetch(ENDPOINT, {
+      method: "POST",
+      body: text,
+      headers: { "Content-Type": "application/json" },
+      keepalive: true,
+    }).catch(() => {});
   }
 }

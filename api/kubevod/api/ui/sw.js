@@ -12,6 +12,12 @@ const SHELL = [
   "/ui/common.js",
   "/ui/library.js",
   "/ui/player.js",
+  "/ui/page.js",
+  "/ui/controls.js",
+  "/ui/captions.js",
+  "/ui/seekbar.js",
+  "/ui/resume.js",
+  "/ui/save.js",
   "/ui/menu.js",
   "/ui/trickplay.js",
   "/ui/qoe.js",
@@ -53,11 +59,15 @@ async function networkFirst(request, { cacheName = null, fallback = null } = {})
     const response = await fetch(request);
     if (cacheName && response.ok && request.method === "GET") {
       const copy = response.clone();
-      caches.open(cacheName).then((cache) => cache.put(request, copy)).catch(() => {});
+      caches
+        .open(cacheName)
+        .then((cache) => cache.put(request, copy))
+        .catch(() => {});
     }
     return response;
   } catch (err) {
-    const cached = (await caches.match(request, { ignoreVary: true })) || (fallback && (await caches.match(fallback)));
+    const cached =
+      (await caches.match(request, { ignoreVary: true })) || (fallback && (await caches.match(fallback)));
     if (cached) return cached;
     throw err;
   }
@@ -107,7 +117,10 @@ self.addEventListener("fetch", (event) => {
         const fresh = fetch(request).then((response) => {
           if (response.ok) {
             const copy = response.clone();
-            caches.open(SHELL_CACHE).then((c) => c.put(request, copy)).catch(() => {});
+            caches
+              .open(SHELL_CACHE)
+              .then((c) => c.put(request, copy))
+              .catch(() => {});
           }
           return response;
         });

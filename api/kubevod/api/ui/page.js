@@ -1,0 +1,119 @@
+// Shared state and small helpers of the player page (watch.html): the elements, the live
+// state object (window.kubevodPlayer), localStorage access, toasts and seeking.
+import { h, icon } from "./common.js";
+import { anyMenuOpen } from "./menu.js";
+
+export const $ = (id) => document.getElementById(id);
+export const videoId = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "");
+export const video = $("video");
+export const player = $("player");
+export const store = {
+  get(key, fallback = null) {
+    try {
+      const v = localStorage.getItem(`kubevod:${key}`);
+      return v === null ? fallback : JSON.parse(v);
+    } catch {
+      return fallback;
+    }
+  },
+  set(key, value) {
+    try {
+      localStorage.setItem(`kubevod:${key}`, JSON.stringify(value));
+    } catch {
+      /* private mode or full: not worth failing playback for */
+    }
+  },
+  remove(key) {
+    try {
+      localStorage.removeItem(`kubevod:${key}`);
+    } catch {
+      /* ignore */
+    }
+  },
+};
+
+/** Live state, readable by tests and handy in the console. */
+export const state = (window.kubevodPlayer = {
+  videoId,
+  video: null, // the catalog entry
+  mode: null, // "hls.js" | "native"
+  hls: null,
+  levels: [], // [{index, height, width, bitrate, name}]
+  requestedLevels: [], // level index of every video fragment requested, in order
+  loadedLevels: [], // level index of every video fragment loaded, in order
+  currentLevel: -1,
+  autoLevel: true,
+  startupMs: null,
+  trickplay: null,
+  qoe: null,
+  errors: [],
+});
+
+export function setIcon(button, name) {
+  button.replaceChildren(icon(name));
+}
+
+let toastTimer = 0;
+export function toast(content, ms = 3500) {
+  const box = $("toast");
+  box.replaceChildren(...[content].flat());
+  box.classList.add("show");
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => box.classList.remove("show"), ms);
+}
+
+export function showMessage(text, { retry = false } = {}) {
+  const box = $("player-message");
+  box.replaceChildren(
+    h("p", {}, text),
+    ...(retry
+      ? [h("button", { class: "button", type: "button", onclick: () => location.reload() }, "Try again")]
+      : []),
+  );
+  box.hidden = false;
+  player.dataset.state = "error";
+}
+
+export function levelLabel(level) {
+  return level.height ? `${level.height}p` : `${Math.round(level.bitrate / 1000)} kb/s`;
+}
+
+export function formatBitrate(bps) {
+  return bps >= 1e6 ? `${(bps / 1e6).toFixed(1)} Mb/s` : `${Math.round(bps / 1e3)} kb/s`;
+}
+
+export function togglePlay() {
+  if (video.paused || video.ended) video.play().catch(() => {});
+  else video.pause();
+}
+
+export function seekTo(t) {
+  const end = Number.isFinite(video.duration) ? video.duration : seekableEnd();
+  video.currentTime = Math.max(0, Math.min(end || 0, t));
+  showControls();
+}
+
+export function seekableEnd() {
+  const s = video.seekable;
+  return s.length ? s.end(s.length - 1) : 0;
+}
+
+export function duration() {
+  return Number.isFinite(video.duration) && video.duration > 0
+    ? video.duration
+    : seekableEnd() || state.video?.duration || 0;
+}
+
+let hideTimer = 0;
+export function showControls() {
+  player.dataset.controls = "visible";
+  clearTimeout(hideTimer);
+  hideTimer = setTimeout(() => {
+    if (
+      !video.paused &&
+      !anyMenuOpen() &&
+      !player.contains(document.activeElement?.closest?.(".controls") ?? null)
+    )
+      player.dataset.controls = "hidden";
+  }, 2800);
+}
