@@ -350,3 +350,24 @@ def test_operator_identity_has_exactly_the_rights_it_needs(ns: Namespace) -> Non
     assert not can("delete", "videoassets.kubevod.io")
     assert not can("update", "jobs.batch")
     assert naming.FINALIZER == "kubevod.io/cleanup"
+
+
+def test_catalog_down_at_creation_is_retried_and_said(
+    ns: Namespace, mongo: Any, source_clip: Path
+) -> None:
+    upload(ns, source_clip, "sources/wait.mp4")
+    ns.start_operator()
+    mongo.stop()
+    try:
+        ns.apply(video_asset("patient", "sources/wait.mp4"))
+        said = wait_for(
+            "status to say why it waits",
+            lambda: "retrying" in (m := ns.status("patient").get("message", "")) and m,
+            30,
+        )
+        assert "catalog" in said.lower() or "mongo" in said.lower(), said
+        assert ns.jobs() == []  # no Job before its catalog entry exists
+    finally:
+        mongo.start()
+    ns.wait_phase("patient", "Transcoding", timeout=60)
+    assert len(ns.jobs()) == 1
