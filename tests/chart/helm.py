@@ -65,10 +65,13 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
             "tls": {"enabled": True, "clusterIssuer": "letsencrypt"},
         },
         "telemetry": {"collector": {"enabled": True}},
+        "cache": {
+            "tls": {"enabled": True, "secretName": "kubevod-tls"},
+            "image": {"digest": DIGEST},
+        },
         "operator": {"image": {"digest": DIGEST}},
         "api": {"image": {"digest": DIGEST}},
         "worker": {"image": {"digest": DIGEST}},
-        "cache": {"image": {"digest": DIGEST}},
         "networkPolicy": {"enabled": False},
     },
 }

@@ -14,6 +14,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX_CONF = ROOT / "charts" / "kubevod" / "files" / "nginx.conf"
+#: The optional TLS + HTTP/2 listener, included by nginx.conf as ``tls*.conf``.
+NGINX_TLS_CONF = ROOT / "charts" / "kubevod" / "files" / "nginx-tls.conf"
 PLACEHOLDER = re.compile(r"\$\{(KUBEVOD_[A-Z0-9_]+)\}")
 
 
@@ -22,16 +24,17 @@ def placeholders(text: str | None = None) -> set[str]:
     return set(PLACEHOLDER.findall(NGINX_CONF.read_text() if text is None else text))
 
 
-def render(values: Mapping[str, str]) -> str:
+def render(values: Mapping[str, str], path: Path = NGINX_CONF) -> str:
     """The conf with every placeholder replaced, exactly as envsubst would.
 
     Args:
         values: a value for each placeholder name (``KUBEVOD_LISTEN`` ...).
+        path: the file to render (nginx.conf, or the TLS snippet).
 
     Returns:
-        The complete nginx.conf text.
+        The complete text.
     """
-    text = NGINX_CONF.read_text()
+    text = path.read_text()
     wanted = placeholders(text)
     missing, extra = wanted - set(values), set(values) - wanted
     if missing or extra:

@@ -22,7 +22,7 @@ from tests.chart.helm import (
     pod_specs,
     template_text,
 )
-from tests.chart.nginx_conf import NGINX_CONF, placeholders
+from tests.chart.nginx_conf import NGINX_CONF, NGINX_TLS_CONF, placeholders
 
 pytestmark = pytest.mark.integration
 
@@ -54,6 +54,7 @@ def test_helm_lint_strict_passes() -> None:
         ({"minio": {"enabled": False}}, "externalS3"),
         ({"mongodb": {"enabled": False}}, "externalMongo"),
         ({"externalMongo": {"uri": "postgres://x"}}, "externalMongo.uri"),
+        ({"cache": {"tls": {"enabled": True}}}, "cache.tls.secretName"),
     ],
 )
 def test_values_schema_rejects_wrong_values(
@@ -114,6 +115,21 @@ def test_cache_deployment_fills_every_nginx_placeholder(
     env = {e["name"]: e for e in deploy["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert placeholders() <= set(env)
     assert env["NGINX_ENVSUBST_FILTER"]["value"] == "^KUBEVOD_"
+
+
+def test_tls_listener_snippet_ships_verbatim_only_when_enabled(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["tls-telemetry-pinned"]
+    cm = find(docs, "ConfigMap", "-cache")
+    assert cm["data"]["tls.conf.template"] == NGINX_TLS_CONF.read_text().rstrip("\n")
+    deploy = find(docs, "Deployment", "-cache")
+    assert placeholders(NGINX_TLS_CONF.read_text()) <= set(container_env(deploy))
+    volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["tls"]["secret"]["secretName"] == "kubevod-tls"
+    ports = {p["name"]: p["port"] for p in find(docs, "Service", "-cache")["spec"]["ports"]}
+    assert ports == {"http": 80, "https": 443}
+    assert "tls.conf.template" not in find(rendered["default"], "ConfigMap", "-cache")["data"]
 
 
 def test_media_origin_is_minio_public_s3_or_the_api(

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chart.nginx_conf import local_values, render
+from tests.chart.nginx_conf import NGINX_TLS_CONF, local_values, render
 from tests.fixtures.servers import MinioServer, NginxServer
 from tests.fixtures.util import free_port
 
@@ -432,3 +432,53 @@ def test_real_api_manifests_and_minio_segments_play_through_the_cache(
         assert first.content == again.content
     assert httpx.get(f"{cache.url}/healthz").status_code == 200
     assert httpx.get(f"{cache.url}/metrics").status_code == 404
+
+
+# --------------------------------------------------------------------------- TLS + HTTP/2
+
+
+def test_tls_listener_speaks_http2_and_serves_from_the_same_cache(
+    minio: MinioServer, media_bucket: str, fake_api: FakeApi,
+    nginx_factory: Callable[[str], NginxServer], tmp_path: Path,
+) -> None:  # fmt: skip
+    import shutil
+    import subprocess
+
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl (with nghttp2) is needed to speak HTTP/2")
+    vid = _unique("tls")
+    payload = put_segment(minio, f"{vid}/g1/360p/1.m4s")
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(certs / "tls.key"), "-out", str(certs / "tls.crt"),
+         "-subj", "/CN=kubevod.local", "-addext", "subjectAltName=DNS:kubevod.local"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    tls_port = free_port()
+    # nginx_factory keeps its first server's files in tmp_path/"nginx-0", and
+    # nginx.conf includes tls*.conf from its own folder, as in the chart.
+    prefix = tmp_path / "nginx-0"
+    prefix.mkdir()
+    tls_values = {"KUBEVOD_TLS_LISTEN": f"127.0.0.1:{tls_port}", "KUBEVOD_TLS_DIR": str(certs)}
+    (prefix / "tls.conf").write_text(render(tls_values, NGINX_TLS_CONF))
+    values = local_values(
+        port=free_port(), api=f"127.0.0.1:{fake_api.port}", media=minio.endpoint,
+        media_prefix=f"/{media_bucket}/videos/", access_log=str(tmp_path / "access.log"),
+    )  # fmt: skip
+    cache = nginx_factory(render(values))
+    assert cache.prefix == prefix
+    url = f"https://kubevod.local:{tls_port}/media/{vid}/g1/360p/1.m4s"
+    body = tmp_path / "body"
+    out = subprocess.run(
+        [curl, "-sS", "--http2", "--cacert", str(certs / "tls.crt"),
+         "--resolve", f"kubevod.local:{tls_port}:127.0.0.1",
+         "-o", str(body), "-w", "%{http_version} %{http_code}", url],
+        capture_output=True, text=True, timeout=30, check=True,
+    ).stdout  # fmt: skip
+    assert out == "2 200"
+    assert body.read_bytes() == payload
+    plain = httpx.get(f"{cache.url}/media/{vid}/g1/360p/1.m4s")
+    assert plain.headers["x-cache-status"] == "HIT"
