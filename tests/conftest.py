@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures.util import RUNNING
 
-pytest_plugins = ["tests.fixtures.servers"]
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.otlp"]
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.otlp import OtlpReceiver, otlp  # noqa: F401
+from tests.fixtures.otlp import OtlpReceiver
 from tests.fixtures.util import ROOT
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ def json_lines(stderr: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
 
 
-def test_job_env_traceparent_makes_one_trace_from_operator_to_worker(otlp: OtlpReceiver) -> None:  # noqa: F811
+def test_job_env_traceparent_makes_one_trace_from_operator_to_worker(otlp: OtlpReceiver) -> None:
     otlp.clear()
     result = run_operator(otlp.env)
 
@@ -124,7 +124,7 @@ def test_job_env_traceparent_makes_one_trace_from_operator_to_worker(otlp: OtlpR
     assert lines["encoding"]["video_id"] == "demo"
 
 
-def test_without_an_endpoint_nothing_is_exported_but_logs_keep_ids(otlp: OtlpReceiver) -> None:  # noqa: F811
+def test_without_an_endpoint_nothing_is_exported_but_logs_keep_ids(otlp: OtlpReceiver) -> None:
     otlp.clear()
     result = run_operator({})
 
@@ -173,7 +173,7 @@ API = textwrap.dedent(
 )
 
 
-def test_api_request_with_traceparent_continues_the_trace(otlp: OtlpReceiver) -> None:  # noqa: F811
+def test_api_request_with_traceparent_continues_the_trace(otlp: OtlpReceiver) -> None:
     otlp.clear()
     trace_id, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}

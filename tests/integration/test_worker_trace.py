@@ -18,7 +18,7 @@ import pytest
 
 from kubevod.jobs import TranscodeJob
 from tests.fixtures.media import make_video
-from tests.fixtures.otlp import OtlpReceiver, otlp  # noqa: F401
+from tests.fixtures.otlp import OtlpReceiver
 from tests.fixtures.util import ROOT, require
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 TRACE_ID, OPERATOR_SPAN = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
 
 
-def test_worker_spans_hang_under_the_operators_span(otlp: OtlpReceiver, tmp_path: Path) -> None:  # noqa: F811
+def test_worker_spans_hang_under_the_operators_span(otlp: OtlpReceiver, tmp_path: Path) -> None:
     ffmpeg = require("ffmpeg")
     require("ffprobe")
     source = make_video(tmp_path / "clip.mp4", seconds=2, width=320, height=180)
