@@ -20,10 +20,17 @@ from kubevod.metrics import start_metrics_server
 from kubevod.telemetry import setup_telemetry
 
 
+def _drop_kopf_settings(record: logging.LogRecord) -> bool:
+    """kopf attaches its whole settings object to object-related records: not log material."""
+    record.__dict__.pop("settings", None)
+    return True
+
+
 def main() -> None:
     """Entry point of the ``kubevod-operator`` console script."""
     settings = load_settings()
-    setup_logging(service="kubevod-operator")
+    handler = setup_logging(service="kubevod-operator")
+    handler.addFilter(_drop_kopf_settings)
     # One trace per transcode: the handler's span travels to the worker in TRACEPARENT.
     setup_telemetry("kubevod-operator", component="operator")
     # kopf logs every successful timer run at INFO; keep its warnings and errors.
