@@ -63,7 +63,7 @@ def test_trickplay_thumbnails_show_on_seek_bar_hover(
         page.wait_for_function(
             "() => { const t = document.getElementById('seek-thumb');"
             " return !document.getElementById('seek-preview').hidden && !t.hidden"
-            " && kubevodPlayer.trickplay.loaded.has(t.dataset.src); }",
+            " && kubevodPlayer.trickplay?.loaded.has(t.dataset.src); }",
             timeout=10_000,
         )
         positions.append(page.eval_on_selector("#seek-thumb", "t => t.style.backgroundPosition"))

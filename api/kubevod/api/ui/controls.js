@@ -2,7 +2,6 @@
 // picture in picture, auto-hiding, and the keyboard shortcuts.
 import { formatTime, h, icon } from "./common.js";
 import { bindMenu, closeMenus, fillMenu } from "./menu.js";
-import { toggleCaptions } from "./captions.js";
 import {
   $,
   duration,
@@ -227,7 +226,7 @@ export function onKey(event) {
     ArrowDown: onRange ? null : () => (video.volume = Math.max(0, video.volume - 0.1)),
     f: fullscreen,
     m: () => (video.muted = !video.muted),
-    c: toggleCaptions,
+    c: () => import("./captions.js").then((m) => m.toggleCaptions()),
     "?": () => $("shortcuts").showModal(),
     Escape: () => closeMenus({ restoreFocus: true }),
   };

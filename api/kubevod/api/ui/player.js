@@ -2,13 +2,10 @@
 // trickplay, resume, "Save for offline" and QoE beacons of the modules it imports.
 // window.kubevodPlayer (page.js) exposes the live state (used by tests).
 import { formatTime, getJson, h, playbackUrls, registerServiceWorker, stateLabel } from "./common.js";
-import { setupCaptions } from "./captions.js";
 import { onKey, setupControls, updateQualityButton } from "./controls.js";
 import { $, levelLabel, player, seekTo, showMessage, state, store, toast, video, videoId } from "./page.js";
 import { QoeReporter } from "./qoe.js";
 import { resumePosition } from "./resume.js";
-import { setupOffline } from "./save.js";
-import { attachTrickplay } from "./seekbar.js";
 
 // ---- metadata ----------------------------------------------------------------------------
 
@@ -192,8 +189,9 @@ function start(v, { waited = false } = {}) {
     );
   }
   autoplay();
-  attachTrickplay(v);
-  setupCaptions();
+  // Off the critical path: these modules load while the first segments do.
+  import("./captions.js").then((m) => m.setupCaptions());
+  import("./seekbar.js").then((m) => m.attachTrickplay(v));
 }
 
 async function autoplay() {
@@ -266,7 +264,7 @@ async function main() {
     toast("Waiting for the first segments…", 10_000);
   }
   pollWhileGrowing();
-  setupOffline();
+  import("./save.js").then((m) => m.setupOffline());
   registerServiceWorker();
 }
 
