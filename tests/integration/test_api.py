@@ -95,6 +95,16 @@ async def test_video_shows_state_progress_renditions_and_playback_urls(api: ApiE
     }
 
 
+async def test_source_url_passwords_are_never_shown(api: ApiEnv) -> None:
+    api.add_video(ladder_video().model_copy(update={"source": "https://me:hunter2@nas.lan/a.mkv"}))
+
+    body = (await api.client.get("/api/videos/demo-1")).json()
+    listing = (await api.client.get("/api/videos")).text
+
+    assert body["source"] == "https://me:***@nas.lan/a.mkv"
+    assert "hunter2" not in listing
+
+
 async def test_unknown_video_is_404_and_malformed_id_is_422(api: ApiEnv) -> None:
     missing = await api.client.get("/api/videos/nosuchvideo")
     malformed = await api.client.get("/api/videos/Not_An_Id")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
+from kubevod.backends import redact_url
 from kubevod.manifests.common import media_url
 from kubevod.models import Video
 
@@ -77,5 +78,8 @@ def playback_urls(video: Video, media_base: str) -> PlaybackUrls:
 
 
 def view(video: Video, media_base: str) -> VideoView:
-    """The API's view of a catalog entry."""
-    return VideoView.model_construct(**dict(video), playback=playback_urls(video, media_base))
+    """The API's view of a catalog entry (a source URL's password is never shown)."""
+    fields = dict(video)
+    if "@" in video.source:
+        fields["source"] = redact_url(video.source)
+    return VideoView.model_construct(**fields, playback=playback_urls(video, media_base))
