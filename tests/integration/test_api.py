@@ -409,13 +409,23 @@ async def test_qoe_beacon_is_recorded_and_becomes_metrics(api: ApiEnv) -> None:
     resp = await api.client.post(
         "/api/qoe", content=json.dumps(beacon()), headers={"Content-Type": "text/plain"}
     )
+    # the player reports running totals again later in the same session
+    later = beacon(watch_ms=19_000, rebuffer_ms=1500, rebuffer_count=2, errors=["decode"])
+    await api.client.post("/api/qoe", json=later)
     stats = (await api.client.get("/api/videos/demo-1/qoe")).json()
     metrics = (await api.client.get("/metrics")).text
 
     assert resp.status_code == 204
     assert stats["sessions"] == 1 and stats["switches"] == 2
     assert "kubevod_qoe_startup_seconds_count 1.0" in metrics
-    assert 'kubevod_qoe_rebuffer_ratio_bucket{le="0.1"} 1.0' in metrics
+    assert "kubevod_qoe_sessions_total 1.0" in metrics
+    assert "kubevod_qoe_beacons_total 2.0" in metrics
+    assert "kubevod_qoe_watch_seconds_total 19.0" in metrics
+    assert "kubevod_qoe_rebuffer_seconds_total 1.5" in metrics
+    assert "kubevod_qoe_rebuffers_total 2.0" in metrics
+    assert "kubevod_qoe_bitrate_switches_total 2.0" in metrics
+    assert "kubevod_qoe_player_errors_total 1.0" in metrics
+    assert 'kubevod_qoe_interval_rebuffer_ratio_bucket{le="0.1"} 2.0' in metrics
 
 
 async def test_qoe_rejects_oversized_invalid_and_unknown(api: ApiEnv) -> None:

@@ -4,11 +4,18 @@ Each app has its own registry (two apps in one test process never clash).
 Requests are labelled by route template (``/v/{video_id}/master.m3u8``), never
 by raw path, so a crawler cannot blow up the series count; unmatched paths
 share the label ``unmatched``.
+
+QoE beacons carry a session's running totals, so the counters grow by the
+difference from the session's previous beacon (remembered for the 10,000 most
+recent sessions of this process) and startup time is observed once per
+session. The stall ratio is ``rate(kubevod_qoe_rebuffer_seconds_total)`` over
+the sum of that and ``rate(kubevod_qoe_watch_seconds_total)``.
 """
 
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -49,44 +56,58 @@ class Metrics:
             registry=r,
         )
         self.qoe_beacons = Counter("kubevod_qoe_beacons", "QoE beacons accepted", registry=r)
+        self.qoe_sessions = Counter(
+            "kubevod_qoe_sessions", "Playback sessions seen (first beacon)", registry=r
+        )
         self.qoe_startup = Histogram(
             "kubevod_qoe_startup_seconds",
-            "Player startup time: navigation to first frame",
+            "Player startup time, navigation to first frame (once per session)",
             buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20),
             registry=r,
         )
-        self.qoe_rebuffer_ratio = Histogram(
-            "kubevod_qoe_rebuffer_ratio",
-            "Share of a session spent stalled: rebuffer time / (watch + rebuffer time)",
+        self.qoe_interval_rebuffer_ratio = Histogram(
+            "kubevod_qoe_interval_rebuffer_ratio",
+            "Share of time stalled between two beacons of a session",
             buckets=(0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
             registry=r,
         )
-        self.qoe_rebuffers = Histogram(
-            "kubevod_qoe_rebuffer_count",
-            "Stalls per session",
-            buckets=(0, 1, 2, 3, 5, 10, 20, 50),
-            registry=r,
+        self.qoe_watch = Counter(
+            "kubevod_qoe_watch_seconds", "Time spent playing, all sessions", registry=r
         )
-        self.qoe_switches = Histogram(
-            "kubevod_qoe_bitrate_switches",
-            "Quality switches per session",
-            buckets=(0, 1, 2, 3, 5, 10, 20, 50),
-            registry=r,
+        self.qoe_rebuffer = Counter(
+            "kubevod_qoe_rebuffer_seconds", "Time spent stalled, all sessions", registry=r
+        )
+        self.qoe_rebuffers = Counter("kubevod_qoe_rebuffers", "Stalls, all sessions", registry=r)
+        self.qoe_switches = Counter(
+            "kubevod_qoe_bitrate_switches", "Quality switches, all sessions", registry=r
         )
         self.qoe_errors = Counter("kubevod_qoe_player_errors", "Player errors reported", registry=r)
+        # Players send cumulative totals several times per session: remember the last
+        # totals of recent sessions so counters grow by the difference only.
+        self._sessions: OrderedDict[tuple[str, str], QoeBeacon] = OrderedDict()
+        self._sessions_max = 10_000
 
     def observe_beacon(self, beacon: QoeBeacon) -> None:
-        """Feed one accepted beacon into the QoE histograms."""
+        """Feed one accepted beacon into the QoE metrics (counted once per session)."""
         self.qoe_beacons.inc()
-        if beacon.startup_ms is not None:
+        key = (beacon.video_id, beacon.session)
+        last = self._sessions.pop(key, None)
+        self._sessions[key] = beacon
+        if len(self._sessions) > self._sessions_max:
+            self._sessions.popitem(last=False)
+        if last is None:
+            self.qoe_sessions.inc()
+        if beacon.startup_ms is not None and (last is None or last.startup_ms is None):
             self.qoe_startup.observe(beacon.startup_ms / 1000)
-        span = beacon.watch_ms + beacon.rebuffer_ms
-        if span > 0:
-            self.qoe_rebuffer_ratio.observe(beacon.rebuffer_ms / span)
-        self.qoe_rebuffers.observe(beacon.rebuffer_count)
-        self.qoe_switches.observe(beacon.switches)
-        if beacon.errors:
-            self.qoe_errors.inc(len(beacon.errors))
+        watch = max(0.0, beacon.watch_ms - (last.watch_ms if last else 0)) / 1000
+        stalled = max(0.0, beacon.rebuffer_ms - (last.rebuffer_ms if last else 0)) / 1000
+        self.qoe_watch.inc(watch)
+        self.qoe_rebuffer.inc(stalled)
+        if watch + stalled > 0:
+            self.qoe_interval_rebuffer_ratio.observe(stalled / (watch + stalled))
+        self.qoe_rebuffers.inc(max(0, beacon.rebuffer_count - (last.rebuffer_count if last else 0)))
+        self.qoe_switches.inc(max(0, beacon.switches - (last.switches if last else 0)))
+        self.qoe_errors.inc(max(0, len(beacon.errors) - (len(last.errors) if last else 0)))
 
 
 class MetricsMiddleware:
