@@ -422,10 +422,10 @@ async def test_qoe_beacon_is_recorded_and_becomes_metrics(api: ApiEnv) -> None:
     assert "kubevod_qoe_beacons_total 2.0" in metrics
     assert "kubevod_qoe_watch_seconds_total 19.0" in metrics
     assert "kubevod_qoe_rebuffer_seconds_total 1.5" in metrics
-    assert "kubevod_qoe_rebuffers_total 2.0" in metrics
-    assert "kubevod_qoe_bitrate_switches_total 2.0" in metrics
+    assert "kubevod_qoe_rebuffer_count_sum 2.0" in metrics
+    assert "kubevod_qoe_bitrate_switches_sum 2.0" in metrics
     assert "kubevod_qoe_player_errors_total 1.0" in metrics
-    assert 'kubevod_qoe_interval_rebuffer_ratio_bucket{le="0.1"} 2.0' in metrics
+    assert 'kubevod_qoe_rebuffer_ratio_bucket{le="0.1"} 2.0' in metrics
 
 
 async def test_qoe_rejects_oversized_invalid_and_unknown(api: ApiEnv) -> None:

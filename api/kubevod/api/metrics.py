@@ -5,11 +5,13 @@ Requests are labelled by route template (``/v/{video_id}/master.m3u8``), never
 by raw path, so a crawler cannot blow up the series count; unmatched paths
 share the label ``unmatched``.
 
-QoE beacons carry a session's running totals, so the counters grow by the
-difference from the session's previous beacon (remembered for the 10,000 most
-recent sessions of this process) and startup time is observed once per
-session. The stall ratio is ``rate(kubevod_qoe_rebuffer_seconds_total)`` over
-the sum of that and ``rate(kubevod_qoe_watch_seconds_total)``.
+QoE beacons carry a session's running totals, several times per session. The
+metrics take the difference from the session's previous beacon (remembered for
+the 10,000 most recent sessions of this process), so every stall, switch and
+second is counted once: startup time once per session, the other histograms
+per beacon interval. The overall stall ratio is
+``rate(kubevod_qoe_rebuffer_seconds_total)`` over the sum of that and
+``rate(kubevod_qoe_watch_seconds_total)``.
 """
 
 from __future__ import annotations
@@ -65,10 +67,24 @@ class Metrics:
             buckets=(0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20),
             registry=r,
         )
-        self.qoe_interval_rebuffer_ratio = Histogram(
-            "kubevod_qoe_interval_rebuffer_ratio",
+        # Per beacon interval (the difference from the session's previous beacon):
+        # each stall, switch and second of a session is counted exactly once.
+        self.qoe_rebuffer_ratio = Histogram(
+            "kubevod_qoe_rebuffer_ratio",
             "Share of time stalled between two beacons of a session",
             buckets=(0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1),
+            registry=r,
+        )
+        self.qoe_rebuffers = Histogram(
+            "kubevod_qoe_rebuffer_count",
+            "Stalls between two beacons of a session (_sum: all stalls)",
+            buckets=(0, 1, 2, 3, 5, 10, 20, 50),
+            registry=r,
+        )
+        self.qoe_switches = Histogram(
+            "kubevod_qoe_bitrate_switches",
+            "Quality switches between two beacons of a session (_sum: all switches)",
+            buckets=(0, 1, 2, 3, 5, 10, 20, 50),
             registry=r,
         )
         self.qoe_watch = Counter(
@@ -76,10 +92,6 @@ class Metrics:
         )
         self.qoe_rebuffer = Counter(
             "kubevod_qoe_rebuffer_seconds", "Time spent stalled, all sessions", registry=r
-        )
-        self.qoe_rebuffers = Counter("kubevod_qoe_rebuffers", "Stalls, all sessions", registry=r)
-        self.qoe_switches = Counter(
-            "kubevod_qoe_bitrate_switches", "Quality switches, all sessions", registry=r
         )
         self.qoe_errors = Counter("kubevod_qoe_player_errors", "Player errors reported", registry=r)
         # Players send cumulative totals several times per session: remember the last
@@ -104,9 +116,11 @@ class Metrics:
         self.qoe_watch.inc(watch)
         self.qoe_rebuffer.inc(stalled)
         if watch + stalled > 0:
-            self.qoe_interval_rebuffer_ratio.observe(stalled / (watch + stalled))
-        self.qoe_rebuffers.inc(max(0, beacon.rebuffer_count - (last.rebuffer_count if last else 0)))
-        self.qoe_switches.inc(max(0, beacon.switches - (last.switches if last else 0)))
+            self.qoe_rebuffer_ratio.observe(stalled / (watch + stalled))
+        self.qoe_rebuffers.observe(
+            max(0, beacon.rebuffer_count - (last.rebuffer_count if last else 0))
+        )
+        self.qoe_switches.observe(max(0, beacon.switches - (last.switches if last else 0)))
         self.qoe_errors.inc(max(0, len(beacon.errors) - (len(last.errors) if last else 0)))
 
 
