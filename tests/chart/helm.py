@@ -52,7 +52,10 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
             }
         }
     },
-    "signed-urls": {"cache": {"signedUrls": {"enabled": True}}},
+    "signed-urls": {
+        "cache": {"signedUrls": {"enabled": True}},
+        "networkPolicy": {"enabled": False},
+    },
     "ha": {
         "operator": {"replicas": 2},
         "api": {"autoscaling": {"enabled": False}, "replicas": 3},
@@ -67,12 +70,12 @@ COMBINATIONS: dict[str, dict[str, Any]] = {
         "telemetry": {"collector": {"enabled": True}},
         "cache": {
             "tls": {"enabled": True, "secretName": "kubevod-tls"},
+            "metrics": {"enabled": True},
             "image": {"digest": DIGEST},
         },
         "operator": {"image": {"digest": DIGEST}},
         "api": {"image": {"digest": DIGEST}},
         "worker": {"image": {"digest": DIGEST}},
-        "networkPolicy": {"enabled": False},
     },
 }
 

@@ -51,8 +51,13 @@ def local_values(
     access_log: str,
     signing_secret: str = "",
     manifest_ttl: str = "1s",
+    metrics_syslog: str = "",
 ) -> dict[str, str]:
-    """Placeholder values for nginx on loopback in front of local servers."""
+    """Placeholder values for nginx on loopback in front of local servers.
+
+    ``metrics_syslog`` (host:port) turns on the copy of the access log to the
+    metrics exporter's UDP syslog receiver.
+    """
     media_host, media_port = media.rsplit(":", 1)
     return {
         "KUBEVOD_LISTEN": f"127.0.0.1:{port}",
@@ -66,4 +71,6 @@ def local_values(
         "KUBEVOD_SIGNED_URLS": "on" if signing_secret else "off",
         "KUBEVOD_SIGNING_SECRET": signing_secret,
         "KUBEVOD_ACCESS_LOG": access_log,
+        "KUBEVOD_METRICS_LOG": "1" if metrics_syslog else "0",
+        "KUBEVOD_METRICS_SYSLOG": metrics_syslog or "127.0.0.1:5514",
     }

@@ -128,7 +128,7 @@ def test_tls_listener_snippet_ships_verbatim_only_when_enabled(
     volumes = {v["name"]: v for v in deploy["spec"]["template"]["spec"]["volumes"]}
     assert volumes["tls"]["secret"]["secretName"] == "kubevod-tls"
     ports = {p["name"]: p["port"] for p in find(docs, "Service", "-cache")["spec"]["ports"]}
-    assert ports == {"http": 80, "https": 443}
+    assert ports == {"http": 80, "https": 443, "metrics": 9113}
     assert "tls.conf.template" not in find(rendered["default"], "ConfigMap", "-cache")["data"]
 
 
@@ -269,6 +269,19 @@ def test_service_monitor_only_when_the_prometheus_operator_crd_exists(tmp_path: 
     )
     monitor = find(with_crd, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    with_sidecar = documents(
+        template_text(
+            {"cache": {"metrics": {"enabled": True}}}, tmp=tmp_path,
+            extra=("--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"),
+        ).stdout
+    )  # fmt: skip
+    cache_monitor = find(with_sidecar, "ServiceMonitor", "-cache")
+    assert cache_monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    sidecar = find(with_sidecar, "Deployment", "-cache")["spec"]["template"]["spec"]["containers"][
+        1
+    ]
+    assert sidecar["command"][:3] == ["python", "-m", "kubevod.nginx_exporter"]
+    assert container_env(find(with_sidecar, "Deployment", "-cache"))["KUBEVOD_METRICS_LOG"] == "1"
 
 
 def test_helm_test_hook_checks_the_path_a_browser_takes(

@@ -482,3 +482,38 @@ def test_tls_listener_speaks_http2_and_serves_from_the_same_cache(
     assert body.read_bytes() == payload
     plain = httpx.get(f"{cache.url}/media/{vid}/g1/360p/1.m4s")
     assert plain.headers["x-cache-status"] == "HIT"
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def test_metrics_sidecar_counts_hits_and_misses_from_the_syslog_copy(
+    minio: MinioServer, media_bucket: str, fake_api: FakeApi,
+    nginx_factory: Callable[[str], NginxServer], tmp_path: Path,
+) -> None:  # fmt: skip
+    from kubevod.nginx_exporter import CacheStats, SyslogReceiver, fetch_stub_status
+
+    stats = CacheStats()
+    receiver = SyslogReceiver(stats)
+    try:
+        values = local_values(
+            port=free_port(), api=f"127.0.0.1:{fake_api.port}", media=minio.endpoint,
+            media_prefix=f"/{media_bucket}/videos/", access_log=str(tmp_path / "access.log"),
+            metrics_syslog=f"127.0.0.1:{receiver.port}",
+        )  # fmt: skip
+        cache = nginx_factory(render(values))
+        vid = _unique("metrics")
+        put_segment(minio, f"{vid}/g1/360p/1.m4s")
+        for _ in range(3):
+            assert httpx.get(f"{cache.url}/media/{vid}/g1/360p/1.m4s").status_code == 200
+        deadline = time.monotonic() + 5
+        while receiver.received < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        requests, sent = stats.snapshot()
+        assert (requests.get("MISS"), requests.get("HIT")) == (1, 2)
+        assert sent["HIT"] >= 2 * 256 * 1024
+        stub = fetch_stub_status(f"{cache.url}/nginx-status")
+        assert stub is not None
+        assert stub.requests >= 3
+    finally:
+        receiver.close()
