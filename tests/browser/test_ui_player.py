@@ -118,6 +118,12 @@ def test_library_lists_the_video_with_poster_and_finds_it_by_title(
     assert card.count() == 0
     page.fill("#q", "PATTERN")
     card.wait_for()
+
+    page.goto(f"{ui_server.url}/?tag=no-such-tag")  # the tag links of the watch page
+    page.locator(".empty").wait_for()
+    page.click("#library-count .chip")  # removes the filter
+    card.wait_for()
+    assert page.url == f"{ui_server.url}/"
     card.click()
     page.wait_for_url(f"**/watch/{ready_video.id}")
     page.wait_for_function(PLAYING, timeout=20_000)

@@ -132,12 +132,28 @@ function render() {
   grid.replaceChildren(...nodes);
   grid.setAttribute("aria-busy", "false");
   const noun = state.total === 1 ? "video" : "videos";
-  countBox.textContent = state.q || state.tag ? `${state.total} ${noun} found` : `${state.total} ${noun}`;
+  if (state.tag) {
+    countBox.replaceChildren(
+      `${state.total} ${noun} tagged `,
+      h(
+        "button",
+        { class: "chip", type: "button", "aria-label": `Remove the filter #${state.tag}`, onclick: clearTag },
+        `#${state.tag}`,
+        h("span", { "aria-hidden": "true" }, " ×"),
+      ),
+    );
+  } else {
+    countBox.textContent = state.q ? `${state.total} ${noun} found` : `${state.total} ${noun}`;
+  }
   moreButton.hidden = state.items.length >= state.total;
   if (!state.items.length) {
     statusBox.replaceChildren(
       state.q || state.tag
-        ? h("p", { class: "empty" }, `Nothing matches “${state.q || state.tag}”.`)
+        ? h(
+            "p",
+            { class: "empty" },
+            state.q ? `Nothing matches “${state.q}”.` : `Nothing is tagged #${state.tag}.`,
+          )
         : h(
             "div",
             { class: "empty" },
@@ -250,6 +266,12 @@ document.addEventListener("keydown", (event) => {
     searchInput.focus();
   }
 });
+
+function clearTag() {
+  state.tag = "";
+  syncUrl();
+  load();
+}
 
 function syncUrl() {
   const p = new URLSearchParams();
