@@ -173,3 +173,38 @@ def test_api_and_worker_accounts_have_no_kubernetes_rights(
         for check in (("list", "videoassets.kubevod.io"), ("get", "secrets"),
                       ("list", "pods"), ("create", "jobs.batch")):  # fmt: skip
             assert not can_i(kube, ns, sa, *check, "-n", ns), (sa, check)
+
+
+# --------------------------------------------------------------------------- helm install / upgrade
+
+
+def test_generated_credentials_survive_helm_upgrade(
+    kube: KubeCluster, crds_installed: list[str]
+) -> None:
+    """Real ``helm install`` then ``helm upgrade`` against the API server.
+
+    Hooks are skipped (``--no-hooks``): the bucket Job would wait for a
+    controller-manager the test cluster does not run.
+    """
+    from tests.chart.helm import CHART, helm
+
+    namespace = "upgrade"
+    ensure_namespace(kube, namespace)
+    common = ("--namespace", namespace, "--kubeconfig", str(kube.kubeconfig), "--no-hooks")
+
+    def secrets() -> dict[str, dict[str, str]]:
+        out = {}
+        for name in ("kubevod-minio", "kubevod-mongodb", "kubevod-connections"):
+            got = kube.kubectl("get", "secret", name, "-n", namespace, "-o", "json")
+            out[name] = json.loads(got.stdout)["data"]
+        return out
+
+    helm("install", "kubevod", str(CHART), *common)
+    before = secrets()
+    helm("upgrade", "kubevod", str(CHART), *common, "--set", "api.replicas=3")
+    assert secrets() == before
+    helm("uninstall", "kubevod", "--namespace", namespace, "--kubeconfig", str(kube.kubeconfig))
+    kept = kube.kubectl("get", "secret", "kubevod-minio", "-n", namespace, check=False)
+    assert kept.returncode == 0, "helm.sh/resource-policy: keep must keep the credentials"
+    assert kube.kubectl("get", "secret", "kubevod-connections", "-n", namespace,
+                        check=False).returncode != 0  # fmt: skip
