@@ -444,6 +444,16 @@ async def test_qoe_rejects_oversized_invalid_and_unknown(api: ApiEnv) -> None:
     assert api.catalog.qoe_stats("demo-1").sessions == 0
 
 
+async def test_qoe_limit_holds_for_chunked_bodies_without_length(api: ApiEnv) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(10):
+            yield b" " * 1024  # never sends Content-Length; stopped after 8 KiB
+
+    resp = await api.client.post("/api/qoe", content=chunks())
+
+    assert resp.status_code == 413
+
+
 async def test_metrics_count_requests_by_route_template(api: ApiEnv) -> None:
     video, _ = api.add_video()
     await api.client.get(f"/v/{video.id}/720p.m3u8")
