@@ -292,3 +292,37 @@ def test_helm_test_hook_checks_the_path_a_browser_takes(
     script = pod["spec"]["containers"][0]["args"][0]
     assert "vod-kubevod-cache" in script
     assert "/readyz" in script
+
+
+def test_every_value_is_documented_with_a_helm_docs_comment() -> None:
+    lines = (CHART / "values.yaml").read_text().splitlines()
+    documented: set[tuple[str, ...]] = set()
+    stack: list[str] = []
+    comment = False
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("# --"):
+            comment = True
+            continue
+        key = line.split(":", 1)[0]
+        if (
+            stripped
+            and not stripped.startswith(("#", "-"))
+            and ":" in line
+            and " " not in key.strip()
+        ):
+            depth = (len(line) - len(line.lstrip())) // 2
+            stack = [*stack[:depth], key.strip()]
+            if comment:
+                documented.add(tuple(stack))
+        comment = False
+
+    def check(node: Any, path: tuple[str, ...]) -> list[str]:
+        if path in documented:
+            return []
+        if isinstance(node, dict) and node:
+            return [m for k, v in node.items() for m in check(v, (*path, k))]
+        return [".".join(path)]
+
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert check(values, ()) == []
