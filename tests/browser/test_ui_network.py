@@ -37,6 +37,10 @@ def test_a_video_still_transcoding_starts_playing_before_it_is_finished(
     assert page.evaluate("kubevodPlayer.hls.levels[kubevodPlayer.hls.currentLevel].details.live")
     assert page.locator("#live-badge").is_visible()
     assert page.locator("#video-state").inner_text().startswith("Transcoding")
+    # The seek bar spans the whole source; the part made so far is marked on it.
+    assert page.locator("#time-duration").inner_text() == "0:12"
+    ready = page.eval_on_selector("#seek-ready", "e => parseFloat(e.style.width)")
+    assert 0 < ready < 100
     wait_advance(page, 1.0)
 
 

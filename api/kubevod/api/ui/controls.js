@@ -15,6 +15,8 @@ import {
   store,
   toast,
   togglePlay,
+  growing,
+  seekableEnd,
   video,
   videoId,
 } from "./page.js";
@@ -36,6 +38,8 @@ export function updateTime() {
   for (let i = 0; i < video.buffered.length; i++)
     if (video.buffered.start(i) <= t + 0.5) buffered = Math.max(buffered, video.buffered.end(i));
   $("seek-buffered").style.width = d ? `${Math.min(100, (100 * buffered) / d)}%` : "0";
+  // While transcoding: how much of the video exists yet.
+  $("seek-ready").style.width = growing() && d ? `${Math.min(100, (100 * seekableEnd()) / d)}%` : "0";
 }
 
 function updatePlayButton() {

@@ -62,6 +62,11 @@ export function toast(content, ms = 3500) {
   toastTimer = setTimeout(() => box.classList.remove("show"), ms);
 }
 
+export function hideToast() {
+  clearTimeout(toastTimer);
+  $("toast").classList.remove("show");
+}
+
 export function showMessage(text, { retry = false } = {}) {
   const box = $("player-message");
   box.replaceChildren(
@@ -87,10 +92,16 @@ export function togglePlay() {
   else video.pause();
 }
 
+/** Seek, within what exists: while transcoding, only up to the last segment made. */
 export function seekTo(t) {
-  const end = Number.isFinite(video.duration) ? video.duration : seekableEnd();
+  const end = growing() ? seekableEnd() : Number.isFinite(video.duration) ? video.duration : seekableEnd();
   video.currentTime = Math.max(0, Math.min(end || 0, t));
   showControls();
+}
+
+/** True while the video is still being transcoded (its playlists grow). */
+export function growing() {
+  return Boolean(state.video) && state.video.state !== "ready";
 }
 
 export function seekableEnd() {
@@ -98,10 +109,14 @@ export function seekableEnd() {
   return s.length ? s.end(s.length - 1) : 0;
 }
 
+/**
+ * The length the seek bar spans: the media's duration, or, while transcoding, the
+ * source's full length (the part made so far is shown as "ready" on the bar).
+ */
 export function duration() {
-  return Number.isFinite(video.duration) && video.duration > 0
-    ? video.duration
-    : seekableEnd() || state.video?.duration || 0;
+  const media = Number.isFinite(video.duration) && video.duration > 0 ? video.duration : seekableEnd();
+  const full = state.video?.duration || 0;
+  return growing() ? Math.max(media, full) : media || full;
 }
 
 let hideTimer = 0;

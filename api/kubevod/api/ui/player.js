@@ -3,7 +3,19 @@
 // window.kubevodPlayer (page.js) exposes the live state (used by tests).
 import { formatTime, getJson, h, playbackUrls, registerServiceWorker, stateLabel } from "./common.js";
 import { onKey, setupControls, updateQualityButton } from "./controls.js";
-import { $, levelLabel, player, seekTo, showMessage, state, store, toast, video, videoId } from "./page.js";
+import {
+  $,
+  hideToast,
+  levelLabel,
+  player,
+  seekTo,
+  showMessage,
+  state,
+  store,
+  toast,
+  video,
+  videoId,
+} from "./page.js";
 import { QoeReporter } from "./qoe.js";
 import { resumePosition } from "./resume.js";
 
@@ -86,7 +98,10 @@ function rememberMediaOrigin(v) {
  */
 function start(v, { waited = false } = {}) {
   const urls = playbackUrls(v);
-  if (waited) urls.hls += `${urls.hls.includes("?") ? "&" : "?"}t=${Date.now()}`;
+  if (waited) {
+    urls.hls += `${urls.hls.includes("?") ? "&" : "?"}t=${Date.now()}`;
+    hideToast(); // "Waiting for the first segments…" is over
+  }
   const resumeAt = resumePosition(v);
   const growing = v.state !== "ready";
   if (urls.poster) video.poster = urls.poster;
