@@ -7,9 +7,9 @@ bytes as plain files. ``wrk`` on loopback measures requests/s and bytes/s of
 both, rotating over the segments; the ratio cache/static is the result (aim:
 0.9 or better).
 
-Run: ``python -m bench.nginx_cache [--seconds N] [--write]`` (``make bench``
-puts nginx, wrk and minio from ``scripts/testenv`` on PATH). ``--write``
-updates the cache section of ``docs/benchmarks-chart.md``.
+Run: ``python -m bench.nginx_cache [--seconds N] [--no-write]`` (``make bench``
+puts nginx, wrk and minio from ``scripts/testenv`` on PATH); it updates the
+cache section of ``docs/benchmarks-chart.md`` unless ``--no-write``.
 """
 
 from __future__ import annotations
@@ -353,7 +353,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks-chart.md")
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="update docs/benchmarks-chart.md (default; --no-write to only print)",
+    )
     args = parser.parse_args()
     result = measure(args.seconds, args.connections, args.rounds)
     text = table(result, args.seconds, args.connections)

@@ -13,7 +13,7 @@ Reported: errors (must be 0), p50/p99 time to first byte of segments and of
 manifests, and how many requests reached MinIO and the API (with
 ``proxy_cache_lock`` exactly one per distinct segment).
 
-Run: ``python -m bench.viewers [--viewers 1000] [--segments 8] [--write]``.
+Run: ``python -m bench.viewers [--viewers 1000] [--segments 8] [--no-write]``.
 """
 
 from __future__ import annotations
@@ -283,7 +283,12 @@ def main() -> None:
     parser.add_argument("--viewers", type=int, default=1000)
     parser.add_argument("--segments", type=int, default=8)
     parser.add_argument("--ramp", type=float, default=4.0, help="seconds over which viewers join")
-    parser.add_argument("--write", action="store_true", help="update docs/benchmarks-chart.md")
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="update docs/benchmarks-chart.md (default; --no-write to only print)",
+    )
     args = parser.parse_args()
     result = measure(args.viewers, args.segments, args.ramp)
     text = table(result)
@@ -292,6 +297,9 @@ def main() -> None:
         print("error:", error)
     if args.write:
         write_section("viewers", f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{text}")
+    errors = result["errors"]
+    if isinstance(errors, list) and errors:
+        sys.exit(f"{len(errors)} viewers saw errors")
 
 
 if __name__ == "__main__":
