@@ -128,8 +128,8 @@ function start(v, { waited = false } = {}) {
       startPosition: resumeAt || (growing ? 0 : -1),
       capLevelToPlayerSize: true,
       enableWebVTT: false, // captions come from the <track> elements above
-      // Start from the bandwidth measured on the last visit; only a first visit spends its
-      // first fragment on measuring (lowest rung first).
+      // Start from the bandwidth measured on the last visit; only a first visit measures
+      // the network with its first fragment before choosing a rung.
       abrEwmaDefaultEstimate: estimate > 0 ? Math.min(estimate, 200e6) : 500e3,
       testBandwidth: !(estimate > 0),
       backBufferLength: 60,
@@ -173,7 +173,11 @@ function start(v, { waited = false } = {}) {
       state.qoe.noteError(what);
       if (recoveries++ < 3 && data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
       else if (recoveries <= 3 && data.type === Hls.ErrorTypes.NETWORK_ERROR)
-        setTimeout(() => hls.startLoad(), 1000 * recoveries);
+        // A manifest that failed must be fetched again; otherwise resume fragment loading.
+        setTimeout(
+          () => (/^manifest/i.test(data.details) ? hls.loadSource(urls.hls) : hls.startLoad()),
+          1000 * recoveries,
+        );
       else
         showMessage(
           navigator.onLine === false
