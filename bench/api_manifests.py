@@ -12,10 +12,10 @@ backends (SqliteCatalog + FileStore), then measures with ``wrk`` on loopback:
 - ``api, no tracing``: the same app from ``create_app`` without instrumentation.
 
 Requests per second and latency percentiles of ``master.m3u8`` and
-``720p.m3u8``, with the ratio to nginx. Prints a Markdown table; ``--write``
-also writes ``docs/benchmarks-api.md``.
+``720p.m3u8``, with the ratio to nginx. Prints a Markdown table and writes
+``docs/benchmarks-api.md`` (``--no-write`` only prints).
 
-Run: ``python -m bench.api_manifests [--quick] [--write]`` (``make bench`` puts
+Run: ``python -m bench.api_manifests [--quick] [--no-write]`` (``make bench`` puts
 nginx and wrk from ``scripts/testenv`` on PATH).
 """
 
@@ -335,7 +335,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 s per run instead of 10 s")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3, help="rounds; the best of each is kept")
-    parser.add_argument("--write", action="store_true", help=f"write {DOC.relative_to(ROOT)}")
+    parser.add_argument(
+        "--write",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"write {DOC.relative_to(ROOT)} (default; --no-write only prints)",
+    )
     args = parser.parse_args()
     seconds = 3 if args.quick else 10
     before = os.getloadavg()[0]
