@@ -61,17 +61,21 @@ export class Trickplay {
     }
   }
 
-  /** The cue covering time `t` (binary search), or null. */
+  /** The cue covering time `t`, else the last one before it (binary search); null if none. */
   at(t) {
     const cues = this.cues;
     let lo = 0;
     let hi = cues.length - 1;
+    let best = -1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      if (cues[mid].end <= t) lo = mid + 1;
-      else if (cues[mid].start > t) hi = mid - 1;
-      else return cues[mid];
+      if (cues[mid].start <= t) {
+        best = mid;
+        lo = mid + 1;
+      } else {
+        hi = mid - 1;
+      }
     }
-    return cues.length && t >= cues[cues.length - 1].start ? cues[cues.length - 1] : null;
+    return best >= 0 ? cues[best] : cues[0] || null;
   }
 }
