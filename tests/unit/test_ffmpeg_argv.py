@@ -17,6 +17,7 @@ from kubevod.worker.ffmpeg import (
     gop_frames,
     keyframe_expr,
     poster_argv,
+    scale_parents,
     subtitles_argv,
     transcode_argv,
     trial_argv,
@@ -51,12 +52,12 @@ def after(argv: list[str], flag: str) -> list[str]:
 SOFTWARE_SNAPSHOT = [
     "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning",
     "-nostats", "-progress", "pipe:1", "-stats_period", "0.5",
-    "-i", "/in/src.mkv",
+    "-filter_complex_threads", "1", "-i", "/in/src.mkv",
     "-filter_complex",
-    "[0:0]split=3[s0][s1][s2];"
-    "[s0]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p[v0];"
-    "[s1]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v1];"
-    "[s2]fps=1/1:round=down,scale=160:90,setsar=1,format=yuvj420p,tile=10x2[tp]",
+    "[0:0]split=2[s0][stp];"
+    "[s0]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][c0_1];"
+    "[c0_1]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v1];"
+    "[stp]fps=1/1:round=down,scale=160:90,setsar=1,format=yuvj420p,tile=10x2[tp]",
     "-map", "[v0]", "-map_metadata", "-1", "-map_chapters", "-1",
     "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-crf", "23",
     "-maxrate", "2800000", "-bufsize", "5600000", "-g", "240", "-keyint_min", "240",
@@ -95,7 +96,31 @@ def test_one_process_decodes_once_and_encodes_every_rung_and_audio_once() -> Non
     assert argv.count("-i") == 1
     assert after(argv, "-c:v").count("libx264") == len(RUNGS)
     assert after(argv, "-c:a") == ["aac"]
-    assert filter_graph(plan()).count("split=") == 1
+    assert filter_graph(plan()).startswith("[0:0]split=")  # the source is split once
+
+
+def test_direct_scaling_from_the_source_when_cascade_is_off() -> None:
+    assert filter_graph(plan(cascade=False)) == (
+        "[0:0]split=3[s0][s1][stp];"
+        "[s0]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p[v0];"
+        "[s1]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v1];"
+        "[stp]fps=1/1:round=down,scale=160:90,setsar=1,format=yuvj420p,tile=10x2[tp]"
+    )
+
+
+@pytest.mark.parametrize(
+    ("heights", "parents"),
+    [
+        ([1080, 720, 480, 360, 240], [-1, 0, 1, 1, 3]),
+        ([2160, 1440, 1080, 720, 480, 360, 240], [-1, 0, 0, 2, 3, 3, 5]),
+        ([405, 360, 240], [-1, -1, 1]),
+        ([180], [-1]),
+    ],
+)
+def test_lower_rungs_are_scaled_from_a_larger_rung(heights: list[int], parents: list[int]) -> None:
+    rungs = [Rung(f"{h}p", h * 16 // 9 // 2 * 2, h, 30.0, 1, 2) for h in heights]
+    assert scale_parents(rungs) == parents
+    assert scale_parents(rungs, cascade=False) == [-1] * len(heights)
 
 
 @pytest.mark.parametrize(
@@ -126,6 +151,10 @@ def test_vaapi_and_qsv_upload_frames_to_the_device() -> None:
     assert after(vaapi, "-init_hw_device") == ["vaapi=hw:/dev/dri/renderD129"]
     assert after(vaapi, "-filter_hw_device") == ["hw"]
     assert filter_graph(plan(accelerator="vaapi")).count("format=nv12,hwupload[") == 2
+    # the 720p frames feed the 360p scaler before they are uploaded
+    assert "split=2[e0][c0_1];[e0]format=nv12,hwupload[v0]" in filter_graph(
+        plan(accelerator="vaapi")
+    )
     qsv = transcode_argv(plan(accelerator="qsv"))
     assert after(qsv, "-init_hw_device") == ["qsv=hw"]
     assert filter_graph(plan(accelerator="qsv")).count("hwupload=extra_hw_frames=64[") == 2
@@ -135,13 +164,13 @@ def test_vaapi_and_qsv_upload_frames_to_the_device() -> None:
 
 def test_deinterlace_and_constant_frame_rate_run_once_before_the_split() -> None:
     graph = filter_graph(plan(deinterlace=True, fps=29.97))
-    assert graph.startswith("[0:0]bwdif=mode=send_frame:deint=interlaced,fps=29.97,split=3")
+    assert graph.startswith("[0:0]bwdif=mode=send_frame:deint=interlaced,fps=29.97,split=2")
 
 
 def test_no_audio_no_trickplay() -> None:
     argv = transcode_argv(plan(audio=(), trickplay=None))
     assert "-c:a" not in argv and "[tp]" not in argv
-    assert "split=2" in filter_graph(plan(audio=(), trickplay=None))
+    assert filter_graph(plan(audio=(), trickplay=None)).startswith("[0:0]split=1[s0];")
 
 
 def test_several_audio_tracks_each_encoded_once() -> None:

@@ -80,6 +80,7 @@ class EncodePlan:
     fps: float | None = None  # force a constant output rate (VFR or > 60 fps sources)
     trickplay: TrickplayOut | None = None
     vaapi_device: str = DEFAULT_VAAPI_DEVICE
+    cascade: bool = True  # scale lower rungs from larger ones (see scale_parents)
 
     @property
     def first_segment(self) -> float:
@@ -122,30 +123,70 @@ def gop_frames(segment_seconds: float, fps: float) -> int:
     return max(2, 2 * math.ceil(segment_seconds * (fps or 30)))
 
 
+#: A rung is scaled from a larger rung (not the source) when that one is at least this
+#: much taller: scaling cost follows the input size, and from 1.4x up a second bicubic
+#: pass is not visible (bench/transcode.py reports SSIM/PSNR against direct scaling).
+CASCADE_RATIO = 1.4
+
+
+def scale_parents(rungs: Sequence[Rung], cascade: bool = True) -> list[int]:
+    """For each rung, the index of the rung it is scaled from, or -1 for the source.
+
+    Rungs are ordered from the highest. With ``cascade``, a rung is made from the
+    smallest higher rung at least ``CASCADE_RATIO`` times its height.
+    """
+    parents: list[int] = []
+    for i, rung in enumerate(rungs):
+        parent = -1
+        if cascade:
+            for j in range(i - 1, -1, -1):
+                if rungs[j].height >= CASCADE_RATIO * rung.height and rungs[j].width >= rung.width:
+                    parent = j
+                    break
+        parents.append(parent)
+    return parents
+
+
 def filter_graph(plan: EncodePlan) -> str:
-    """The ``-filter_complex`` graph: decode once, split, scale per rung (+ trickplay)."""
+    """The ``-filter_complex`` graph: decode once, split, scale per rung (+ trickplay).
+
+    Lower rungs are scaled from a larger rung's frames when that is cheaper
+    (``scale_parents``); each rung is converted to 8-bit 4:2:0 once.
+    """
     pre: list[str] = []
     if plan.deinterlace:
         pre.append("bwdif=mode=send_frame:deint=interlaced")
     if plan.fps:
         pre.append(f"fps={_num(plan.fps)}")
-    branches = len(plan.rungs) + (1 if plan.trickplay else 0)
-    head = f"[0:{plan.video_stream}]" + ",".join([*pre, f"split={branches}"])
-    head += "".join(f"[s{i}]" for i in range(branches))
-    parts = [head]
+    parents = scale_parents(plan.rungs, plan.cascade)
+    children: dict[int, list[int]] = {}
+    for i, parent in enumerate(parents):
+        children.setdefault(parent, []).append(i)
+    src_outs = [f"[s{i}]" for i in children.get(-1, [])]
+    if plan.trickplay:
+        src_outs.append("[stp]")
+    head = f"[0:{plan.video_stream}]" + ",".join([*pre, f"split={len(src_outs)}"])
+    parts = [head + "".join(src_outs)]
     for i, rung in enumerate(plan.rungs):
-        chain = [f"scale={rung.width}:{rung.height}:flags=bicubic", "setsar=1"]
+        source = f"[s{i}]" if parents[i] == -1 else f"[c{parents[i]}_{i}]"
+        chain = f"{source}scale={rung.width}:{rung.height}:flags=bicubic,setsar=1,format=yuv420p"
+        kids = children.get(i, [])
+        upload = ""
         if plan.accelerator == "vaapi":
-            chain += ["format=nv12", "hwupload"]
+            upload = "format=nv12,hwupload"
         elif plan.accelerator == "qsv":
-            chain += ["format=nv12", "hwupload=extra_hw_frames=64"]
-        else:
-            chain.append("format=yuv420p")
-        parts.append(f"[s{i}]" + ",".join(chain) + f"[v{i}]")
+            upload = "format=nv12,hwupload=extra_hw_frames=64"
+        if not kids:
+            parts.append(chain + (f",{upload}" if upload else "") + f"[v{i}]")
+            continue
+        out = f"[e{i}]" if upload else f"[v{i}]"
+        parts.append(chain + f",split={1 + len(kids)}{out}" + "".join(f"[c{i}_{k}]" for k in kids))
+        if upload:
+            parts.append(f"[e{i}]{upload}[v{i}]")
     if plan.trickplay:
         tp = plan.trickplay
         parts.append(
-            f"[s{len(plan.rungs)}]fps=1/{_num(tp.interval)}:round=down,"
+            f"[stp]fps=1/{_num(tp.interval)}:round=down,"
             f"scale={tp.width}:{tp.height},setsar=1,format=yuvj420p,"
             f"tile={tp.columns}x{tp.rows}[tp]"
         )
@@ -210,6 +251,9 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
         argv += ["-init_hw_device", f"vaapi=hw:{plan.vaapi_device}", "-filter_hw_device", "hw"]
     elif plan.accelerator == "qsv":
         argv += ["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]
+    # One filter thread: the graph is a small share of the work and its slice threads
+    # cost more in synchronisation than they save (bench/transcode.py).
+    argv += ["-filter_complex_threads", "1"]
     argv += ["-i", plan.source, "-filter_complex", filter_graph(plan)]
     first, every = plan.first_segment, plan.segment_seconds
     for i, rung in enumerate(plan.rungs):
