@@ -1,0 +1,148 @@
+"""Small pure parts of the worker: fMP4 box reading, trickplay index, audio grouping."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from kubevod.worker.errors import MediaFormatError, one_line
+from kubevod.worker.ffmpeg import TrickplayOut
+from kubevod.worker.mp4 import parse_fragments, parse_init
+from kubevod.worker.probe import SubtitleStream
+from kubevod.worker.thumbs import (
+    fit,
+    plan_subtitles,
+    plan_trickplay,
+    trickplay_interval,
+    trickplay_vtt,
+)
+from kubevod.worker.upload import interval_of
+
+
+def box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def full(kind: bytes, version: int, flags: int, payload: bytes) -> bytes:
+    return box(kind, bytes([version]) + flags.to_bytes(3, "big") + payload)
+
+
+def init_segment(entry: bytes, handler: bytes, timescale: int) -> bytes:
+    mdhd = full(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, timescale, 0, 0, 0))
+    hdlr = full(b"hdlr", 0, 0, struct.pack(">I4s", 0, handler) + b"\0" * 12 + b"x\0")
+    stsd = full(b"stsd", 0, 0, struct.pack(">I", 1) + entry)
+    stbl = box(b"stbl", stsd)
+    mdia = box(b"mdia", mdhd + hdlr + box(b"minf", stbl))
+    trex = full(b"trex", 0, 0, struct.pack(">IIIII", 1, 1, 1024, 0, 0))
+    return box(b"ftyp", b"iso6\0\0\0\0") + box(b"moov", box(b"trak", mdia) + box(b"mvex", trex))
+
+
+def avc1(width: int, height: int, profile: int, compat: int, level: int) -> bytes:
+    visual = b"\0" * 6 + struct.pack(">H", 1) + b"\0" * 16 + struct.pack(">HH", width, height)
+    visual += b"\0" * (78 - 8 - len(visual) + 8)
+    avcc = box(b"avcC", bytes([1, profile, compat, level, 0xFF, 0xE0, 0]))
+    return box(b"avc1", visual + avcc)
+
+
+def mp4a(channels: int, rate: int, aot: int) -> bytes:
+    audio = (
+        b"\0" * 6
+        + struct.pack(">H", 1)
+        + b"\0" * 8
+        + struct.pack(">HHHHI", channels, 16, 0, 0, rate << 16)
+    )
+    asc = bytes([(aot << 3) | 0x01, 0x90])
+    dsi = bytes([5, len(asc)]) + asc
+    dcd = bytes([4, 13 + len(dsi), 0x40, 0x15]) + b"\0" * 11 + dsi
+    esd = bytes([3, 3 + len(dcd), 0, 1, 0]) + dcd
+    return box(b"mp4a", audio + full(b"esds", 0, 0, esd))
+
+
+def test_video_init_gives_rfc6381_codecs_and_geometry() -> None:
+    info = parse_init(init_segment(avc1(1280, 720, 0x64, 0x00, 0x1F), b"vide", 15360))
+    assert (info.kind, info.codecs, info.width, info.height, info.timescale) == (
+        "video", "avc1.64001f", 1280, 720, 15360,
+    )  # fmt: skip
+    assert info.default_sample_duration == 1024
+
+
+def test_audio_init_gives_mp4a_object_type() -> None:
+    info = parse_init(init_segment(mp4a(2, 48000, 2), b"soun", 48000))
+    assert (info.kind, info.codecs, info.channels, info.sample_rate) == (
+        "audio",
+        "mp4a.40.2",
+        2,
+        48000,
+    )
+    assert parse_init(init_segment(mp4a(2, 44100, 5), b"soun", 44100)).codecs == "mp4a.40.5"
+
+
+def fragment(base: int, durations: list[int], first_flags: int | None, version: int = 1) -> bytes:
+    tfhd = full(b"tfhd", 0, 0x020000, struct.pack(">I", 1))
+    tfdt = full(b"tfdt", version, 0, struct.pack(">Q" if version else ">I", base))
+    flags = 0x001 | 0x100 | 0x200 | (0x004 if first_flags is not None else 0)
+    body = struct.pack(">Ii", len(durations), 0)
+    if first_flags is not None:
+        body += struct.pack(">I", first_flags)
+    for d in durations:
+        body += struct.pack(">II", d, 100)
+    trun = full(b"trun", 0, flags, body)
+    return box(b"moof", box(b"traf", tfhd + tfdt + trun)) + box(b"mdat", b"\0" * 10)
+
+
+def test_media_segment_timing_and_keyframe() -> None:
+    data = box(b"styp", b"msdh\0\0\0\0") + fragment(90000, [3000] * 30, 0x02000000)
+    frag = parse_fragments(data)
+    assert (frag.start(90000), frag.duration(90000), frag.samples) == (1.0, 1.0, 30)
+    assert frag.starts_with_sync
+    two = fragment(0, [1024] * 47, None, version=0) + fragment(48128, [1024] * 47, None)
+    joined = parse_fragments(two)
+    assert (joined.start_ticks, joined.duration_ticks, joined.samples) == (0, 96256, 94)
+    assert not parse_fragments(fragment(0, [1], 0x01010000)).starts_with_sync
+
+
+@pytest.mark.parametrize("data", [b"", b"\0\0\0\x20moov", box(b"moov", b""), b"garbage" * 10])
+def test_malformed_boxes_raise_media_format_error(data: bytes) -> None:
+    with pytest.raises(MediaFormatError):
+        parse_init(data)
+    with pytest.raises(MediaFormatError):
+        parse_fragments(data)
+
+
+@pytest.mark.parametrize(
+    ("start", "index"),
+    [(0.0, 0), (0.97, 1), (1.003, 1), (4.96, 2), (5.013, 2), (8.99, 3), (20.011, 5)],
+)
+def test_audio_pieces_join_the_video_interval_they_start_in(start: float, index: int) -> None:
+    assert interval_of(start, 1.0, 4.0) == index
+
+
+def test_trickplay_plan_and_index() -> None:
+    assert [trickplay_interval(d) for d in (20, 100, 1000, 7200)] == [1.0, 2.0, 5.0, 10.0]
+    assert fit(1920, 1080, 160) == (160, 90) and fit(1080, 1920, 160) == (90, 160)
+    plan = plan_trickplay(2.5, 1280, 720)
+    assert plan == TrickplayOut(interval=1.0, width=160, height=90, columns=3, rows=1)
+    vtt = trickplay_vtt(plan, 2.5, sheets=1)
+    assert vtt == (
+        "WEBVTT\n\n"
+        "00:00:00.000 --> 00:00:01.000\n0.jpg#xywh=0,0,160,90\n\n"
+        "00:00:01.000 --> 00:00:02.000\n0.jpg#xywh=160,0,160,90\n\n"
+        "00:00:02.000 --> 00:00:02.500\n0.jpg#xywh=320,0,160,90\n"
+    )
+    big = plan_trickplay(250, 1920, 1080)  # 2 s apart, 125 thumbs: two 10x10 sheets
+    lines = trickplay_vtt(big, 250, sheets=2).splitlines()
+    assert "1.jpg#xywh=0,0,160,90" in lines and lines[-1] == "1.jpg#xywh=640,180,160,90"
+
+
+def test_only_text_subtitles_are_exported() -> None:
+    subs = [SubtitleStream(2, "hdmv_pgs_subtitle"), SubtitleStream(3, "subrip", "eng"),
+            SubtitleStream(4, "ass", None, default=False)]  # fmt: skip
+    planned = plan_subtitles(subs)
+    assert [(s.stream, s.name, s.language, s.default) for s in planned] == [
+        (3, "0", "eng", True), (4, "1", "und", False),
+    ]  # fmt: skip
+
+
+def test_one_line() -> None:
+    assert one_line("a\n  b\tc") == "a b c"
+    assert len(one_line("x" * 500)) == 300
