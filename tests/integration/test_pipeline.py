@@ -277,3 +277,19 @@ def test_bad_source_marks_failed_and_raises_source_error(
     video = local_backends.catalog.get(job.video_id)
     assert (video.state, video.title, video.playable) == (VideoState.FAILED, "Empty", False)
     assert video.message == "the source file is empty (0 bytes)"
+
+
+def test_a_gpu_that_fails_mid_encode_falls_back_to_software(
+    local_backends: Backends, clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The GPU is mocked: the trial is made to pass for VAAPI, which this machine lacks,
+    so the real ffmpeg fails to open the device and the pipeline must encode in software."""
+    from kubevod.worker import hwaccel
+
+    monkeypatch.setattr(hwaccel, "choose", lambda *a, **k: hwaccel.HwChoice("vaapi", "mocked GPU"))
+    job = TranscodeJob(video_id=new_video_id(), source=str(clip), accelerator="vaapi")
+    video = run(
+        job, store=local_backends.store, catalog=local_backends.catalog, settings=fast_settings()
+    )
+    assert video.state == VideoState.READY and video.accelerator == "software"
+    assert [r.name for r in video.renditions] == ["360p", "240p", "audio"]

@@ -13,6 +13,7 @@ from kubevod.worker.ffmpeg import (
     EncodePlan,
     TrickplayOut,
     audio_piece_seconds,
+    encoder_threads,
     filter_graph,
     gop_frames,
     keyframe_expr,
@@ -56,7 +57,7 @@ SOFTWARE_SNAPSHOT = [
     "-filter_complex",
     "[0:0]split=2[s0][stp];"
     "[s0]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][c0_1];"
-    "[c0_1]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v1];"
+    "[c0_1]scale=640:360:flags=lanczos,setsar=1,format=yuv420p[v1];"
     "[stp]fps=1/1:round=down,scale=160:90,setsar=1,format=yuvj420p,tile=10x2[tp]",
     "-map", "[v0]", "-map_metadata", "-1", "-map_chapters", "-1",
     "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-crf", "23",
@@ -211,6 +212,13 @@ def test_first_segment_is_never_longer_than_the_others() -> None:
 )
 def test_gop_safety_net(seconds: float, fps: float, gop: int) -> None:
     assert gop_frames(seconds, fps) == gop
+
+
+@pytest.mark.parametrize(
+    ("rungs", "cpus", "threads"), [(5, 2, 2), (1, 2, 3), (5, 16, 5), (7, 64, 14), (3, 0, 2)]
+)
+def test_encoder_threads_share_the_cores_between_rungs(rungs: int, cpus: int, threads: int) -> None:
+    assert encoder_threads(rungs, cpus) == threads
 
 
 def test_x264_preset_and_threads_are_settable() -> None:

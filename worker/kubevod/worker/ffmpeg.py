@@ -94,6 +94,17 @@ def _num(value: float) -> str:
     return text or "0"
 
 
+def encoder_threads(rungs: int, cpus: int) -> int:
+    """x264 threads per rung when several encoders share one process.
+
+    x264's own default (1.5 x cores) assumes it has the machine to itself; with
+    one encoder per rung in one process that oversubscribes the cores and the
+    extra frame threads cost CPU in synchronisation (bench/transcode.py). Spread
+    about 1.5 x cores over the rungs instead, at least 2 so encoders still overlap.
+    """
+    return max(2, math.ceil(1.5 * max(1, cpus) / max(1, rungs)))
+
+
 def keyframe_expr(first: float, every: float) -> str:
     """``-force_key_frames`` expression: a keyframe at 0, at ``first``, then every ``every`` s.
 
@@ -124,8 +135,8 @@ def gop_frames(segment_seconds: float, fps: float) -> int:
 
 
 #: A rung is scaled from a larger rung (not the source) when that one is at least this
-#: much taller: scaling cost follows the input size, and from 1.4x up a second bicubic
-#: pass is not visible (bench/transcode.py reports SSIM/PSNR against direct scaling).
+#: much taller: scaling cost follows the input size (bench/transcode.py reports the CPU
+#: saved and SSIM/PSNR against direct scaling).
 CASCADE_RATIO = 1.4
 
 
@@ -169,7 +180,10 @@ def filter_graph(plan: EncodePlan) -> str:
     parts = [head + "".join(src_outs)]
     for i, rung in enumerate(plan.rungs):
         source = f"[s{i}]" if parents[i] == -1 else f"[c{parents[i]}_{i}]"
-        chain = f"{source}scale={rung.width}:{rung.height}:flags=bicubic,setsar=1,format=yuv420p"
+        # From the source: bicubic. From a larger rung: lanczos, whose sharper kernel
+        # makes up for the second resampling (SSIM/PSNR as direct scaling, bench).
+        flags = "bicubic" if parents[i] == -1 else "lanczos"
+        chain = f"{source}scale={rung.width}:{rung.height}:flags={flags},setsar=1,format=yuv420p"
         kids = children.get(i, [])
         upload = ""
         if plan.accelerator == "vaapi":

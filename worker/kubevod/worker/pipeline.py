@@ -12,6 +12,7 @@ Running the same job again starts from scratch under the same keys.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tempfile
@@ -23,7 +24,13 @@ from pathlib import Path
 from kubevod.worker import hwaccel, thumbs
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
-from kubevod.worker.ffmpeg import PIECES_DIR_SUFFIX, AudioOut, EncodePlan, transcode_argv
+from kubevod.worker.ffmpeg import (
+    PIECES_DIR_SUFFIX,
+    AudioOut,
+    EncodePlan,
+    encoder_threads,
+    transcode_argv,
+)
 from kubevod.worker.ladder import Rung, output_fps, plan_ladder
 from kubevod.worker.probe import SourceInfo, probe
 from kubevod.worker.process import FfmpegProcess
@@ -45,7 +52,7 @@ ENCODE_SHARE = 95.0
 _SOURCE_FAULT = re.compile(
     r"invalid data found|moov atom not found|could not find codec|no decoder|"
     r"does not contain any stream|error while decoding|partial file|premature|corrupt|"
-    r"unsupported codec|invalid argument|end of file",
+    r"unsupported codec",
     re.I,
 )
 _DECODE_ERROR = re.compile(
@@ -236,10 +243,11 @@ class _Transcode:
         plan = self._plan(source, info, rungs, choice.accelerator)
         try:
             uploader, proc = self._encode(plan, info)
-        except TranscodeFailed:
+        except (TranscodeFailed, SourceError) as exc:
             if plan.accelerator == "software":
                 raise
-            self.log.warning("%s failed; encoding again in software", plan.accelerator)
+            # A device that passed the one-frame trial can still fail on the real thing.
+            self.log.warning("%s failed (%s); encoding again in software", plan.accelerator, exc)
             self.catalog.clear_segments(vid)
             self.store.delete_prefix(self.prefix + "/")
             shutil.rmtree(self.work / "out", ignore_errors=True)
@@ -263,7 +271,8 @@ class _Transcode:
             accelerator=accel,  # type: ignore[arg-type]
             x264_preset=self.settings.x264_preset,
             crf=self.settings.crf,
-            x264_threads=self.settings.x264_threads,
+            x264_threads=self.settings.x264_threads
+            or encoder_threads(len(rungs), os.cpu_count() or 1),
             deinterlace=info.video.interlaced,
             fps=fps if needs_fps else None,
             trickplay=thumbs.plan_trickplay(

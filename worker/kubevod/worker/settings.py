@@ -35,7 +35,11 @@ class WorkerSettings(BaseSettings):
     )
     crf: int = Field(default=23, ge=0, le=51, description="quality target of capped CRF")
     x264_threads: int = Field(
-        default=0, ge=0, le=64, description="threads per x264 encoder (0: x264 decides)"
+        default=0,
+        ge=0,
+        le=64,
+        description="threads per x264 encoder (0: about 1.5 x cores spread over the rungs, "
+        "at least 2; see kubevod.worker.ffmpeg.encoder_threads)",
     )
     audio_bitrate: int = Field(default=128_000, ge=32_000, le=512_000, description="bits/s")
     first_segment_seconds: float = Field(
