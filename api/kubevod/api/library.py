@@ -32,9 +32,8 @@ def list_videos(
     page = services.catalog.list(
         query=q or None, tag=tag or None, state=state, sort=sort, offset=offset, limit=limit
     )
-    base = services.settings.media_base_url
     return VideoViewPage(
-        items=[view(v, base) for v in page.items],
+        items=[view(v, services.settings) for v in page.items],
         total=page.total,
         offset=page.offset,
         limit=page.limit,
@@ -44,7 +43,7 @@ def list_videos(
 @router.get("/{video_id}", response_model=VideoView, responses=responses(404, 503))
 def get_video(video: VideoDep, services: ServicesDep) -> VideoView:
     """Everything known about one video, with its playback URLs."""
-    return view(video, services.settings.media_base_url)
+    return view(video, services.settings)
 
 
 @router.get("/{video_id}/qoe", response_model=QoeStats, responses=responses(404, 503))
@@ -63,7 +62,7 @@ def patch_video(video: VideoDep, patch: VideoPatch, services: ServicesDep) -> Vi
     """Change the title, description or tags of a video."""
     fields = patch.model_dump(exclude_unset=True, exclude_none=True)
     updated = services.catalog.update(video.id, **fields) if fields else video
-    return view(updated, services.settings.media_base_url)
+    return view(updated, services.settings)
 
 
 @router.delete(
@@ -98,6 +97,6 @@ def ingest_router() -> APIRouter:
         """Add a video from a path or URL; it is queued for transcoding (202)."""
         assert services.ingestor is not None
         video = await run_in_threadpool(services.ingestor.ingest, request)
-        return view(video, services.settings.media_base_url)
+        return view(video, services.settings)
 
     return add

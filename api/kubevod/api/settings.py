@@ -1,19 +1,22 @@
 """Settings of the API process, from ``KUBEVOD_*`` environment variables.
 
 One class, validated once at start. Outside ``development`` it refuses
-placeholder secrets (an API token or a store/catalog password such as
-``changeme`` or ``minioadmin``), so a copy-pasted example never reaches a
-real cluster.
+placeholder secrets (an API token, the URL-signing secret or a store/catalog
+password such as ``changeme`` or ``minioadmin``), so a copy-pasted example
+never reaches a real cluster.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kubevod.signing import UrlSigner
 
 #: Values that are never a real secret (compared case-insensitively).
 PLACEHOLDER_SECRETS = frozenset(
@@ -32,6 +35,9 @@ PLACEHOLDER_SECRETS = frozenset(
         "xxx",
     }
 )
+
+#: Characters that would break the quoted ``secure_link_md5`` string in nginx.conf.
+_NGINX_UNSAFE = re.compile(r"[\s\"'$\\{};]")
 
 
 def is_placeholder(secret: str) -> bool:
@@ -81,13 +87,32 @@ class ApiSettings(BaseSettings):
     ui_dir: Path | None = None
     #: Client addresses whose X-Forwarded-* headers uvicorn trusts (the nginx tier).
     forwarded_allow_ips: str = "127.0.0.1"
+    #: Secret shared with nginx's secure_link (DESIGN.md §7); set: playback URLs are signed
+    #: and expire. None or empty: unsigned URLs (nginx must then not require them).
+    signing_secret: SecretStr | None = None
+    #: Least lifetime of a signed URL, seconds (default 6 h: a long film with pauses).
+    signing_ttl_s: int = Field(default=6 * 3600, ge=60, le=30 * 86_400)
+
+    @field_validator("signing_secret", mode="after")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if _NGINX_UNSAFE.search(value.get_secret_value()):
+            # nginx.conf gets the secret by envsubst inside a quoted string.
+            raise ValueError("KUBEVOD_SIGNING_SECRET must not hold spaces, quotes, $ or \\")
+        return value
 
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> ApiSettings:
         if self.environment == "development":
             return self
-        if self.api_token is not None and is_placeholder(self.api_token.get_secret_value()):
-            raise ValueError("KUBEVOD_API_TOKEN is a placeholder; set a real secret")
+        for name, secret in (
+            ("KUBEVOD_API_TOKEN", self.api_token),
+            ("KUBEVOD_SIGNING_SECRET", self.signing_secret),
+        ):
+            if secret is not None and is_placeholder(secret.get_secret_value()):
+                raise ValueError(f"{name} is a placeholder; set a real secret")
         for name, url in (
             ("KUBEVOD_STORE_URL", self.store_url),
             ("KUBEVOD_CATALOG_URL", self.catalog_url),
@@ -96,6 +121,12 @@ class ApiSettings(BaseSettings):
             if password is not None and is_placeholder(password):
                 raise ValueError(f"{name} holds a placeholder password; set a real secret")
         return self
+
+    def url_signer(self) -> UrlSigner | None:
+        """What signs playback URLs; None when no signing secret is set."""
+        if self.signing_secret is None:
+            return None
+        return UrlSigner(self.signing_secret.get_secret_value(), self.signing_ttl_s)
 
     def resolved_catalog_url(self) -> str:
         """The catalog URL, defaulting to SQLite in ``data_dir``."""

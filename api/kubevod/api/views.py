@@ -2,15 +2,20 @@
 
 Clients never need to know the object layout: ``playback`` names the
 manifests, the poster, the trickplay index and the WebVTT tracks as URLs on
-the media origin.
+the media origin. With a signing secret set, each of them carries the video's
+``md5``/``expires`` query that nginx checks (DESIGN.md §7); the manifests pass
+it on to every URI they list.
 """
 
 from __future__ import annotations
 
+import time
+
+from kubevod.api.settings import ApiSettings
 from pydantic import BaseModel
 
 from kubevod.backends import redact_url
-from kubevod.manifests.common import media_url
+from kubevod.manifests.common import media_url, with_query
 from kubevod.models import Video
 
 
@@ -49,37 +54,58 @@ class VideoViewPage(BaseModel):
     limit: int
 
 
-def _url(key: str | None, media_base: str) -> str | None:
+def _url(key: str | None, media_base: str, query: str) -> str | None:
     if not key:
         return None
     try:
-        return media_url(key, media_base)
+        return with_query(media_url(key, media_base), query)
     except ValueError:  # a key outside videos/ cannot be served by the media origin
         return None
 
 
-def playback_urls(video: Video, media_base: str) -> PlaybackUrls:
-    """The URLs of one video (manifests on the API, images on the media origin)."""
+def playback_urls(video: Video, media_base: str, query: str = "") -> PlaybackUrls:
+    """The URLs of one video (manifests on the API, images on the media origin).
+
+    Args:
+        video: the catalog entry.
+        media_base: the media origin (``ApiSettings.media_base_url``).
+        query: appended to every manifest and media URL (the signed-URL query), "" for none.
+
+    Returns:
+        The URLs; the watch page's is never signed (nginx does not guard it).
+    """
     subtitles = []
     for sub in video.subtitles:
-        url = _url(sub.key, media_base)
+        url = _url(sub.key, media_base, query)
         if url:
             subtitles.append(
                 TextTrack(name=sub.name, language=sub.language, default=sub.default, url=url)
             )
     return PlaybackUrls(
-        hls=f"/v/{video.id}/master.m3u8",
-        dash=f"/v/{video.id}/manifest.mpd",
+        hls=with_query(f"/v/{video.id}/master.m3u8", query),
+        dash=with_query(f"/v/{video.id}/manifest.mpd", query),
         watch=f"/watch/{video.id}",
-        poster=_url(video.poster_key, media_base),
-        trickplay=_url(video.trickplay.vtt_key if video.trickplay else None, media_base),
+        poster=_url(video.poster_key, media_base, query),
+        trickplay=_url(video.trickplay.vtt_key if video.trickplay else None, media_base, query),
         subtitles=subtitles,
     )
 
 
-def view(video: Video, media_base: str) -> VideoView:
-    """The API's view of a catalog entry (a source URL's password is never shown)."""
+def view(video: Video, settings: ApiSettings, now: float | None = None) -> VideoView:
+    """The API's view of a catalog entry (a source URL's password is never shown).
+
+    Args:
+        video: the catalog entry.
+        settings: the media origin and, when set, the URL-signing secret and TTL.
+        now: unix time the signed URLs count their lifetime from (default: the clock).
+
+    Returns:
+        The entry with its ``playback`` URLs, signed when a secret is set.
+    """
     fields = dict(video)
     if "@" in video.source:
         fields["source"] = redact_url(video.source)
-    return VideoView.model_construct(**fields, playback=playback_urls(video, media_base))
+    signer = settings.url_signer()
+    query = signer.query(video.id, time.time() if now is None else now) if signer else ""
+    playback = playback_urls(video, settings.media_base_url, query)
+    return VideoView.model_construct(**fields, playback=playback)
