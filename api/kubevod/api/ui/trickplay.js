@@ -10,7 +10,7 @@ export function parseTimestamp(text) {
 
 /**
  * Parse a thumbnails VTT into cues {start, end, url, x, y, w, h}; relative sprite URLs are
- * resolved against `baseUrl` (the VTT's own URL).
+ * resolved against `baseUrl` (the VTT's own URL) and keep its query (a signed-URL token).
  */
 export function parseThumbnailVtt(text, baseUrl) {
   const cues = [];
@@ -22,7 +22,11 @@ export function parseThumbnailVtt(text, baseUrl) {
     if (!target) continue;
     const [file, fragment = ""] = target.split("#");
     const xywh = fragment.match(/xywh=(\d+),(\d+),(\d+),(\d+)/);
-    const url = new URL(file, baseUrl).href;
+    const resolved = new URL(file, baseUrl);
+    // A relative sheet is the same video's: the VTT's signed query covers it too (DESIGN.md §7).
+    const relative = !/^([a-z][a-z0-9+.-]*:|\/)/i.test(file);
+    if (relative && !resolved.search) resolved.search = new URL(baseUrl).search;
+    const url = resolved.href;
     const cue = { start: parseTimestamp(timing[1]), end: parseTimestamp(timing[2]), url };
     if (xywh) Object.assign(cue, { x: +xywh[1], y: +xywh[2], w: +xywh[3], h: +xywh[4] });
     if (Number.isFinite(cue.start) && Number.isFinite(cue.end)) cues.push(cue);
