@@ -148,6 +148,18 @@ def test_url_source_job_matches_snapshot() -> None:
                                 },
                                 {"name": "TRACEPARENT", "value": TRACEPARENT},
                                 {"name": "OTEL_SERVICE_NAME", "value": "kubevod-worker"},
+                                {
+                                    "name": "POD_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                },
+                                {
+                                    "name": "POD_NAMESPACE",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                },
+                                {
+                                    "name": "NODE_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}},
+                                },
                                 {"name": "TMPDIR", "value": "/scratch"},
                                 {"name": "HOME", "value": "/scratch"},
                             ],

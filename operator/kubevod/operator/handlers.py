@@ -66,6 +66,16 @@ def _log(asset: Asset) -> ContextLogger:
     )
 
 
+def _span_attributes(asset: Asset) -> dict[str, Any]:
+    """What every operator span says about its VideoAsset."""
+    return {
+        "kubevod.video.id": asset.video_id,
+        "k8s.namespace.name": asset.namespace,
+        "kubevod.videoasset.name": asset.name,
+        "kubevod.generation": asset.generation,
+    }
+
+
 def _record(
     body: kopf.Body, old: Mapping[str, Any], new: dict[str, Any], patch: kopf.Patch
 ) -> None:
@@ -185,7 +195,9 @@ def admit(
     asset = Asset.from_body(body)
     if status.get("observedGeneration") == asset.generation and status.get("phase"):
         return  # admitted before a restart: the timer carries on
-    _admit(asset, body, status, patch, memo.backends, _Indexes.of(kwargs))
+    # The root of the video's trace: the Job's TRACEPARENT hangs under it.
+    with span("operator.admit", attributes=_span_attributes(asset), tracer_name=__name__):
+        _admit(asset, body, status, patch, memo.backends, _Indexes.of(kwargs))
 
 
 @kopf.on.update(G, V, P, field="spec")
@@ -197,7 +209,9 @@ def respec(
     **kwargs: Any,
 ) -> None:
     """A spec change (a new generation)."""
-    _new_generation(Asset.from_body(body), body, status, patch, memo.backends, _Indexes.of(kwargs))
+    asset = Asset.from_body(body)
+    with span("operator.admit", attributes=_span_attributes(asset), tracer_name=__name__):
+        _new_generation(asset, body, status, patch, memo.backends, _Indexes.of(kwargs))
 
 
 def _new_generation(
@@ -277,11 +291,7 @@ def _try_start(
         )
         _record(body, old, new, patch)
         return
-    attributes = {
-        "kubevod.video.id": asset.video_id,
-        "k8s.namespace.name": asset.namespace,
-        "k8s.job.name": asset.job_name,
-    }
+    attributes = {**_span_attributes(asset), "k8s.job.name": asset.job_name}
     with span("operator.start_transcode", attributes=attributes, tracer_name=__name__):
         manifest = build_job(
             asset,
@@ -391,7 +401,11 @@ def _vanished_job(asset: Asset, job_name: str, video: Video | None) -> st.JobVie
 def cleanup(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """Remove the Jobs, the media and the catalog entry; never block deletion forever."""
     asset = Asset.from_body(body)
-    backends: Backends = memo.backends
+    with span("operator.cleanup", attributes=_span_attributes(asset), tracer_name=__name__):
+        _cleanup(asset, body, memo.backends, retry)
+
+
+def _cleanup(asset: Asset, body: kopf.Body, backends: Backends, retry: int) -> None:
     try:
         kube.delete_jobs(backends.api, asset.namespace, asset.uid)
     except Unavailable as exc:

@@ -76,6 +76,10 @@ def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
+def _field_env(name: str, path: str) -> dict[str, Any]:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
+
+
 def _env(asset: Asset, video_id: str, worker: WorkerSettings, traceparent: str) -> list[Any]:
     env: list[Any] = [
         {"name": k, "value": v} for k, v in transcode_job(asset, video_id).to_env().items()
@@ -87,6 +91,10 @@ def _env(asset: Asset, video_id: str, worker: WorkerSettings, traceparent: str) 
         # W3C trace context: the worker's spans join the operator's trace (DESIGN.md §8).
         {"name": "TRACEPARENT", "value": traceparent},
         {"name": "OTEL_SERVICE_NAME", "value": "kubevod-worker"},
+        # Downward API: the worker's spans and logs say which pod and node ran them.
+        _field_env("POD_NAME", "metadata.name"),
+        _field_env("POD_NAMESPACE", "metadata.namespace"),
+        _field_env("NODE_NAME", "spec.nodeName"),
         # The root filesystem is read-only; everything writable lives in the scratch volume.
         {"name": "TMPDIR", "value": SCRATCH},
         {"name": "HOME", "value": SCRATCH},

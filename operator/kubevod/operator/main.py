@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import random
 import sys
+from urllib.parse import urlsplit
 
 import kopf
 from kubevod.operator.settings import load_settings
 
 from kubevod.backends import redact_url
-from kubevod.logs import setup_logging
-from kubevod.metrics import start_metrics_server
-from kubevod.telemetry import setup_telemetry
+from kubevod.logs import register_secret, setup_logging
+from kubevod.metrics import operator_metrics, start_metrics_server
+from kubevod.telemetry import instrument_pymongo, setup_telemetry
 
 
 def _drop_kopf_settings(record: logging.LogRecord) -> bool:
@@ -33,12 +34,15 @@ def main() -> None:
     handler.addFilter(_drop_kopf_settings)
     # One trace per transcode: the handler's span travels to the worker in TRACEPARENT.
     setup_telemetry("kubevod-operator", component="operator")
+    instrument_pymongo()  # before the handlers open the catalog: its commands become spans
     # kopf logs every successful timer run at INFO; keep its warnings and errors.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     missing = [n for n in ("catalog_url", "store_url") if not getattr(settings, n)]
     if missing:
         names = ", ".join(f"KUBEVOD_{n.upper()}" for n in missing)
         sys.exit(f"kubevod-operator: {names} must be set (from the backends Secret)")
+    for url in (settings.catalog_url, settings.store_url):
+        register_secret(urlsplit(url).password)  # e.g. the S3 secret key, should a library log it
     logging.getLogger("kubevod.operator").info(
         "catalog %s, store %s, namespaces %s, %d transcodes at once",
         redact_url(settings.catalog_url),
@@ -47,6 +51,7 @@ def main() -> None:
         settings.queue.max_concurrent,
     )
     if settings.metrics_port is not None:
+        operator_metrics()  # registered now, so every family reads 0 before the first event
         start_metrics_server(settings.metrics_port)
     # Importing the module registers the handlers with kopf's default registry.
     from kubevod.operator import handlers  # noqa: F401

@@ -31,6 +31,7 @@ EXAMPLES = ROOT / "manifests" / "examples"
 VENV_BIN = Path(sys.executable).parent
 SA = "kubevod-operator"
 T = TypeVar("T")
+TEST_NODE = "test-node"  # the node the simulated pods "run" on
 REACHED = "Reached expected number of succeeded pods"  # the Job controller's words
 
 
@@ -161,11 +162,23 @@ class Namespace:
         return base64.b64decode(secret["data"][key]).decode()
 
     def job_env(self, job: dict[str, Any]) -> dict[str, str]:
-        """The container env exactly as a kubelet would resolve it (secretKeyRef included)."""
+        """The container env exactly as a kubelet would resolve it.
+
+        ``secretKeyRef`` from the real Secret; the downward API's ``fieldRef``
+        from the pod this "kubelet" pretends to run: ``<job>-<5 chars>`` (the
+        Job controller's pod name pattern) on node ``test-node``.
+        """
+        pod = {
+            "metadata.name": f"{job['metadata']['name']}-{uuid.uuid4().hex[:5]}",
+            "metadata.namespace": self.name,
+            "spec.nodeName": TEST_NODE,
+        }
         env: dict[str, str] = {}
         for item in job["spec"]["template"]["spec"]["containers"][0]["env"]:
             if "value" in item:
                 env[item["name"]] = item["value"]
+            elif "fieldRef" in item["valueFrom"]:
+                env[item["name"]] = pod[item["valueFrom"]["fieldRef"]["fieldPath"]]
             else:
                 ref = item["valueFrom"]["secretKeyRef"]
                 env[item["name"]] = self.secret_value(ref["name"], ref["key"])
@@ -177,19 +190,22 @@ class Namespace:
             "-p", json.dumps({"status": status}),
         )  # fmt: skip
 
-    def run_pod(self, job_name: str, scratch: Path) -> int:
+    def run_pod(self, job_name: str, scratch: Path, **node_env: str) -> int:
         """Run the Job's pod: there is no kubelet in this cluster, so the test does its work.
 
         Marks the Job active as the Job controller would, runs the real worker
         with the Job's own environment (secrets resolved from the real Secret)
         against the real MinIO and catalog, then writes the terminal status the
         Job controller writes for that exit code (pod failure policy included).
+        ``node_env`` is what the node adds to every container (e.g.
+        ``KUBERNETES_SERVICE_HOST``); the worker's output lands in
+        ``scratch / "worker.log"``.
         """
         job = self.get("job", job_name)
         assert job is not None, f"no Job {job_name}"
         started = now()
         self.set_job_status(job_name, {"startTime": started, "active": 1, "ready": 0})
-        code = run_worker(self.job_env(job), scratch)
+        code = run_worker({**node_env, **self.job_env(job)}, scratch)
         if code == 0:
             done = now()
             self.set_job_status(
@@ -240,6 +256,7 @@ def run_worker(env: dict[str, str], scratch: Path) -> int:
     result = subprocess.run(
         argv, env=full, cwd=scratch, capture_output=True, text=True, timeout=240
     )
+    (scratch / "worker.log").write_text(result.stdout + result.stderr)
     if result.returncode not in (0, 2):
         print(result.stdout[-3000:], result.stderr[-3000:])
     return result.returncode
