@@ -112,7 +112,15 @@ def create_app(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "HEAD", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Range", "If-None-Match"],
+            # traceparent/tracestate: a player on another origin continues its trace here.
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Range",
+                "If-None-Match",
+                "traceparent",
+                "tracestate",
+            ],
             expose_headers=["Content-Range", "Content-Length", "ETag", "Accept-Ranges"],
             max_age=600,
         )

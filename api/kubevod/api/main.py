@@ -9,23 +9,37 @@ Scale by running more pods (the chart's HPA), not more workers per pod.
 
 from __future__ import annotations
 
-import logging
+from urllib.parse import urlsplit
 
 import uvicorn
 from kubevod.api.app import create_app
 from kubevod.api.settings import ApiSettings
 
 from kubevod import telemetry
+from kubevod.backends import redact_url
+from kubevod.logs import get_logger, register_secret, setup_logging
 
 
 def main() -> None:
     """Entry point of the ``kubevod-api`` console script."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # JSON lines in a pod, text in a terminal; trace ids on every line inside a span.
+    setup_logging(service="kubevod-api")
     settings = ApiSettings()
+    for secret in (settings.api_token, settings.signing_secret):
+        if secret is not None:
+            register_secret(secret.get_secret_value())  # never in a log line, whatever the context
+    for url in (settings.resolved_catalog_url(), settings.resolved_store_url()):
+        register_secret(urlsplit(url).password)  # e.g. the S3 secret key, should a library log it
     telemetry.setup_telemetry("kubevod-api", component="api")
     telemetry.instrument_pymongo()  # before create_app opens a MongoClient
     app = create_app(settings)
     telemetry.instrument_fastapi(app)
+    get_logger("kubevod.api").info(
+        "catalog %s, store %s, media %s",
+        redact_url(settings.resolved_catalog_url()),
+        redact_url(settings.resolved_store_url()),
+        settings.media_base_url,
+    )
     uvicorn.run(
         app,
         host=settings.host,
@@ -33,6 +47,7 @@ def main() -> None:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         access_log=False,
+        log_config=None,  # uvicorn's loggers go through the root handler set up above
     )
 
 

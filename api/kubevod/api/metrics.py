@@ -12,6 +12,10 @@ second is counted once: startup time once per session, the other histograms
 per beacon interval. The overall stall ratio is
 ``rate(kubevod_qoe_rebuffer_seconds_total)`` over the sum of that and
 ``rate(kubevod_qoe_watch_seconds_total)``.
+
+``/metrics`` serves this app's registry followed by the process's default
+registry (process and Python collectors; in local mode also the
+``kubevod_worker_*`` families of the transcodes running in the process).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections import OrderedDict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.exposition import generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -168,5 +172,8 @@ async def _metrics(request: Request) -> Metrics:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
 )
 def metrics_endpoint(metrics: Annotated[Metrics, Depends(_metrics)]) -> Response:
-    """Prometheus metrics of this API process."""
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus metrics of this API process (and of local mode's transcoder threads)."""
+    # The default registry: the process collectors, and in local mode the
+    # ``kubevod_worker_*`` families of the transcodes running in this process.
+    body = generate_latest(metrics.registry) + generate_latest(REGISTRY)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -24,6 +24,7 @@ from kubevod.api.errors import responses
 from kubevod.api.http_semantics import etag_matches, http_date, quote_etag
 from starlette.concurrency import run_in_threadpool
 
+from kubevod import telemetry
 from kubevod.errors import Conflict, NotFound
 from kubevod.manifests import dash, hls
 from kubevod.models import Segment, Video, VideoState
@@ -70,12 +71,15 @@ async def _manifest(
 
         def work() -> tuple[bytes, str]:
             segments = load() if load is not None else []
-            started = time.perf_counter()
-            try:
-                body = render(segments).encode()
-            except ValueError as exc:
-                raise Conflict(f"nothing to play yet: {exc}") from exc
-            services.metrics.manifest_render.labels(kind).observe(time.perf_counter() - started)
+            attributes = {"kubevod.video.id": video.id, "kubevod.manifest.kind": kind}
+            with telemetry.span("manifest.render", attributes=attributes, tracer_name=__name__):
+                started = time.perf_counter()
+                try:
+                    body = render(segments).encode()
+                except ValueError as exc:
+                    raise Conflict(f"nothing to play yet: {exc}") from exc
+                elapsed = time.perf_counter() - started
+            services.metrics.manifest_render.labels(kind).observe(elapsed)
             return body, quote_etag(hashlib.md5(body, usedforsecurity=False).hexdigest())
 
         cached = await run_in_threadpool(work)
