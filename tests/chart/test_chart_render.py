@@ -246,7 +246,8 @@ def test_network_policies_keep_store_and_catalog_private(
     for public in ("-cache", "-api"):
         rule = find(docs, "NetworkPolicy", public)["spec"]["ingress"]
         assert "from" not in rule[0]
-    assert find(docs, "NetworkPolicy", "-operator")["spec"].get("ingress") is None
+    operator = find(docs, "NetworkPolicy", "-operator")["spec"]["ingress"]
+    assert operator == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]  # scrapes only
 
 
 def test_ingress_tls_by_cert_manager_and_class_is_settable(
