@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kubevod import telemetry
 from kubevod.catalog.base import Catalog
 from kubevod.errors import KubevodError, NotFound, SourceError
 from kubevod.jobs import TranscodeJob
@@ -76,6 +77,8 @@ class LocalPool:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending: set[str] = set()
+        # The trace of the request that submitted each queued video: its transcode joins it.
+        self._traces: dict[str, str | None] = {}
         self._running: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
@@ -90,6 +93,9 @@ class LocalPool:
             if job.video_id in self._pending or job.video_id in self._running:
                 return
             self._pending.add(job.video_id)
+            self._traces[job.video_id] = telemetry.inject_traceparent().get(
+                telemetry.TRACEPARENT_ENV
+            )
         self._queue.put(job)
 
     def cancel(self, video_id: str) -> None:
@@ -183,14 +189,18 @@ class LocalPool:
                 return
             event = threading.Event()
             with self._lock:
+                traceparent = self._traces.pop(job.video_id, None)
                 if job.video_id not in self._pending:  # cancelled while queued
                     self._idle.notify_all()
                     continue
                 self._pending.discard(job.video_id)
                 self._running[job.video_id] = event
+            # A job submitted outside any span (watch folder, resume) starts its own trace.
+            token = telemetry.attach_traceparent(traceparent)
             try:
                 self._execute(job, event)
             finally:
+                telemetry.detach(token)
                 with self._lock:
                     self._running.pop(job.video_id, None)
                     self._idle.notify_all()

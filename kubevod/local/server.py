@@ -29,6 +29,7 @@ from typing import IO, Any
 
 import uvicorn
 
+from kubevod import telemetry
 from kubevod.catalog.base import Catalog
 from kubevod.errors import Conflict, InvalidInput
 from kubevod.jobs import IngestRequest
@@ -232,8 +233,14 @@ def serve(
             catalog=runtime.catalog,
             ingestor=runtime.ingestor,
         )
+        telemetry.instrument_fastapi(app)  # server spans, continuing a player's traceparent
         config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level="warning", access_log=False
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            log_config=None,  # uvicorn's records go through kubevod's handler (cli.py)
         )
 
         def started(server: uvicorn.Server) -> None:
