@@ -361,10 +361,11 @@ def reconcile(
             return
     new = st.from_job(asset, status, view, video, public_url=SETTINGS.public_url, now=_now())
     _record(body, status, new, patch)
-    _observe(status, new, view, video, _Indexes.of(kwargs))
+    _observe((asset.namespace, asset.name), status, new, view, video, _Indexes.of(kwargs))
 
 
 def _observe(
+    key: Key,
     old: Mapping[str, Any],
     new: Mapping[str, Any],
     job: st.JobView,
@@ -380,10 +381,13 @@ def _observe(
             media = video.duration if video is not None else None
             outcome = "ready" if phase == Phase.READY else "failed"
             metrics.observe_transcode(wall, media, outcome=outcome)
-    counts: dict[str, int] = {}
+    # The index still holds this object's previous phase (the patch is not applied yet),
+    # and a settled object gets no further tick: count it with its new phase.
+    counts: dict[str, int] = {str(phase): 1} if phase else {}
     for store in idx.assets.values():
         for entry in store:
-            counts[entry.phase] = counts.get(entry.phase, 0) + 1
+            if entry.key != key:
+                counts[entry.phase] = counts.get(entry.phase, 0) + 1
     metrics.set_phases(counts)
 
 
