@@ -1,0 +1,143 @@
+"""ONE trace from ``kubectl apply`` to a playing video (issue 8, DESIGN.md §8).
+
+A VideoAsset applied to the real kube-apiserver; the real operator process
+(its ServiceAccount, JSON logs, OTLP export); the real worker process run with
+the Job's own env (the test plays the kubelet, which this cluster lacks); the
+real API process answering a manifest request that carries the Job's
+``traceparent``. Spans go through the ``otlp`` fixture (a real OpenTelemetry
+Collector in front of a decoding receiver, when testenv built one).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fixtures.otlp import OtlpReceiver, SpanDict
+from tests.integration.operator_support import TEST_NODE
+from tests.integration.operator_support.flow import Flow, install_crds, one_video
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+SERVER, CLIENT = 2, 3  # OTLP span kinds
+MASTER_ROUTE = "GET /v/{video_id}/master.m3u8"
+WORKER_STAGES = ("worker.fetch", "worker.probe", "worker.encode", "worker.thumbnails")
+
+
+@pytest.fixture(scope="module")
+def flow(
+    kube: Any, minio: Any, mongo: Any, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flow]:
+    install_crds(kube)
+    with one_video(kube, minio, mongo, otlp.endpoint, tmp_path_factory.mktemp("e2e")) as done:
+        yield done
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def one(spans: list[SpanDict], name: str) -> SpanDict:
+    found = [s for s in spans if s["name"] == name]
+    assert len(found) == 1, (name, [s["name"] for s in spans])
+    return found[0]
+
+
+def trace_with(otlp: OtlpReceiver, trace_id: str, names: set[str]) -> list[SpanDict]:
+    """The spans of ``trace_id`` once every name in ``names`` has arrived."""
+    otlp.wait_for_spans(
+        len(names), where=lambda s: s["trace_id"] == trace_id and s["name"] in names, timeout=20
+    )
+    return otlp.traces().get(trace_id, [])
+
+
+def test_apply_to_playback_is_one_trace_in_parent_child_order(
+    flow: Flow, otlp: OtlpReceiver
+) -> None:
+    headers = {"traceparent": flow.traceparent}
+    answer = httpx.get(f"{flow.api_url}/v/{flow.video_id}/master.m3u8", headers=headers)
+    assert answer.status_code == 200 and answer.text.startswith("#EXTM3U")
+
+    names = {"operator.admit", "operator.start_transcode", "worker.transcode", *WORKER_STAGES}
+    spans = trace_with(otlp, flow.trace_id, names | {MASTER_ROUTE, "manifest.render"})
+    admit, start = one(spans, "operator.admit"), one(spans, "operator.start_transcode")
+    transcode = one(spans, "worker.transcode")
+
+    # operator: the admission is the root; the Job's TRACEPARENT names its start span
+    assert admit["parent_span_id"] is None
+    assert start["parent_span_id"] == admit["span_id"]
+    assert flow.traceparent.split("-")[2] == start["span_id"]
+    assert admit["service_name"] == start["service_name"] == "kubevod-operator"
+    assert start["attributes"]["k8s.job.name"] == flow.job["metadata"]["name"]
+    assert start["attributes"]["kubevod.video.id"] == flow.video_id
+    assert flow.job["metadata"]["annotations"]["kubevod.io/traceparent"] == flow.traceparent
+    catalog_writes = [
+        s for s in spans if s["kind"] == CLIENT and s["parent_span_id"] == admit["span_id"]
+    ]
+    assert catalog_writes, "the catalog entry's MongoDB commands hang under operator.admit"
+
+    # worker: its root continues the operator's span; the stages hang under it, in order
+    assert transcode["parent_span_id"] == start["span_id"]
+    assert start["end_ns"] <= transcode["start_ns"], "the Job runs after it was created"
+    stages = [one(spans, name) for name in WORKER_STAGES]
+    for stage in stages:
+        assert stage["parent_span_id"] == transcode["span_id"], stage["name"]
+        assert transcode["start_ns"] <= stage["start_ns"] <= stage["end_ns"] <= transcode["end_ns"]
+    fetch, probe, encode, _ = stages
+    assert fetch["end_ns"] <= probe["start_ns"] and probe["end_ns"] <= encode["start_ns"]
+    resource = transcode["resource"]
+    assert resource["service.name"] == "kubevod-worker"
+    assert resource["k8s.pod.name"].startswith(flow.job["metadata"]["name"] + "-")
+    assert resource["k8s.node.name"] == TEST_NODE
+    assert resource["k8s.namespace.name"] == flow.ns.name
+
+    # API: the request continues the same trace; render and catalog reads below it
+    server = one(spans, MASTER_ROUTE)
+    render = one(spans, "manifest.render")
+    assert server["kind"] == SERVER and server["service_name"] == "kubevod-api"
+    assert server["parent_span_id"] == start["span_id"]
+    assert render["parent_span_id"] == server["span_id"]
+    assert render["attributes"]["kubevod.manifest.kind"] == "hls_master"
+    reads = [
+        s
+        for s in spans
+        if s["service_name"] == "kubevod-api"
+        and s["kind"] == CLIENT
+        and s["parent_span_id"] == server["span_id"]
+    ]
+    assert reads, "the catalog read of the request is a MongoDB client span in the trace"
+
+    assert len({s["trace_id"] for s in spans}) == 1
+
+
+def test_log_lines_carry_the_trace_and_no_secret(
+    flow: Flow, otlp: OtlpReceiver, minio: Any, tmp_path: Path
+) -> None:
+    spans = trace_with(otlp, flow.trace_id, {"operator.admit", "worker.transcode"})
+    ids = {s["span_id"]: s["name"] for s in spans}
+
+    operator = json_lines(flow.operator.log.read_text())
+    started = [line for line in operator if line["message"].startswith("started Job")]
+    assert len(started) == 1, [line["message"] for line in operator][-20:]
+    assert started[0]["trace_id"] == flow.trace_id
+    assert ids.get(started[0]["span_id"]) in {"operator.admit", "operator.start_transcode"}
+    assert (started[0]["namespace"], started[0]["name"]) == (flow.ns.name, "traced")
+    assert started[0]["video_id"] == flow.video_id
+    assert started[0]["service"] == "kubevod-operator"
+
+    worker = json_lines(flow.worker_log)
+    traced = [line for line in worker if line.get("trace_id")]
+    assert traced, flow.worker_log[-2000:]
+    assert {line["trace_id"] for line in traced} == {flow.trace_id}
+    assert any(ids.get(line["span_id"], "").startswith("worker.") for line in traced)
+
+    api = json_lines(flow.api.log.read_text())
+    assert api and all(line["service"] == "kubevod-api" for line in api)
+    everything = flow.operator.log.read_text() + flow.worker_log + flow.api.log.read_text()
+    assert minio.secret_key not in everything
+    assert "s3://" in everything and ":***@" in everything, "URLs are logged, redacted"
