@@ -1,0 +1,126 @@
+"""The metrics endpoints after real work (issue 8): the names the dashboard reads, sane values.
+
+One VideoAsset goes the whole cluster path (real operator, the real worker run
+with the Job's env — the test plays the kubelet —, real API; see
+``operator_support.flow``); then players fetch its manifest and send QoE
+beacons to the real API, and both Prometheus endpoints are scraped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fixtures.otlp import OtlpReceiver
+from tests.integration.operator_support.flow import Flow, install_crds, one_video
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+MASTER = "/v/{video_id}/master.m3u8"
+
+
+@pytest.fixture(scope="module")
+def flow(
+    kube: Any, minio: Any, mongo: Any, otlp: OtlpReceiver, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Flow]:
+    install_crds(kube)
+    with one_video(kube, minio, mongo, otlp.endpoint, tmp_path_factory.mktemp("m")) as done:
+        yield done
+
+
+def scrape(text: str) -> tuple[Samples, set[str]]:
+    """(every sample by name and labels, every family name) of a Prometheus exposition."""
+    samples: Samples = {}
+    families: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        families.add(family.name)
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples, families
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+def test_operator_metrics_after_a_transcode(flow: Flow) -> None:
+    samples, families = scrape(flow.ns.metrics())
+    assert {
+        "kubevod_operator_queue_depth",
+        "kubevod_operator_jobs",
+        "kubevod_operator_transcode_duration_seconds",
+        "kubevod_operator_transcode_speed_ratio",
+        "kubevod_operator_transcodes",
+        "kubevod_operator_handler_errors",
+    } <= families
+    phases = {p: value(samples, "kubevod_operator_jobs", phase=p) for p in ("Ready", "Queued")}
+    assert phases == {"Ready": 1, "Queued": 0}
+    assert value(samples, "kubevod_operator_jobs", phase="Transcoding") == 0
+    assert value(samples, "kubevod_operator_queue_depth") == 0
+    assert value(samples, "kubevod_operator_transcodes_total", outcome="ready") == 1
+    ready = {"outcome": "ready"}
+    assert value(samples, "kubevod_operator_transcode_duration_seconds_count", **ready) == 1
+    wall = value(samples, "kubevod_operator_transcode_duration_seconds_sum", **ready)
+    assert 0 < wall < 120
+    assert value(samples, "kubevod_operator_transcode_speed_ratio_count") == 1
+    speed = value(samples, "kubevod_operator_transcode_speed_ratio_sum")
+    # a 2 s clip; the Job's times have 1 s resolution, so the speed is 2 s over the wall time
+    assert speed == pytest.approx(flow.status["duration"] / wall, rel=0.01)
+    assert 0 < speed < 10
+
+
+def test_api_metrics_after_playback_and_beacons(flow: Flow) -> None:
+    with httpx.Client(base_url=flow.api_url, timeout=10) as client:
+        for _ in range(2):  # the second comes from the LRU of ready manifests: no render
+            assert client.get(f"/v/{flow.video_id}/master.m3u8").status_code == 200
+        assert client.get("/v/nosuchvideo1/master.m3u8").status_code == 404
+        session = {"video_id": flow.video_id, "session": "s1"}
+        beacons = [
+            {**session, "startup_ms": 800, "watch_ms": 4000, "switches": 1},
+            {**session, "startup_ms": 800, "watch_ms": 10000, "rebuffer_ms": 1000,
+             "rebuffer_count": 1, "switches": 2},
+        ]  # fmt: skip
+        for beacon in beacons:  # running totals, as players send them
+            assert client.post("/api/qoe", json=beacon).status_code == 204
+        samples, families = scrape(client.get("/metrics").text)
+
+    assert {
+        "kubevod_api_requests",
+        "kubevod_api_request_duration_seconds",
+        "kubevod_manifest_render_seconds",
+        "kubevod_qoe_startup_seconds",
+        "kubevod_qoe_rebuffer_ratio",
+        "kubevod_qoe_rebuffer_count",
+        "kubevod_qoe_bitrate_switches",
+        "kubevod_qoe_beacons",
+        "kubevod_qoe_player_errors",
+        "process_cpu_seconds",  # the process registry is served too
+    } <= families
+    get = {"method": "GET", "route": MASTER}
+    assert value(samples, "kubevod_api_requests_total", **get, status="200") == 2
+    assert value(samples, "kubevod_api_requests_total", **get, status="404") == 1
+    assert value(samples, "kubevod_api_request_duration_seconds_count", **get) == 3
+    assert 0 < value(samples, "kubevod_api_request_duration_seconds_sum", **get) < 5
+    master = {"kind": "hls_master"}
+    assert value(samples, "kubevod_manifest_render_seconds_count", **master) == 1
+    assert 0 < value(samples, "kubevod_manifest_render_seconds_sum", **master) < 1
+
+    assert value(samples, "kubevod_qoe_beacons_total") == 2
+    assert value(samples, "kubevod_qoe_sessions_total") == 1
+    assert value(samples, "kubevod_qoe_startup_seconds_count") == 1  # once per session
+    assert value(samples, "kubevod_qoe_startup_seconds_sum") == pytest.approx(0.8)
+    assert value(samples, "kubevod_qoe_watch_seconds_total") == pytest.approx(10)
+    assert value(samples, "kubevod_qoe_rebuffer_seconds_total") == pytest.approx(1)
+    # per beacon interval: 0 s of 4 s stalled, then 1 s of 7 s
+    assert value(samples, "kubevod_qoe_rebuffer_ratio_count") == 2
+    assert value(samples, "kubevod_qoe_rebuffer_ratio_sum") == pytest.approx(1 / 7)
+    assert value(samples, "kubevod_qoe_rebuffer_ratio_bucket", le="1.0") == 2  # all in 0..1
+    assert value(samples, "kubevod_qoe_rebuffer_ratio_bucket", le="0.0") == 1
+    assert value(samples, "kubevod_qoe_rebuffer_count_sum") == 1  # each stall once
+    assert value(samples, "kubevod_qoe_bitrate_switches_sum") == 2  # each switch once
+    assert value(samples, "kubevod_qoe_player_errors_total") == 0
