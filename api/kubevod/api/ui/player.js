@@ -79,12 +79,16 @@ function renderDetails(v) {
   }
 }
 
-/** Remember where media comes from, so the next visit's <head> can preconnect to it. */
+/**
+ * Remember where media comes from, so the next visit's <head> can preconnect to it, and
+ * whether links are signed (then it must not preload an unsigned master playlist).
+ */
 function rememberMediaOrigin(v) {
   try {
     const urls = playbackUrls(v);
     const origin = new URL(urls.poster || urls.trickplay || urls.hls, location.href).origin;
     localStorage.setItem("kubevod:media-origin", origin);
+    localStorage.setItem("kubevod:signed-urls", new URL(urls.hls, location.href).search ? "1" : "");
   } catch {
     /* ignore */
   }
