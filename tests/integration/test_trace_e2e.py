@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from tests.fixtures.otlp import OtlpReceiver, SpanDict
+from tests.integration.local_mode import LocalServer, cli_env, clip
 from tests.integration.operator_support import TEST_NODE
 from tests.integration.operator_support.flow import Flow, install_crds, one_video
 
@@ -141,3 +142,32 @@ def test_log_lines_carry_the_trace_and_no_secret(
     everything = flow.operator.log.read_text() + flow.worker_log + flow.api.log.read_text()
     assert minio.secret_key not in everything
     assert "s3://" in everything and ":***@" in everything, "URLs are logged, redacted"
+
+
+def test_local_mode_transcode_joins_the_trace_of_the_request_that_added_it(
+    otlp: OtlpReceiver, tmp_path: Path
+) -> None:
+    source = clip(tmp_path / "home.mp4", seconds=2)
+    env = cli_env(**otlp.env, OTEL_BSP_SCHEDULE_DELAY="100")
+    server = LocalServer(tmp_path / "data", env=env).start()
+    trace_id, caller = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    try:
+        added = httpx.post(
+            f"{server.url}/api/videos",
+            json={"source": str(source)},
+            headers={"traceparent": f"00-{trace_id}-{caller}-01"},
+            timeout=10,
+        )
+        assert added.status_code == 202, added.text
+        video_id = added.json()["id"]
+        server.wait_for(video_id, lambda v: v["state"] == "ready")
+    finally:
+        server.stop()
+    spans = trace_with(otlp, trace_id, {"POST /api/videos", "worker.transcode", "worker.encode"})
+    post, transcode = one(spans, "POST /api/videos"), one(spans, "worker.transcode")
+    assert post["parent_span_id"] == caller, "the request continues the caller's trace"
+    assert transcode["parent_span_id"] == post["span_id"], "the pool thread joins it"
+    assert transcode["attributes"]["video_id"] == video_id
+    assert one(spans, "worker.encode")["parent_span_id"] == transcode["span_id"]
+    assert {s["service_name"] for s in spans} == {"kubevod"}
+    assert transcode["resource"]["kubevod.component"] == "local"
