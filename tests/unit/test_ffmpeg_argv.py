@@ -57,7 +57,7 @@ SOFTWARE_SNAPSHOT = [
     "-filter_complex",
     "[0:0]split=2[s0][stp];"
     "[s0]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][c0_1];"
-    "[c0_1]scale=640:360:flags=lanczos,setsar=1,format=yuv420p[v1];"
+    "[c0_1]scale=640:360:flags=bicubic,setsar=1,format=yuv420p[v1];"
     "[stp]fps=1/1:round=down,scale=160:90,setsar=1,format=yuvj420p,tile=10x2[tp]",
     "-map", "[v0]", "-map_metadata", "-1", "-map_chapters", "-1",
     "-c:v", "libx264", "-preset", "veryfast", "-profile:v", "high", "-crf", "23",
@@ -98,6 +98,18 @@ def test_one_process_decodes_once_and_encodes_every_rung_and_audio_once() -> Non
     assert after(argv, "-c:v").count("libx264") == len(RUNGS)
     assert after(argv, "-c:a") == ["aac"]
     assert filter_graph(plan()).startswith("[0:0]split=")  # the source is split once
+
+
+def test_rungs_scaled_from_a_scaled_rung_use_lanczos() -> None:
+    rungs = tuple(Rung(f"{h}p", h * 16 // 9 // 2 * 2, h, 30.0, 1, 2) for h in (1080, 720, 480, 240))
+    graph = filter_graph(plan(rungs=rungs, trickplay=None))
+    assert graph == (
+        "[0:0]split=1[s0];"
+        "[s0]scale=1920:1080:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][c0_1];"
+        "[c0_1]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p,split=2[v1][c1_2];"
+        "[c1_2]scale=852:480:flags=lanczos,setsar=1,format=yuv420p,split=2[v2][c2_3];"
+        "[c2_3]scale=426:240:flags=lanczos,setsar=1,format=yuv420p[v3]"
+    )
 
 
 def test_direct_scaling_from_the_source_when_cascade_is_off() -> None:

@@ -180,9 +180,11 @@ def filter_graph(plan: EncodePlan) -> str:
     parts = [head + "".join(src_outs)]
     for i, rung in enumerate(plan.rungs):
         source = f"[s{i}]" if parents[i] == -1 else f"[c{parents[i]}_{i}]"
-        # From the source: bicubic. From a larger rung: lanczos, whose sharper kernel
-        # makes up for the second resampling (SSIM/PSNR as direct scaling, bench).
-        flags = "bicubic" if parents[i] == -1 else "lanczos"
+        # From the source, or from the top rung (the source's own size but for >2160p
+        # sources): bicubic, as one process per rung would. From a rung that was itself
+        # scaled: lanczos, whose sharper kernel makes up for the second resampling and
+        # costs little on these small inputs (SSIM/PSNR in docs/benchmarks-worker.md).
+        flags = "bicubic" if parents[i] <= 0 else "lanczos"
         chain = f"{source}scale={rung.width}:{rung.height}:flags={flags},setsar=1,format=yuv420p"
         kids = children.get(i, [])
         upload = ""
