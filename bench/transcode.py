@@ -315,8 +315,8 @@ def render(
         "",
         "- the source is decoded once instead of once per rung;",
         "- lower rungs are scaled from a larger rung (1080p -> 720p -> 480p/360p -> 240p) "
-        "instead of each from the source; rungs scaled from an already scaled rung use lanczos so the second "
-        "resampling does not blur them (see the quality table);",
+        "instead of each from the source; rungs scaled from an already scaled rung use "
+        "lanczos so the second resampling does not blur them (see the quality table);",
         "- one filter thread (slice threads cost more in synchronisation than they save here);",
         "- x264 threads spread over the rungs (about 1.5 x cores in all, at least 2 per "
         "rung) instead of each encoder assuming the machine is its own; the baseline "
