@@ -21,3 +21,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         for server in RUNNING:
             if server.alive() or server.log.exists():
                 report.sections.append((f"{server.name} log (tail)", server.log_tail(40)))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the tests that drive Chromium last.
+
+    Playwright's sync API keeps its event loop running in the main thread for
+    as long as the session-scoped ``browser`` fixture lives, and pytest-asyncio
+    cannot start a loop after that; so every async test runs before the first
+    browser test. The order inside each group is kept.
+    """
+    uses_browser = [i for i in items if "browser" in getattr(i, "fixturenames", ())]
+    if uses_browser:
+        others = [i for i in items if "browser" not in getattr(i, "fixturenames", ())]
+        items[:] = others + uses_browser
