@@ -290,8 +290,16 @@ def test_json_formatter_redacts_even_without_the_filter() -> None:
     assert line["api_token"] == "***"
 
 
-def test_library_bookkeeping_fields_stay_out_of_json_lines(captured: io.StringIO) -> None:
-    logging.getLogger("uvicorn.error").info(
+def test_library_bookkeeping_fields_stay_out_of_json_lines(
+    captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An earlier uvicorn server in the same process may have configured this logger.
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    monkeypatch.setattr(uvicorn_log, "propagate", True)
+    monkeypatch.setattr(uvicorn_log, "handlers", [])
+    monkeypatch.setattr(uvicorn_log, "disabled", False)
+    monkeypatch.setattr(uvicorn_log, "level", logging.INFO)
+    uvicorn_log.info(
         "Started server", extra={"color_message": "\x1b[1mStarted\x1b[0m", "k8s_skip": True}
     )
     (line,) = lines(captured)
