@@ -37,7 +37,6 @@ from pathlib import Path
 from kubevod.worker.ffmpeg import (
     EncodePlan,
     _hls_args,
-    encoder_threads,
     keyframe_expr,
     transcode_argv,
     video_encoder_args,
@@ -242,7 +241,7 @@ def main() -> None:
             source=str(source), video_stream=info.video.index, rungs=tuple(rungs),
             audio=_audio_outs(info, settings), segment_seconds=4.0,
             first_segment_seconds=settings.first_segment_seconds, x264_preset=args.preset,
-            crf=settings.crf, x264_threads=encoder_threads(len(rungs), os.cpu_count() or 1),
+            crf=settings.crf,
         )  # fmt: skip
         baselines, ones = [], []
         for _ in range(max(1, args.repeat)):  # alternate, so load from others hits both alike
@@ -318,9 +317,6 @@ def render(
         "instead of each from the source; rungs scaled from an already scaled rung use "
         "lanczos so the second resampling does not blur them (see the quality table);",
         "- one filter thread (slice threads cost more in synchronisation than they save here);",
-        "- x264 threads spread over the rungs (about 1.5 x cores in all, at least 2 per "
-        "rung) instead of each encoder assuming the machine is its own; the baseline "
-        "processes keep x264's default, right for a process alone;",
         "- glibc malloc keeps freed frame/segment buffers (`MALLOC_MMAP_THRESHOLD_`, "
         "`MALLOC_TRIM_THRESHOLD_`) instead of re-faulting zeroed pages; the baseline runs "
         "with the default environment (the same tuning did not make it faster).",
@@ -331,8 +327,11 @@ def render(
         "runs, so even free decoding and scaling would leave about 0.5x. Alternated A/B "
         "runs of 6-8 s clips on this machine gave 0.69-0.71x for a plain split (every rung "
         "scaled from the source, defaults otherwise), 0.61-0.63x with the cascade, and "
-        "0.60-0.64x with all of the above; pairs vary by about +-0.03 with the load of "
-        "the other work sharing the 2 cores, hence the min-of-alternated-runs rows.",
+        "0.62-0.65x with all of the above (0.62-0.63x with bicubic everywhere, at a "
+        "0.05-0.35 dB PSNR loss on the cascaded rungs; x264 threads spread over the rungs "
+        "instead of x264's default measured within the noise); pairs vary by about "
+        "+-0.03 with the load of the other work sharing the 2 cores, hence the "
+        "min-of-alternated-runs rows.",
         "",
         "Time to first playable is short because the first segment is 1 s (keyframes forced "
         "at 0, 1 s, then every 4 s in every rung; the audio is cut into 1 s pieces joined "

@@ -13,7 +13,6 @@ from kubevod.worker.ffmpeg import (
     EncodePlan,
     TrickplayOut,
     audio_piece_seconds,
-    encoder_threads,
     filter_graph,
     gop_frames,
     keyframe_expr,
@@ -224,13 +223,6 @@ def test_first_segment_is_never_longer_than_the_others() -> None:
 )
 def test_gop_safety_net(seconds: float, fps: float, gop: int) -> None:
     assert gop_frames(seconds, fps) == gop
-
-
-@pytest.mark.parametrize(
-    ("rungs", "cpus", "threads"), [(5, 2, 2), (1, 2, 3), (5, 16, 5), (7, 64, 14), (3, 0, 2)]
-)
-def test_encoder_threads_share_the_cores_between_rungs(rungs: int, cpus: int, threads: int) -> None:
-    assert encoder_threads(rungs, cpus) == threads
 
 
 def test_x264_preset_and_threads_are_settable() -> None:

@@ -94,17 +94,6 @@ def _num(value: float) -> str:
     return text or "0"
 
 
-def encoder_threads(rungs: int, cpus: int) -> int:
-    """x264 threads per rung when several encoders share one process.
-
-    x264's own default (1.5 x cores) assumes it has the machine to itself; with
-    one encoder per rung in one process that oversubscribes the cores and the
-    extra frame threads cost CPU in synchronisation (bench/transcode.py). Spread
-    about 1.5 x cores over the rungs instead, at least 2 so encoders still overlap.
-    """
-    return max(2, math.ceil(1.5 * max(1, cpus) / max(1, rungs)))
-
-
 def keyframe_expr(first: float, every: float) -> str:
     """``-force_key_frames`` expression: a keyframe at 0, at ``first``, then every ``every`` s.
 

@@ -12,7 +12,6 @@ Running the same job again starts from scratch under the same keys.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import tempfile
@@ -28,7 +27,6 @@ from kubevod.worker.ffmpeg import (
     PIECES_DIR_SUFFIX,
     AudioOut,
     EncodePlan,
-    encoder_threads,
     transcode_argv,
 )
 from kubevod.worker.ladder import Rung, output_fps, plan_ladder
@@ -271,8 +269,7 @@ class _Transcode:
             accelerator=accel,  # type: ignore[arg-type]
             x264_preset=self.settings.x264_preset,
             crf=self.settings.crf,
-            x264_threads=self.settings.x264_threads
-            or encoder_threads(len(rungs), os.cpu_count() or 1),
+            x264_threads=self.settings.x264_threads,
             deinterlace=info.video.interlaced,
             fps=fps if needs_fps else None,
             trickplay=thumbs.plan_trickplay(

@@ -38,8 +38,8 @@ class WorkerSettings(BaseSettings):
         default=0,
         ge=0,
         le=64,
-        description="threads per x264 encoder (0: about 1.5 x cores spread over the rungs, "
-        "at least 2; see kubevod.worker.ffmpeg.encoder_threads)",
+        description="threads per x264 encoder (0: x264 decides; spreading about 1.5 x cores "
+        "over the rungs measured within noise of that, docs/benchmarks-worker.md)",
     )
     audio_bitrate: int = Field(default=128_000, ge=32_000, le=512_000, description="bits/s")
     first_segment_seconds: float = Field(
