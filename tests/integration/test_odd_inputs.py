@@ -16,8 +16,14 @@ from kubevod.errors import SourceError
 from kubevod.jobs import TranscodeJob
 from kubevod.models import TrackKind, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
+from kubevod.worker.probe import probe
 from tests.fixtures import media
-from tests.integration.worker_media import check_playlists, check_ready_video, fast_settings
+from tests.integration.worker_media import (
+    check_playlists,
+    check_ready_video,
+    fast_settings,
+    ffprobe_json,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -102,13 +108,17 @@ def test_10bit_is_encoded_as_8bit_h264(env: Env, tmp_path: Path) -> None:
     video = env.transcode(media.make_10bit(tmp_path / "b10.mp4"))
     env.check(video)  # the profile in the codecs string is what ffprobe reads (not High 10)
     assert video.renditions[0].codecs[5:7] in ("42", "4d", "64")
+    (stream,) = ffprobe_json(env.root / video.id / "180p.mp4", "-show_streams")["streams"]
+    assert stream["pix_fmt"] == "yuv420p"
 
 
 def test_interlaced_is_deinterlaced(env: Env, tmp_path: Path) -> None:
-    video = env.transcode(media.make_interlaced(tmp_path / "il.mp4"))
+    source = media.make_interlaced(tmp_path / "il.mp4")
+    assert probe(source, ffprobe=fast_settings().ffprobe).video.interlaced  # so bwdif runs
+    video = env.transcode(source)
     env.check(video)
-    whole = (env.root / video.id / "180p.mp4").read_bytes()
-    assert whole  # downloaded by the check; decodes as progressive H.264
+    (stream,) = ffprobe_json(env.root / video.id / "180p.mp4", "-show_streams")["streams"]
+    assert stream.get("field_order", "progressive") == "progressive"
 
 
 def test_surround_audio_is_downmixed_to_stereo(env: Env, tmp_path: Path) -> None:
