@@ -10,13 +10,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from kubevod.worker.probe import probe
 
 from kubevod.catalog.sqlite import SqliteCatalog
 from kubevod.errors import SourceError
 from kubevod.jobs import TranscodeJob
 from kubevod.models import TrackKind, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
-from kubevod.worker.probe import probe
 from tests.fixtures import media
 from tests.integration.worker_media import (
     check_playlists,
