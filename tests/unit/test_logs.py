@@ -293,7 +293,8 @@ def test_json_formatter_redacts_even_without_the_filter() -> None:
 def test_library_bookkeeping_fields_stay_out_of_json_lines(
     captured: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # An earlier uvicorn server in the same process may have configured this logger.
+    # An earlier uvicorn server in the same process may have configured these loggers.
+    monkeypatch.setattr(logging.getLogger("uvicorn"), "propagate", True)
     uvicorn_log = logging.getLogger("uvicorn.error")
     monkeypatch.setattr(uvicorn_log, "propagate", True)
     monkeypatch.setattr(uvicorn_log, "handlers", [])
