@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from kubevod.worker.progress import ProgressParser, ProgressUpdate, percent_of
+from kubevod.worker.tracker import ProgressTracker
 
 
 def feed(parser: ProgressParser, text: str) -> list[ProgressUpdate]:
@@ -77,3 +78,79 @@ def test_out_time_is_used_when_microseconds_are_missing() -> None:
 )
 def test_percent_of(seconds: float, duration: float, percent: float) -> None:
     assert percent_of(seconds, duration) == percent
+
+
+class Clock:
+    """A hand-moved clock for the tracker's rate limit."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def tracker(
+    duration: float = 10.0,
+) -> tuple[ProgressTracker, Clock, list[tuple[float, float | None]], list[float]]:
+    clock = Clock()
+    writes: list[tuple[float, float | None]] = []
+    rises: list[float] = []
+    t = ProgressTracker(
+        duration, lambda p, s: writes.append((p, s)), on_rise=rises.append, clock=clock
+    )
+    return t, clock, writes, rises
+
+
+def test_segments_alone_move_the_bar_when_ffmpeg_reports_nothing() -> None:
+    """ffmpeg 5.1 with the trickplay output: no -progress until the end; segments speak."""
+    t, clock, writes, rises = tracker()
+    for second in (1, 3, 5, 7):
+        clock.now += 1.0
+        t.media(second)
+    assert rises == pytest.approx([9.5, 28.5, 47.5, 66.5])
+    assert [p for p, _ in writes] == pytest.approx([9.5, 28.5, 47.5, 66.5])
+    assert writes[-1][1] == pytest.approx(7 / 4), "speed estimated from media time / wall time"
+
+
+def test_writes_at_most_every_interval_and_flush_writes_the_last() -> None:
+    t, clock, writes, rises = tracker()
+    for step in range(1, 11):  # a report every 0.125 s
+        clock.now += 0.125
+        t.ffmpeg(ProgressUpdate(step * 5.0, step * 0.5, 2.0, False))
+    assert len(rises) == 10
+    # at 0.125 s, then at the first report 0.5 s after a write (0.625 s, 1.125 s)
+    assert [p for p, _ in writes] == pytest.approx([4.75, 23.75, 42.75])
+    t.flush()
+    assert writes[-1][0] == pytest.approx(47.5) and writes[-1][1] == 2.0
+    t.flush()
+    assert len(writes) == 4, "nothing new: no write"
+
+
+def test_the_furthest_witness_wins_never_backwards_and_clamped_below_100() -> None:
+    t, clock, writes, rises = tracker()
+    t.media(6.0)
+    t.ffmpeg(ProgressUpdate(30.0, 3.0, 1.5, False))  # a late report behind the segments
+    clock.now += 1
+    t.ffmpeg(ProgressUpdate(100.0, 12.0, 1.5, True))  # past the probed duration
+    assert rises == pytest.approx([57.0, 95.0])
+    assert [p for p, _ in writes] == rises and t.percent == 95.0
+    t.begin()  # a software retry after a failed GPU encode starts from 0 s
+    t.media(2.0)
+    assert t.percent == 95.0 and len(rises) == 2
+
+
+def test_a_failing_catalog_write_does_not_stop_the_encode() -> None:
+    clock = Clock()
+    calls: list[float] = []
+
+    def down(percent: float, _speed: float | None) -> None:
+        calls.append(percent)
+        raise ConnectionError("catalog down")
+
+    t = ProgressTracker(10.0, down, clock=clock)
+    t.media(1.0)
+    t.media(2.0)  # within the interval: not retried at once
+    clock.now += 0.5
+    t.media(3.0)
+    assert calls == pytest.approx([9.5, 28.5])

@@ -32,8 +32,8 @@ from kubevod.worker.ffmpeg import (
 from kubevod.worker.ladder import Rung, output_fps, plan_ladder
 from kubevod.worker.probe import SourceInfo, probe
 from kubevod.worker.process import FfmpegProcess
-from kubevod.worker.progress import ProgressUpdate
 from kubevod.worker.settings import WorkerSettings
+from kubevod.worker.tracker import ProgressTracker
 from kubevod.worker.upload import SegmentUploader, Track
 
 from kubevod.catalog.base import Catalog
@@ -44,8 +44,6 @@ from kubevod.models import IMMUTABLE, Rendition, Subtitle, TrackKind, Trickplay,
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import set_attributes, span
 
-#: Share of the progress bar the encode takes; the rest is poster, thumbnails, metadata.
-ENCODE_SHARE = 95.0
 #: ffmpeg log lines that mean the source (not the machine) is at fault.
 _SOURCE_FAULT = re.compile(
     r"invalid data found|moov atom not found|could not find codec|no decoder|"
@@ -194,7 +192,7 @@ class _Transcode:
             work, cancel, on_progress, settings, log,
         )  # fmt: skip
         self.prefix = f"videos/{job.video_id}/g{job.generation}"
-        self._last_progress = 0.0
+        self._tracker: ProgressTracker | None = None
         self._languages: dict[int, str | None] = {}
         self._log_tail = ""
 
@@ -291,17 +289,29 @@ class _Transcode:
         )  # fmt: skip
         argv = transcode_argv(plan, self.settings.ffmpeg)
         self.log.debug("ffmpeg command: %s", argv)
+        video_tracks = tracks[: len(plan.rungs)]
         with span("worker.encode", accelerator=plan.accelerator):
+            # One tracker per run: a software retry after a failed GPU encode never
+            # shows less than the GPU attempt had shown (it stays there until overtaken).
+            if self._tracker is None:
+                self._tracker = ProgressTracker(
+                    info.duration, self._write_progress, on_rise=self.on_progress,
+                    min_interval=self.settings.progress_interval,
+                )  # fmt: skip
+            tracker = self._tracker
+            tracker.begin()
             proc = FfmpegProcess(
                 argv, cwd=out, log_path=self.work / "ffmpeg.log", duration=info.duration,
-                on_update=self._progress,
+                on_update=tracker.ffmpeg,
             )  # fmt: skip
             playable = False
             while proc.poll() is None:
                 if self.cancel.is_set():
                     proc.stop(self.settings.kill_grace)
                     raise Cancelled("transcode cancelled")
-                uploader.poll()
+                if uploader.poll():
+                    # ffmpeg 5.1 may hold -progress back (trickplay output): segments speak.
+                    tracker.media(min(t.end() for t in video_tracks))
                 if not playable and uploader.all_started():
                     playable = self._mark_playable(plan, uploader)
                 time.sleep(self.settings.poll_interval)
@@ -316,6 +326,8 @@ class _Transcode:
                     one_line(f"ffmpeg exited with status {code}: {last}"), argv=argv, log_tail=tail
                 )
             uploader.poll(finished=True)
+            tracker.media(min(t.end() for t in video_tracks))
+            tracker.flush()
             if not uploader.all_started():
                 self._keep_log(proc)
                 raise SourceError("the source produced no video frames")
@@ -347,7 +359,9 @@ class _Transcode:
         message = f"ready ({plan.accelerator})"
         if decode_errors:
             message += f"; {decode_errors} decode errors in the source were concealed"
-        speed = proc.last.speed if proc.last else None
+        speed = proc.last.speed if proc.last and proc.last.speed else None
+        if speed is None and self._tracker is not None:
+            speed = self._tracker.speed
         final = self.catalog.update(
             vid, state=VideoState.READY, progress=100.0, playable=True, message=message,
             duration=round(encoded, 3), renditions=self._renditions(plan, uploader, final=True),
@@ -365,13 +379,9 @@ class _Transcode:
         if self.cancel.is_set():
             raise Cancelled("transcode cancelled")
 
-    def _progress(self, update: ProgressUpdate) -> None:
-        percent = min(ENCODE_SHARE, update.percent * ENCODE_SHARE / 100)
-        if self.on_progress:
-            self.on_progress(percent)
-        if percent - self._last_progress >= 1.0 or update.done:
-            self._last_progress = percent
-            self.catalog.set_progress(self.job.video_id, percent, speed=update.speed)
+    def _write_progress(self, percent: float, speed: float | None) -> None:
+        """The tracker's catalog write (at most every ``progress_interval`` seconds)."""
+        self.catalog.set_progress(self.job.video_id, percent, speed=speed)
 
     def _mark_playable(self, plan: EncodePlan, uploader: SegmentUploader) -> bool:
         renditions = self._renditions(plan, uploader, final=False)

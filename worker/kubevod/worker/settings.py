@@ -65,6 +65,13 @@ class WorkerSettings(BaseSettings):
     poll_interval: float = Field(
         default=0.05, gt=0, le=5, description="how often finished segments are looked for (s)"
     )
+    progress_interval: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="least time between two progress writes to the catalog (s): progress bars "
+        "move smoothly without a catalog write per ffmpeg report",
+    )
     hwaccel_trial_timeout: float = Field(
         default=20.0, gt=0, description="limit of a one-frame trial encode (s)"
     )
