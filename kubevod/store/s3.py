@@ -23,10 +23,13 @@ import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import InvalidResponseError, MinioException, S3Error, ServerError
+from opentelemetry.trace import SpanKind
 
 from kubevod.errors import InvalidInput, NotFound, Unavailable
+from kubevod.logs import register_secret
 from kubevod.store.base import ObjectInfo, check_key
 from kubevod.store.file import check_prefix
+from kubevod.telemetry import add_event, span
 
 T = TypeVar("T")
 
@@ -73,6 +76,7 @@ class S3Store:
         self.bucket = bucket
         self.access_key = access_key
         self.secret_key = secret_key
+        register_secret(secret_key)  # never in a log line, even a library's at DEBUG
         self.secure = secure
         self.region = region
         self.attempts = max(1, attempts)
@@ -104,17 +108,30 @@ class S3Store:
     # -- retry shell -------------------------------------------------------
 
     def _call(self, what: str, fn: Callable[[], T], *, attempts: int | None = None) -> T:
-        """Run ``fn`` with retries; map S3 failures to domain errors."""
+        """Run ``fn`` with retries; map S3 failures to domain errors.
+
+        One client span ``s3 <op>`` covers the call with its retries (an event each);
+        the key goes in an attribute, not the span name (names stay few).
+        """
         tries = attempts or self.attempts
-        for attempt in range(1, tries + 1):
-            try:
-                return _translate(what, fn)
-            except _Transient as exc:
-                if attempt == tries:
-                    raise Unavailable(
-                        f"object store {self.endpoint} unavailable ({what}): {exc}"
-                    ) from exc.__cause__
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        op, _, target = what.partition(" ")
+        attributes = {
+            "server.address": self.endpoint,
+            "kubevod.store.op": op,
+            "kubevod.store.bucket": self.bucket,
+            "kubevod.store.key": target or None,
+        }
+        with span(f"s3 {op}", span_kind=SpanKind.CLIENT, attributes=attributes):
+            for attempt in range(1, tries + 1):
+                try:
+                    return _translate(what, fn)
+                except _Transient as exc:
+                    if attempt == tries:
+                        raise Unavailable(
+                            f"object store {self.endpoint} unavailable ({what}): {exc}"
+                        ) from exc.__cause__
+                    add_event("retry", attempt=attempt, error=str(exc))
+                    time.sleep(self.backoff_s * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
     def ensure_bucket(self) -> None:

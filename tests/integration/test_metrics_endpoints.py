@@ -9,14 +9,22 @@ beacons to the real API, and both Prometheus endpoints are scraped.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from kubevod.worker.pipeline import run
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubevod.catalog.sqlite import SqliteCatalog
+from kubevod.jobs import TranscodeJob
+from kubevod.metrics import start_metrics_server
+from kubevod.store.file import FileStore
+from tests.fixtures.media import make_video
 from tests.fixtures.otlp import OtlpReceiver
 from tests.integration.operator_support.flow import Flow, install_crds, one_video
+from tests.integration.worker_media import fast_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -124,3 +132,57 @@ def test_api_metrics_after_playback_and_beacons(flow: Flow) -> None:
     assert value(samples, "kubevod_qoe_rebuffer_count_sum") == 1  # each stall once
     assert value(samples, "kubevod_qoe_bitrate_switches_sum") == 2  # each switch once
     assert value(samples, "kubevod_qoe_player_errors_total") == 0
+
+
+WORKER_STAGES = ("fetch", "probe", "encode", "thumbnails", "finalize")
+
+
+def _worker_samples(port: int) -> tuple[Samples, set[str]]:
+    return scrape(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+
+
+def test_worker_metrics_after_a_transcode(tmp_path: Path) -> None:
+    """The worker's metrics (local mode serves them on /metrics; a Job on KUBEVOD_METRICS_PORT).
+
+    The transcode runs in this process, so the counters include earlier tests' work:
+    compared before and after.
+    """
+    port = start_metrics_server(0, addr="127.0.0.1")
+    before, _ = _worker_samples(port)
+    source = make_video(tmp_path / "clip.mp4", seconds=3, width=320, height=180)
+    catalog = SqliteCatalog(tmp_path / "catalog.db")
+    job = TranscodeJob(video_id="metered", source=str(source), segment_seconds=1)
+    try:
+        video = run(job, store=FileStore(tmp_path / "media"), catalog=catalog,
+                    settings=fast_settings())  # fmt: skip
+        segments = catalog.segments(job.video_id)
+    finally:
+        catalog.close()
+    after, families = _worker_samples(port)
+    assert {
+        "kubevod_worker_encode_fps",
+        "kubevod_worker_encode_speed_ratio",
+        "kubevod_worker_upload_throughput_bytes_per_second",
+        "kubevod_worker_uploaded_bytes",
+        "kubevod_worker_stage_duration_seconds",
+    } <= families
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - before.get((name, frozenset(labels.items())), 0.0)
+
+    for stage in WORKER_STAGES:
+        assert grew("kubevod_worker_stage_duration_seconds_count", stage=stage) == 1, stage
+        assert 0 < grew("kubevod_worker_stage_duration_seconds_sum", stage=stage) < 60, stage
+    assert video.state == "ready"
+    assert grew("kubevod_worker_uploaded_bytes_total", kind="segment") == sum(
+        s.size for s in segments
+    )
+    assert grew("kubevod_worker_uploaded_bytes_total", kind="init") > 0
+    assert grew("kubevod_worker_uploaded_bytes_total", kind="poster") > 0
+    assert grew("kubevod_worker_uploaded_bytes_total", kind="trickplay") > 0
+    uploads = grew("kubevod_worker_upload_throughput_bytes_per_second_count", kind="segment")
+    assert uploads == len(segments)
+    assert grew("kubevod_worker_upload_throughput_bytes_per_second_sum", kind="segment") > 0
+    # encode speed (x realtime) and fps (speed x the source's 30 fps) from the progress
+    assert grew("kubevod_worker_encode_speed_ratio_count", accelerator="software") >= 1
+    assert value(after, "kubevod_worker_encode_fps", accelerator="software") > 0

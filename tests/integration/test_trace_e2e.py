@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -65,6 +66,7 @@ def test_apply_to_playback_is_one_trace_in_parent_child_order(
     assert answer.status_code == 200 and answer.text.startswith("#EXTM3U")
 
     names = {"operator.admit", "operator.start_transcode", "worker.transcode", *WORKER_STAGES}
+    names.add("worker.finalize")
     spans = trace_with(otlp, flow.trace_id, names | {MASTER_ROUTE, "manifest.render"})
     admit, start = one(spans, "operator.admit"), one(spans, "operator.start_transcode")
     transcode = one(spans, "worker.transcode")
@@ -91,6 +93,29 @@ def test_apply_to_playback_is_one_trace_in_parent_child_order(
         assert transcode["start_ns"] <= stage["start_ns"] <= stage["end_ns"] <= transcode["end_ns"]
     fetch, probe, encode, _ = stages
     assert fetch["end_ns"] <= probe["start_ns"] and probe["end_ns"] <= encode["start_ns"]
+    # the encode reports its progress as events (from the upload loop and ffmpeg's thread)
+    progress = [e for e in encode["events"] if e["name"] == "progress"]
+    assert progress, encode["events"]
+    percents = [e["attributes"]["percent"] for e in progress]
+    assert percents == sorted(percents) and 0 < percents[-1] <= 100
+    # segments go up in batches under the encode, each with its S3 puts and catalog writes
+    batches = [s for s in spans if s["name"] == "worker.upload_batch"]
+    assert batches and all(b["parent_span_id"] == encode["span_id"] for b in batches)
+    assert sum(b["attributes"]["kubevod.segments"] for b in batches) >= 2
+    assert sum(b["attributes"]["kubevod.bytes"] for b in batches) > 1000
+    batch_ids = {b["span_id"] for b in batches}
+    under = [s for s in spans if s["kind"] == CLIENT and s["parent_span_id"] in batch_ids]
+    assert any(s["attributes"].get("db.system") == "mongodb" for s in under), (
+        "catalog add_segment commands under the upload batches"
+    )
+    puts = [s for s in under if s["name"] == "s3 put"]
+    endpoint = urlsplit(flow.ns.store_url).netloc.rpartition("@")[2]
+    assert puts and {s["attributes"]["server.address"] for s in puts} == {endpoint}
+    assert all(s["attributes"]["kubevod.store.key"].endswith((".m4s", "/init.mp4")) for s in puts)
+    # the catalog set ready last, under the transcode
+    finalize = one(spans, "worker.finalize")
+    assert finalize["parent_span_id"] == transcode["span_id"]
+    assert encode["end_ns"] <= finalize["start_ns"]
     resource = transcode["resource"]
     assert resource["service.name"] == "kubevod-worker"
     assert resource["k8s.pod.name"].startswith(flow.job["metadata"]["name"] + "-")

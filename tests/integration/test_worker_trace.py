@@ -69,6 +69,13 @@ def test_worker_spans_hang_under_the_operators_span(otlp: OtlpReceiver, tmp_path
         assert root["start_ns"] <= by_name[stage]["start_ns"] <= by_name[stage]["end_ns"]
     assert by_name["worker.fetch"]["end_ns"] <= by_name["worker.probe"]["start_ns"]
     assert by_name["worker.probe"]["end_ns"] <= by_name["worker.encode"]["start_ns"]
+    encode = by_name["worker.encode"]
+    assert [e["name"] for e in encode["events"]].count("progress") >= 1
+    batches = [s for s in otlp.spans() if s["name"] == "worker.upload_batch"]
+    assert batches and {b["parent_span_id"] for b in batches} == {encode["span_id"]}
+    assert sum(b["attributes"]["kubevod.segments"] for b in batches) >= 4  # 2 video, 2 audio
+    finalize = otlp.wait_for_spans(1, where=lambda s: s["name"] == "worker.finalize")[0]
+    assert finalize["parent_span_id"] == root["span_id"]
     resource = root["resource"]
     assert resource["service.name"] == "kubevod-worker"
     assert resource["k8s.pod.name"] == "tracedclip-g1-x7k2p"

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from types import FrameType
+from urllib.parse import urlsplit
 
 from kubevod.worker.errors import Cancelled, one_line
 from kubevod.worker.pipeline import run
@@ -26,12 +27,14 @@ from kubevod.worker.settings import WorkerSettings
 from kubevod.backends import open_catalog, open_store, redact_url
 from kubevod.errors import InvalidInput, SourceError
 from kubevod.jobs import TranscodeJob
-from kubevod.logs import get_logger, setup_logging
+from kubevod.logs import get_logger, register_secret, setup_logging
+from kubevod.metrics import start_metrics_server
 from kubevod.telemetry import (
     TRACEPARENT_ENV,
     TRACESTATE_ENV,
     attach_traceparent,
     detach,
+    instrument_pymongo,
     setup_telemetry,
     shutdown,
 )
@@ -39,6 +42,8 @@ from kubevod.telemetry import (
 EXIT_OK, EXIT_TRANSIENT, EXIT_SOURCE, EXIT_CANCELLED = 0, 1, 2, 130
 CATALOG_ENV = "KUBEVOD_CATALOG_URL"
 STORE_ENV = "KUBEVOD_STORE_URL"
+#: Serve /metrics on this port while the Job runs (for a PodMonitor on Jobs; unset: no server).
+METRICS_PORT_ENV = "KUBEVOD_METRICS_PORT"
 
 
 class _Printer:
@@ -61,6 +66,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     env = os.environ if env is None else env
     setup_logging(service="kubevod-worker")
     setup_telemetry("kubevod-worker", component="worker")
+    instrument_pymongo()  # before open_catalog creates the MongoClient: catalog writes traced
     log = get_logger(__name__)
     try:
         job = TranscodeJob.from_env(env)
@@ -71,6 +77,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if missing:
         print(f"error: {', '.join(missing)} not set", file=sys.stderr)
         return EXIT_TRANSIENT
+    for name in (CATALOG_ENV, STORE_ENV):  # never logged, even by a library at DEBUG
+        register_secret(urlsplit(env[name]).password)
+    if env.get(METRICS_PORT_ENV):
+        try:
+            start_metrics_server(int(env[METRICS_PORT_ENV]))
+        except (ValueError, OSError) as exc:  # metrics are optional: the transcode goes on
+            log.warning("no metrics server on %r: %s", env[METRICS_PORT_ENV], exc)
     cancel = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -30,19 +30,21 @@ from kubevod.worker.ffmpeg import (
     transcode_argv,
 )
 from kubevod.worker.ladder import Rung, output_fps, plan_ladder
+from kubevod.worker.observe import stage, timed_put
 from kubevod.worker.probe import SourceInfo, probe
 from kubevod.worker.process import FfmpegProcess
 from kubevod.worker.settings import WorkerSettings
-from kubevod.worker.tracker import ProgressTracker
+from kubevod.worker.tracker import ENCODE_SHARE, ProgressTracker
 from kubevod.worker.upload import SegmentUploader, Track
 
 from kubevod.catalog.base import Catalog
 from kubevod.errors import Conflict, NotFound, SourceError
 from kubevod.jobs import TranscodeJob
 from kubevod.logs import ContextLogger, get_logger
+from kubevod.metrics import worker_metrics
 from kubevod.models import IMMUTABLE, Rendition, Subtitle, TrackKind, Trickplay, Video, VideoState
 from kubevod.store.base import ObjectStore
-from kubevod.telemetry import set_attributes, span
+from kubevod.telemetry import add_event, set_attributes, span
 
 #: ffmpeg log lines that mean the source (not the machine) is at fault.
 _SOURCE_FAULT = re.compile(
@@ -193,6 +195,9 @@ class _Transcode:
         )  # fmt: skip
         self.prefix = f"videos/{job.video_id}/g{job.generation}"
         self._tracker: ProgressTracker | None = None
+        self._accelerator = "none"  # set before each encode starts
+        self._fps = 0.0  # the source's average frame rate
+        self._evented = -1.0  # percent of the last progress event on worker.encode
         self._languages: dict[int, str | None] = {}
         self._log_tail = ""
 
@@ -209,13 +214,13 @@ class _Transcode:
             trickplay=None, poster_key=None, speed=None, source=self.job.source,
         )  # fmt: skip
         self._check_cancel()
-        with span("worker.fetch"):
+        with stage("fetch"):
             source = open_source(
                 self.job.source, self.work, store=self.store,
                 max_bytes=self.settings.max_source_bytes, timeout=self.settings.http_timeout,
                 max_redirects=self.settings.max_redirects,
             ).path  # fmt: skip
-        with span("worker.probe"):
+        with stage("probe"):
             info = probe(source, ffprobe=self.settings.ffprobe)
         self._languages = {a.index: a.language for a in info.audio}
         self._check_cancel()
@@ -290,7 +295,8 @@ class _Transcode:
         argv = transcode_argv(plan, self.settings.ffmpeg)
         self.log.debug("ffmpeg command: %s", argv)
         video_tracks = tracks[: len(plan.rungs)]
-        with span("worker.encode", accelerator=plan.accelerator):
+        self._accelerator, self._fps = plan.accelerator, info.video.fps or 0.0
+        with stage("encode", accelerator=plan.accelerator):
             # One tracker per run: a software retry after a failed GPU encode never
             # shows less than the GPU attempt had shown (it stays there until overtaken).
             if self._tracker is None:
@@ -352,7 +358,7 @@ class _Transcode:
             )
         decode_errors = len(_DECODE_ERROR.findall(tail))
         self._check_cancel()
-        with span("worker.thumbnails"):
+        with stage("thumbnails"):
             poster_key = self._poster(source, info)
             trickplay = self._trickplay(plan, encoded)
             subtitles = self._subtitles(source, info)
@@ -362,11 +368,12 @@ class _Transcode:
         speed = proc.last.speed if proc.last and proc.last.speed else None
         if speed is None and self._tracker is not None:
             speed = self._tracker.speed
-        final = self.catalog.update(
-            vid, state=VideoState.READY, progress=100.0, playable=True, message=message,
-            duration=round(encoded, 3), renditions=self._renditions(plan, uploader, final=True),
-            poster_key=poster_key, trickplay=trickplay, subtitles=subtitles, speed=speed,
-        )  # fmt: skip
+        with stage("finalize", renditions=len(uploader.tracks)):
+            final = self.catalog.update(
+                vid, state=VideoState.READY, progress=100.0, playable=True, message=message,
+                duration=round(encoded, 3), renditions=self._renditions(plan, uploader, final=True),
+                poster_key=poster_key, trickplay=trickplay, subtitles=subtitles, speed=speed,
+            )  # fmt: skip
         if self.on_progress:
             self.on_progress(100.0)
         self._drop_old_generations()
@@ -380,7 +387,18 @@ class _Transcode:
             raise Cancelled("transcode cancelled")
 
     def _write_progress(self, percent: float, speed: float | None) -> None:
-        """The tracker's catalog write (at most every ``progress_interval`` seconds)."""
+        """The tracker's catalog write (at most every ``progress_interval`` seconds).
+
+        Runs in the upload loop or the ffmpeg-progress thread, both inside worker.encode:
+        a ``progress`` event there at each point gained (at most ~100 per transcode), and
+        the encode fps/speed metrics.
+        """
+        fps = speed * self._fps if speed and self._fps else None
+        if percent - self._evented >= 1.0 or percent >= ENCODE_SHARE:
+            self._evented = percent
+            seconds = self._tracker.seconds if self._tracker else None
+            add_event("progress", percent=round(percent, 1), seconds=seconds, speed=speed, fps=fps)
+        worker_metrics().observe_progress(fps=fps, speed=speed, accelerator=self._accelerator)
         self.catalog.set_progress(self.job.video_id, percent, speed=speed)
 
     def _mark_playable(self, plan: EncodePlan, uploader: SegmentUploader) -> bool:
@@ -454,7 +472,10 @@ class _Transcode:
             self.log.warning("no poster could be made")
             return None
         key = f"{self.prefix}/poster.jpg"
-        self.store.put_file(key, out, content_type="image/jpeg", cache_control=IMMUTABLE)
+        timed_put(
+            self.store, key, out, kind="poster", content_type="image/jpeg",
+            cache_control=IMMUTABLE,
+        )  # fmt: skip
         return key
 
     def _trickplay(self, plan: EncodePlan, duration: float) -> Trickplay | None:
@@ -466,9 +487,9 @@ class _Transcode:
         if not sheets:
             return None
         for sheet in sheets:
-            self.store.put_file(
-                f"{self.prefix}/trickplay/{sheet.name}", sheet, content_type="image/jpeg",
-                cache_control=IMMUTABLE,
+            timed_put(
+                self.store, f"{self.prefix}/trickplay/{sheet.name}", sheet, kind="trickplay",
+                content_type="image/jpeg", cache_control=IMMUTABLE,
             )  # fmt: skip
         vtt_key = f"{self.prefix}/trickplay/thumbs.vtt"
         vtt = thumbs.trickplay_vtt(tp, duration, len(sheets))
@@ -488,7 +509,10 @@ class _Transcode:
         result = []
         for sub, path in done:
             key = f"{self.prefix}/subs/{sub.name}.vtt"
-            self.store.put_file(key, path, content_type="text/vtt", cache_control=IMMUTABLE)
+            timed_put(
+                self.store, key, path, kind="subtitles", content_type="text/vtt",
+                cache_control=IMMUTABLE,
+            )  # fmt: skip
             result.append(
                 Subtitle(name=sub.name, language=sub.language, key=key, default=sub.default)
             )

@@ -9,6 +9,7 @@ period; ffmpeg gets its own process group so nothing it spawns outlives it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import ctypes.util
 import os
@@ -76,7 +77,12 @@ class FfmpegProcess:
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        self._reader = threading.Thread(target=self._read, name="ffmpeg-progress", daemon=True)
+        # Run the reader in a copy of the caller's context: its catalog writes and
+        # progress events stay inside the caller's span (worker.encode).
+        context = contextvars.copy_context()
+        self._reader = threading.Thread(
+            target=context.run, args=(self._read,), name="ffmpeg-progress", daemon=True
+        )
         self._reader.start()
 
     def _read(self) -> None:

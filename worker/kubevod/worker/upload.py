@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubevod.worker.mp4 import FragmentInfo, TrackInit, parse_fragments, parse_init
+from kubevod.worker.observe import timed_put
 
 from kubevod.catalog.base import Catalog
 from kubevod.models import IMMUTABLE, Segment
 from kubevod.store.base import ObjectStore
+from kubevod.telemetry import span
 
 #: Content type of init and media segments. ``video/mp4`` rather than the newer
 #: ``video/iso.segment``: every player and cache knows it, and DESIGN.md §7 lists it.
@@ -104,9 +106,15 @@ class SegmentUploader:
         Returns:
             The segments recorded by this call.
         """
-        recorded: list[Segment] = []
-        for track in self.tracks:
-            recorded += self._poll_track(track, finished)
+        ready = finished or any((t.directory / f"{t.next_file}.m4s").is_file() for t in self.tracks)
+        if not ready:
+            return []  # nothing new: no span for an idle poll (it runs every poll_interval)
+        with span("worker.upload_batch", video_id=self.video_id) as batch:
+            recorded: list[Segment] = []
+            for track in self.tracks:
+                recorded += self._poll_track(track, finished)
+            batch.set_attribute("kubevod.segments", len(recorded))
+            batch.set_attribute("kubevod.bytes", sum(s.size for s in recorded))
         return recorded
 
     def _key(self, track: Track, filename: str) -> str:
@@ -116,12 +124,10 @@ class SegmentUploader:
         if track.init is None:
             path = track.directory / "init.mp4"
             info = parse_init(path.read_bytes())
-            self.store.put_file(
-                self._key(track, "init.mp4"),
-                path,
-                content_type=SEGMENT_CONTENT_TYPE,
-                cache_control=IMMUTABLE,
-            )
+            timed_put(
+                self.store, self._key(track, "init.mp4"), path, kind="init",
+                content_type=SEGMENT_CONTENT_TYPE, cache_control=IMMUTABLE,
+            )  # fmt: skip
             track.init = info
         return track.init
 
@@ -129,9 +135,10 @@ class SegmentUploader:
         init = self._ensure_init(track)
         seq = len(track.segments)
         key = self._key(track, f"{seq}.m4s")
-        stored = self.store.put_file(
-            key, path, content_type=SEGMENT_CONTENT_TYPE, cache_control=IMMUTABLE
-        )
+        stored = timed_put(
+            self.store, key, path, kind="segment", content_type=SEGMENT_CONTENT_TYPE,
+            cache_control=IMMUTABLE,
+        )  # fmt: skip
         segment = Segment(
             rendition=track.name,
             seq=seq,
