@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kubevod.worker import hwaccel, thumbs
+from kubevod.worker import extras, hwaccel, thumbs
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
 from kubevod.worker.ffmpeg import (
@@ -30,7 +30,7 @@ from kubevod.worker.ffmpeg import (
     transcode_argv,
 )
 from kubevod.worker.ladder import Rung, output_fps, plan_ladder
-from kubevod.worker.observe import stage, timed_put
+from kubevod.worker.observe import stage
 from kubevod.worker.probe import SourceInfo, probe
 from kubevod.worker.process import FfmpegProcess
 from kubevod.worker.settings import WorkerSettings
@@ -42,7 +42,7 @@ from kubevod.errors import Conflict, NotFound, SourceError
 from kubevod.jobs import TranscodeJob
 from kubevod.logs import ContextLogger, get_logger
 from kubevod.metrics import worker_metrics
-from kubevod.models import IMMUTABLE, Rendition, Subtitle, TrackKind, Trickplay, Video, VideoState
+from kubevod.models import Rendition, Video, VideoState
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import add_event, set_attributes, span
 
@@ -359,9 +359,14 @@ class _Transcode:
         decode_errors = len(_DECODE_ERROR.findall(tail))
         self._check_cancel()
         with stage("thumbnails"):
-            poster_key = self._poster(source, info)
-            trickplay = self._trickplay(plan, encoded)
-            subtitles = self._subtitles(source, info)
+            ffmpeg, prefix = self.settings.ffmpeg, self.prefix
+            poster_key = extras.upload_poster(self.store, prefix, source, info, self.work, ffmpeg)
+            if poster_key is None:
+                self.log.warning("no poster could be made")
+            trickplay = extras.upload_trickplay(
+                self.store, prefix, plan.trickplay, self.work / "out" / "trickplay", encoded
+            )
+            subtitles = extras.upload_subtitles(self.store, prefix, source, info, self.work, ffmpeg)
         message = f"ready ({plan.accelerator})"
         if decode_errors:
             message += f"; {decode_errors} decode errors in the source were concealed"
@@ -401,49 +406,16 @@ class _Transcode:
         worker_metrics().observe_progress(fps=fps, speed=speed, accelerator=self._accelerator)
         self.catalog.set_progress(self.job.video_id, percent, speed=speed)
 
+    def _renditions(
+        self, plan: EncodePlan, uploader: SegmentUploader, *, final: bool
+    ) -> list[Rendition]:
+        return extras.renditions(plan, uploader.tracks, self._languages, final=final)
+
     def _mark_playable(self, plan: EncodePlan, uploader: SegmentUploader) -> bool:
         renditions = self._renditions(plan, uploader, final=False)
         self.catalog.update(self.job.video_id, renditions=renditions, playable=True)
         self.log.info("playable")
         return True
-
-    def _renditions(
-        self, plan: EncodePlan, uploader: SegmentUploader, *, final: bool
-    ) -> list[Rendition]:
-        result: list[Rendition] = []
-        for rung, track in zip(plan.rungs, uploader.tracks, strict=False):
-            assert track.init is not None
-            peak = track.peak_bandwidth()
-            result.append(
-                Rendition(
-                    name=rung.name,
-                    kind=TrackKind.VIDEO,
-                    width=track.init.width,
-                    height=track.init.height,
-                    frame_rate=rung.fps,
-                    bandwidth=peak if final else max(peak, rung.maxrate),
-                    average_bandwidth=track.average_bandwidth(),
-                    codecs=track.init.codecs,
-                    timescale=track.init.timescale,
-                )
-            )
-        for out, track in zip(plan.audio, uploader.tracks[len(plan.rungs) :], strict=False):
-            assert track.init is not None
-            peak = track.peak_bandwidth()
-            result.append(
-                Rendition(
-                    name=out.name,
-                    kind=TrackKind.AUDIO,
-                    bandwidth=peak if final else max(peak, out.bitrate),
-                    average_bandwidth=track.average_bandwidth(),
-                    codecs=track.init.codecs,
-                    timescale=track.init.timescale,
-                    channels=track.init.channels or 2,
-                    sample_rate=track.init.sample_rate or 48000,
-                    language=self._languages.get(out.stream),
-                )
-            )
-        return result
 
     def _keep_log(self, proc: FfmpegProcess) -> None:
         """Remember ffmpeg's log tail for ``save_log`` and put it in the worker's log."""
@@ -461,62 +433,6 @@ class _Transcode:
             )  # fmt: skip
         except Exception:
             self.log.exception("could not keep the ffmpeg log")
-
-    def _poster(self, source: Path, info: SourceInfo) -> str | None:
-        out = thumbs.make_poster(
-            source, self.work / "poster.jpg", duration=info.duration,
-            width=info.video.display_width, height=info.video.display_height,
-            ffmpeg=self.settings.ffmpeg,
-        )  # fmt: skip
-        if out is None:
-            self.log.warning("no poster could be made")
-            return None
-        key = f"{self.prefix}/poster.jpg"
-        timed_put(
-            self.store, key, out, kind="poster", content_type="image/jpeg",
-            cache_control=IMMUTABLE,
-        )  # fmt: skip
-        return key
-
-    def _trickplay(self, plan: EncodePlan, duration: float) -> Trickplay | None:
-        tp = plan.trickplay
-        if tp is None:
-            return None
-        folder = self.work / "out" / "trickplay"
-        sheets = sorted(folder.glob("*.jpg"), key=lambda p: int(p.stem))
-        if not sheets:
-            return None
-        for sheet in sheets:
-            timed_put(
-                self.store, f"{self.prefix}/trickplay/{sheet.name}", sheet, kind="trickplay",
-                content_type="image/jpeg", cache_control=IMMUTABLE,
-            )  # fmt: skip
-        vtt_key = f"{self.prefix}/trickplay/thumbs.vtt"
-        vtt = thumbs.trickplay_vtt(tp, duration, len(sheets))
-        self.store.put_bytes(
-            vtt_key, vtt.encode(), content_type="text/vtt", cache_control=IMMUTABLE
-        )
-        return Trickplay(
-            vtt_key=vtt_key, interval=tp.interval, width=tp.width, height=tp.height,
-            columns=tp.columns, rows=tp.rows, sheets=len(sheets),
-        )  # fmt: skip
-
-    def _subtitles(self, source: Path, info: SourceInfo) -> list[Subtitle]:
-        plans = thumbs.plan_subtitles(info.subtitles)
-        done = thumbs.export_subtitles(
-            source, plans, self.work / "subs", ffmpeg=self.settings.ffmpeg
-        )
-        result = []
-        for sub, path in done:
-            key = f"{self.prefix}/subs/{sub.name}.vtt"
-            timed_put(
-                self.store, key, path, kind="subtitles", content_type="text/vtt",
-                cache_control=IMMUTABLE,
-            )  # fmt: skip
-            result.append(
-                Subtitle(name=sub.name, language=sub.language, key=key, default=sub.default)
-            )
-        return result
 
     def _drop_old_generations(self) -> None:
         """Delete media of earlier generations of this video (the catalog points here now)."""
