@@ -22,6 +22,11 @@ from tests.fixtures.util import require
 
 #: H.264 profile names as ffprobe prints them -> profile_idc (RFC 6381 avc1.PP....).
 PROFILE_IDC = {"Constrained Baseline": 66, "Baseline": 66, "Main": 77, "High": 100}
+#: HEVC and AV1 profile names as ffprobe prints them -> the number in the codecs string.
+HEVC_PROFILE = {"Main": 1, "Main 10": 2, "Main Still Picture": 3, "Rext": 4}
+AV1_PROFILE = {"Main": 0, "High": 1, "Professional": 2}
+#: ffprobe's codec_name per job codec.
+CODEC_NAME = {"h264": "h264", "hevc": "hevc", "av1": "av1"}
 
 
 def fast_settings(**changes: Any) -> WorkerSettings:
@@ -74,6 +79,26 @@ def expected_codecs(stream: dict[str, Any]) -> tuple[str, str]:
     return f"{PROFILE_IDC[stream['profile']]:02x}", f"{int(stream['level']):02x}"
 
 
+def expected_codecs_prefix(codec: str, stream: dict[str, Any]) -> str:
+    """What an RFC 6381 string must start with, from ffprobe's view of the stream (hevc, av1)."""
+    if codec == "hevc":
+        return f"hvc1.{HEVC_PROFILE[stream['profile']]}."
+    depth = 10 if "10" in stream.get("pix_fmt", "") else 8
+    return f"av01.{AV1_PROFILE[stream['profile']]}.{int(stream['level']):02d}M.{depth:02d}"
+
+
+def check_codecs_string(codec: str, codecs: str, full: dict[str, Any]) -> None:
+    """The rendition's codecs string agrees with ffprobe on the uploaded bytes."""
+    if codec == "h264":
+        profile, level = expected_codecs(full)
+        assert codecs.startswith("avc1.")
+        assert (codecs[5:7], codecs[9:11]) == (profile, level)
+        return
+    assert codecs.startswith(expected_codecs_prefix(codec, full)), (codecs, full)
+    if codec == "hevc":
+        assert codecs.split(".")[3] == f"L{int(full['level'])}", (codecs, full["level"])
+
+
 def check_ready_video(
     video: Video,
     catalog: Catalog,
@@ -83,6 +108,7 @@ def check_ready_video(
     segment_seconds: float,
     first: float = 1.0,
     audio_aligned: bool = True,
+    codec: str = "h264",
 ) -> dict[str, list[float]]:
     """Assert everything a viewer relies on; returns segment start times per rendition."""
     assert video.state == VideoState.READY, video.message
@@ -115,15 +141,19 @@ def check_ready_video(
         init = work / f"{rendition.name}-init.mp4"
         init.write_bytes(store.get(f"{video.media_prefix()}/{rendition.name}/init.mp4"))
         (stream,) = ffprobe_json(init, "-show_streams")["streams"]
-        assert stream["codec_name"] == "h264"
+        assert stream["codec_name"] == CODEC_NAME[codec]
         assert (stream["width"], stream["height"]) == (rendition.width, rendition.height)
         (full,) = ffprobe_json(whole, "-select_streams", "v:0", "-show_streams")["streams"]
-        profile, level = expected_codecs(full)
-        assert rendition.codecs.startswith("avc1.")
-        assert (rendition.codecs[5:7], rendition.codecs[9:11]) == (profile, level)
+        check_codecs_string(codec, rendition.codecs, full)
         keys = keyframe_times(whole)
+        # B-frames (x265) put the keyframe's presentation a few frames after the decode start.
+        lead = 0.002 if codec != "hevc" else 4 / rendition.frame_rate
         for seg in segments:
-            assert any(abs(k - seg.start) < 0.002 for k in keys), (rendition.name, seg.start, keys)
+            assert any(-0.002 < k - seg.start < lead for k in keys), (
+                rendition.name,
+                seg.start,
+                keys,
+            )
         assert rendition.bandwidth >= rendition.average_bandwidth > 0
     video_starts = [starts[r.name] for r in video.renditions if r.kind == TrackKind.VIDEO]
     for other in video_starts[1:]:

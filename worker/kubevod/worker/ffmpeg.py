@@ -15,9 +15,9 @@ The transcode is ONE ffmpeg process (DESIGN.md §2, §6):
   several fragments);
 - ``-progress pipe:1`` reports progress on stdout.
 
-Hardware encoders get the same graph with their own encoder options
-(ENCODERS below); decoding and scaling stay in software so every accelerator
-takes the same path through the source's oddities.
+Each codec (H.264, HEVC, AV1) and hardware encoder gets the same graph with its
+own encoder options (``kubevod.worker.encoders``); decoding and scaling stay in
+software so every accelerator takes the same path through the source's oddities.
 """
 
 from __future__ import annotations
@@ -26,18 +26,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
 
+from kubevod.worker import encoders
+from kubevod.worker.encoders import Accel as Accel
+from kubevod.worker.encoders import Codec as Codec
+from kubevod.worker.encoders import encoder_name, keyframes_by_gop
 from kubevod.worker.ladder import Rung
 
-Accel = Literal["software", "nvidia", "vaapi", "qsv"]
 ACCELERATORS: tuple[Accel, ...] = ("nvidia", "vaapi", "qsv")
-ENCODERS: dict[Accel, str] = {
-    "software": "libx264",
-    "nvidia": "h264_nvenc",
-    "vaapi": "h264_vaapi",
-    "qsv": "h264_qsv",
-}
+#: The H.264 encoders (``encoders.ENCODERS_BY_CODEC`` has every codec).
+ENCODERS: dict[Accel, str] = dict(encoders.ENCODERS_BY_CODEC["h264"])
 DEFAULT_VAAPI_DEVICE = "/dev/dri/renderD128"
 PIECES_DIR_SUFFIX = ".pieces"
 
@@ -73,7 +71,10 @@ class EncodePlan:
     segment_seconds: float = 4.0
     first_segment_seconds: float = 1.0
     accelerator: Accel = "software"
+    codec: Codec = "h264"
     x264_preset: str = "veryfast"
+    x265_preset: str = "faster"
+    svtav1_preset: int = 10
     crf: int = 23
     x264_threads: int = 0
     deinterlace: bool = False
@@ -86,6 +87,20 @@ class EncodePlan:
     def first_segment(self) -> float:
         """Length of the first segment: never longer than the others."""
         return min(self.first_segment_seconds, self.segment_seconds)
+
+    @property
+    def video_pieces(self) -> bool:
+        """True when video comes as GOP-long pieces joined by the uploader (software AV1)."""
+        return keyframes_by_gop(self.codec, self.accelerator)
+
+    def video_dir(self, rung: Rung) -> str:
+        """The folder ffmpeg writes ``rung`` into."""
+        return rung.name + PIECES_DIR_SUFFIX if self.video_pieces else rung.name
+
+    def piece_frames(self, fps: float) -> int:
+        """Frames per video piece (the fixed GOP of software AV1): one audio piece long."""
+        step = audio_piece_seconds(self.first_segment, self.segment_seconds)
+        return max(1, round(step * (fps or 30)))
 
 
 def _num(value: float) -> str:
@@ -199,33 +214,17 @@ def filter_graph(plan: EncodePlan) -> str:
 
 
 def video_encoder_args(plan: EncodePlan, rung: Rung) -> list[str]:
-    """Encoder options of one rung for the plan's accelerator (capped quality, fixed GOP)."""
-    gop = str(gop_frames(plan.segment_seconds, rung.fps))
-    cap = ["-maxrate", str(rung.maxrate), "-bufsize", str(rung.bufsize)]
-    if plan.accelerator == "software":
-        args = ["-c:v", "libx264", "-preset", plan.x264_preset, "-profile:v", "high"]
-        args += ["-crf", str(plan.crf), *cap, "-g", gop, "-keyint_min", gop]
-        args += ["-sc_threshold", "0", "-flags", "+cgop", "-forced-idr", "1"]
-        if plan.x264_threads:
-            args += ["-threads", str(plan.x264_threads)]
-        return args
-    if plan.accelerator == "nvidia":
-        return [
-            "-c:v", "h264_nvenc", "-preset", "p4", "-tune", "hq", "-profile:v", "high",
-            "-rc", "vbr", "-cq", str(plan.crf), "-b:v", "0", *cap, "-g", gop,
-            "-no-scenecut", "1", "-forced-idr", "1", "-strict_gop", "1", "-spatial-aq", "1",
-        ]  # fmt: skip
-    if plan.accelerator == "vaapi":
-        return [
-            "-c:v", "h264_vaapi", "-profile:v", "high", "-rc_mode", "QVBR",
-            "-global_quality", str(plan.crf), "-b:v", str(rung.maxrate * 3 // 5), *cap,
-            "-g", gop, "-idr_interval", "0",
-        ]  # fmt: skip
-    return [
-        "-c:v", "h264_qsv", "-profile:v", "high", "-preset", "medium",
-        "-global_quality", str(plan.crf), "-look_ahead", "0", *cap, "-g", gop,
-        "-idr_interval", "0", "-forced_idr", "1",
-    ]  # fmt: skip
+    """Encoder options of one rung for the plan's codec and accelerator (``encoders``)."""
+    gop = (
+        plan.piece_frames(rung.fps)
+        if plan.video_pieces
+        else gop_frames(plan.segment_seconds, rung.fps)
+    )
+    return encoders.video_encoder_args(
+        plan.codec, plan.accelerator, rung, gop=gop, crf=plan.crf,
+        x264_preset=plan.x264_preset, x265_preset=plan.x265_preset,
+        svtav1_preset=plan.svtav1_preset, threads=plan.x264_threads,
+    )  # fmt: skip
 
 
 def _hls_args(directory: str, cut_every: float) -> list[str]:
@@ -264,8 +263,12 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     for i, rung in enumerate(plan.rungs):
         argv += ["-map", f"[v{i}]", "-map_metadata", "-1", "-map_chapters", "-1"]
         argv += video_encoder_args(plan, rung)
-        argv += ["-force_key_frames", keyframe_expr(first, every)]
-        argv += _hls_args(rung.name, first)
+        if plan.video_pieces:
+            # One piece per GOP: the muxer cuts at every keyframe.
+            argv += _hls_args(plan.video_dir(rung), plan.piece_frames(rung.fps) / (rung.fps or 30))
+        else:
+            argv += ["-force_key_frames", keyframe_expr(first, every)]
+            argv += _hls_args(rung.name, first)
     piece = audio_piece_seconds(first, every)
     for track in plan.audio:
         argv += ["-map", f"0:{track.stream}", "-map_metadata", "-1", "-map_chapters", "-1"]
@@ -299,9 +302,19 @@ def subtitles_argv(
 
 
 def trial_argv(
-    accel: Accel, ffmpeg: str = "ffmpeg", vaapi_device: str = DEFAULT_VAAPI_DEVICE
+    accel: Accel,
+    ffmpeg: str = "ffmpeg",
+    vaapi_device: str = DEFAULT_VAAPI_DEVICE,
+    codec: Codec = "h264",
 ) -> list[str]:
-    """A one-frame encode that succeeds only when ``accel`` really works here."""
+    """A one-frame encode that succeeds only when ``accel`` really encodes ``codec`` here.
+
+    Raises:
+        ValueError: ``accel`` has no encoder for ``codec``.
+    """
+    encoder = encoder_name(codec, accel)
+    if encoder is None:
+        raise ValueError(f"no {codec} encoder for {accel}")
     argv = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error"]
     chain = "format=yuv420p"
     if accel == "vaapi":
@@ -311,5 +324,5 @@ def trial_argv(
         argv += ["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]
         chain = "format=nv12,hwupload=extra_hw_frames=16"
     argv += ["-f", "lavfi", "-i", "color=c=gray:s=256x144:r=25:d=0.2", "-vf", chain]
-    argv += ["-frames:v", "1", "-c:v", ENCODERS[accel], "-f", "null", "-"]
+    argv += ["-frames:v", "1", "-c:v", encoder, "-f", "null", "-"]
     return argv

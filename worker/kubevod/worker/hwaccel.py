@@ -15,13 +15,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubevod.worker.encoders import Codec, encoder_name
 from kubevod.worker.errors import one_line
-from kubevod.worker.ffmpeg import ACCELERATORS, ENCODERS, Accel, trial_argv
+from kubevod.worker.ffmpeg import ACCELERATORS, Accel, trial_argv
 
 from kubevod.jobs import Accelerator
 
 _REQUESTED: dict[str, Accel] = {"nvidia": "nvidia", "vaapi": "vaapi", "qsv": "qsv"}
-_cache: dict[tuple[str, Accel, str], tuple[bool, str]] = {}
+_cache: dict[tuple[str, Accel, str, Codec], tuple[bool, str]] = {}
 _lock = threading.Lock()
 
 
@@ -42,9 +43,11 @@ def device_present(accel: Accel, glob_fn: Callable[[str], list[str]] = glob.glob
     return None
 
 
-def trial(accel: Accel, *, ffmpeg: str = "ffmpeg", timeout: float = 20.0) -> tuple[bool, str]:
-    """Encode one frame with ``accel``; (works, reason). Cached per process."""
-    key = (ffmpeg, accel, "")
+def trial(
+    accel: Accel, *, ffmpeg: str = "ffmpeg", timeout: float = 20.0, codec: Codec = "h264"
+) -> tuple[bool, str]:
+    """Encode one frame of ``codec`` with ``accel``; (works, reason). Cached per process."""
+    key = (ffmpeg, accel, "", codec)
     with _lock:
         if key in _cache:
             return _cache[key]
@@ -54,7 +57,10 @@ def trial(accel: Accel, *, ffmpeg: str = "ffmpeg", timeout: float = 20.0) -> tup
     else:
         try:
             done = subprocess.run(
-                trial_argv(accel, ffmpeg), capture_output=True, text=True, timeout=timeout
+                trial_argv(accel, ffmpeg, codec=codec),
+                capture_output=True,
+                text=True,
+                timeout=timeout,
             )
             ok = done.returncode == 0
             tail = (done.stderr.strip().splitlines() or ["exit status " + str(done.returncode)])[-1]
@@ -78,6 +84,7 @@ def choose(
     ffmpeg: str = "ffmpeg",
     timeout: float = 20.0,
     try_fn: Callable[[Accel], tuple[bool, str]] | None = None,
+    codec: Codec = "h264",
 ) -> HwChoice:
     """The accelerator to encode with.
 
@@ -86,21 +93,29 @@ def choose(
         ffmpeg: the ffmpeg binary.
         timeout: limit of each trial, s.
         try_fn: replaces the real trial (tests mock the GPU here and say so).
+        codec: the codec to encode; accelerators without an encoder for it are skipped.
 
     Returns:
         The family that works, or software with the reasons the others did not.
     """
+    software = encoder_name(codec, "software")
     if requested == "none":
-        return HwChoice("software", "software encoding requested")
+        return HwChoice("software", f"software encoding requested ({software})")
 
     def attempt(accel: Accel) -> tuple[bool, str]:
-        return try_fn(accel) if try_fn else trial(accel, ffmpeg=ffmpeg, timeout=timeout)
+        if try_fn:
+            return try_fn(accel)
+        return trial(accel, ffmpeg=ffmpeg, timeout=timeout, codec=codec)
 
     candidates = [_REQUESTED[requested]] if requested in _REQUESTED else list(ACCELERATORS)
     reasons: list[str] = []
     for accel in candidates:
+        encoder = encoder_name(codec, accel)
+        if encoder is None:
+            reasons.append(f"{accel}: no {codec} encoder")
+            continue
         ok, why = attempt(accel)
         if ok:
-            return HwChoice(accel, f"{ENCODERS[accel]}: {why}")
-        reasons.append(f"{ENCODERS[accel]}: {why}")
-    return HwChoice("software", "falling back to libx264 (" + "; ".join(reasons) + ")")
+            return HwChoice(accel, f"{encoder}: {why}")
+        reasons.append(f"{encoder}: {why}")
+    return HwChoice("software", f"falling back to {software} (" + "; ".join(reasons) + ")")

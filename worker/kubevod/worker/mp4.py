@@ -4,7 +4,9 @@ ffmpeg writes CMAF init segments (``init.mp4``) and media segments (``N.m4s``);
 the worker reads back from the bytes themselves, not from what it asked for:
 
 - from an init segment: track kind, timescale, size, and the RFC 6381 codecs
-  string (``avc1.PPCCLL`` from the ``avcC`` box, ``mp4a.40.N`` from ``esds``);
+  string (``avc1.PPCCLL`` from ``avcC``, ``hvc1.P.C.Lxx.CC`` from ``hvcC``
+  (ISO/IEC 14496-15 Annex E), ``av01.P.LLT.DD`` from ``av1C`` (AV1-ISOBMFF
+  "Codecs Parameter String"), ``mp4a.40.N`` from ``esds``);
 - from a media segment: decode start, duration, sample count, and whether it
   starts with a sync sample (a keyframe), so every segment can be checked and
   recorded with its exact timing.
@@ -113,6 +115,50 @@ def _avc_codecs(data: bytes, start: int, end: int, fourcc: str) -> str:
     raise MediaFormatError("avc sample entry without avcC")
 
 
+def _config_box(data: bytes, start: int, end: int, box: bytes) -> int:
+    """Payload start of the ``box`` child of a VisualSampleEntry (78 bytes before children)."""
+    for kind, payload, _ in iter_boxes(data, start + 78, end):
+        if kind == box:
+            return payload
+    raise MediaFormatError(f"video sample entry without {box.decode()}")
+
+
+def hevc_codecs(config: bytes, fourcc: str = "hvc1") -> str:
+    """RFC 6381 string of an HEVCDecoderConfigurationRecord (the ``hvcC`` payload).
+
+    ``hvc1.[A|B|C]<profile_idc>.<compat flags, bit-reversed, hex>.<L|H><level_idc>``
+    then the constraint-indicator bytes in hex, trailing zero bytes left out.
+    """
+    space, tier, profile = config[1] >> 6, (config[1] >> 5) & 1, config[1] & 0x1F
+    compat = int.from_bytes(config[2:6], "big")
+    reversed_compat = int(f"{compat:032b}"[::-1], 2)
+    constraints = list(config[6:12])
+    while constraints and constraints[-1] == 0:
+        constraints.pop()
+    level = config[12]
+    parts = [
+        fourcc,
+        ("", "A", "B", "C")[space] + str(profile),
+        f"{reversed_compat:X}",
+        ("H" if tier else "L") + str(level),
+        *(f"{b:X}" for b in constraints),
+    ]
+    return ".".join(parts)
+
+
+def av1_codecs(config: bytes) -> str:
+    """RFC 6381 string of an AV1CodecConfigurationRecord (the ``av1C`` payload).
+
+    ``av01.<profile>.<level, 2 digits><M|H tier>.<bit depth, 2 digits>``.
+    """
+    if config[0] & 0x7F != 1:
+        raise MediaFormatError(f"unknown av1C version {config[0] & 0x7F}")
+    profile, level = config[1] >> 5, config[1] & 0x1F
+    tier, high_bitdepth, twelve_bit = config[2] >> 7, (config[2] >> 6) & 1, (config[2] >> 5) & 1
+    depth = 12 if high_bitdepth and twelve_bit else 10 if high_bitdepth else 8
+    return f"av01.{profile}.{level:02d}{'H' if tier else 'M'}.{depth:02d}"
+
+
 def _descriptor(data: bytes, pos: int) -> tuple[int, int, int]:
     """(tag, payload_start, payload_end) of an MPEG-4 descriptor at ``pos``."""
     tag = data[pos]
@@ -186,6 +232,16 @@ def parse_init(data: bytes) -> TrackInit:
         if fourcc in (b"avc1", b"avc3"):
             width, height = struct.unpack_from(">HH", data, entry + 24)
             codecs = _avc_codecs(data, entry, entry_end, fourcc.decode())
+            return TrackInit(
+                kind, timescale, codecs, width, height, default_sample_duration=default_duration
+            )
+        if fourcc in (b"hvc1", b"hev1", b"av01"):
+            width, height = struct.unpack_from(">HH", data, entry + 24)
+            if fourcc == b"av01":
+                codecs = av1_codecs(data[_config_box(data, entry, entry_end, b"av1C") :][:4])
+            else:
+                payload = _config_box(data, entry, entry_end, b"hvcC")
+                codecs = hevc_codecs(data[payload : payload + 13], fourcc.decode())
             return TrackInit(
                 kind, timescale, codecs, width, height, default_sample_duration=default_duration
             )

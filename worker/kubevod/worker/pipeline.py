@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kubevod.worker import extras, hwaccel, thumbs
+from kubevod.worker.encoders import CODECS
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
 from kubevod.worker.ffmpeg import (
@@ -224,20 +225,22 @@ class _Transcode:
             info = probe(source, ffprobe=self.settings.ffprobe)
         self._languages = {a.index: a.language for a in info.audio}
         self._check_cancel()
+        codec = self.job.codec
+        if codec not in CODECS:
+            raise SourceError(f"codec {codec} is not supported by this worker")
         rungs = plan_ladder(
-            info.video.display_width, info.video.display_height, info.video.fps, self.job.ladder
-        )
+            info.video.display_width, info.video.display_height, info.video.fps, self.job.ladder,
+            codec=codec,
+        )  # fmt: skip
         choice = hwaccel.choose(
             self.job.accelerator,
             ffmpeg=self.settings.ffmpeg,
             timeout=self.settings.hwaccel_trial_timeout,
-        )
-        note = (
-            "" if self.job.codec == "h264" else f" ({self.job.codec} is not supported yet: H.264)"
+            codec=codec,
         )
         self.catalog.update(
             vid, duration=info.duration, source_info=info.summary(),
-            accelerator=choice.accelerator, message=f"transcoding; {choice.reason}{note}",
+            accelerator=choice.accelerator, message=f"transcoding {codec}; {choice.reason}",
         )  # fmt: skip
         set_attributes(accelerator=choice.accelerator, rungs=len(rungs), duration=info.duration)
         self.log.info("encoding %d rungs with %s", len(rungs), choice.reason)
@@ -270,7 +273,10 @@ class _Transcode:
             segment_seconds=self.job.segment_seconds,
             first_segment_seconds=self.settings.first_segment_seconds,
             accelerator=accel,  # type: ignore[arg-type]
+            codec=self.job.codec,
             x264_preset=self.settings.x264_preset,
+            x265_preset=self.settings.x265_preset,
+            svtav1_preset=self.settings.svtav1_preset,
             crf=self.settings.crf,
             x264_threads=self.settings.x264_threads,
             deinterlace=info.video.interlaced,
@@ -282,7 +288,10 @@ class _Transcode:
 
     def _encode(self, plan: EncodePlan, info: SourceInfo) -> tuple[SegmentUploader, FfmpegProcess]:
         out = _mkdir(self.work / "out")
-        tracks = [Track(r.name, _mkdir(out / r.name)) for r in plan.rungs]
+        tracks = [
+            Track(r.name, _mkdir(out / plan.video_dir(r)), pieces=plan.video_pieces)
+            for r in plan.rungs
+        ]
         tracks += [
             Track(a.name, _mkdir(out / (a.name + PIECES_DIR_SUFFIX)), pieces=True)
             for a in plan.audio
@@ -367,7 +376,7 @@ class _Transcode:
                 self.store, prefix, plan.trickplay, self.work / "out" / "trickplay", encoded
             )
             subtitles = extras.upload_subtitles(self.store, prefix, source, info, self.work, ffmpeg)
-        message = f"ready ({plan.accelerator})"
+        message = f"ready ({plan.codec}, {plan.accelerator})"
         if decode_errors:
             message += f"; {decode_errors} decode errors in the source were concealed"
         speed = proc.last.speed if proc.last and proc.last.speed else None

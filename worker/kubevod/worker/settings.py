@@ -33,7 +33,25 @@ class WorkerSettings(BaseSettings):
         description="libx264 preset; veryfast is what PeerTube and Jellyfin default to on "
         "small machines. Tests use ultrafast to stay quick.",
     )
-    crf: int = Field(default=23, ge=0, le=51, description="quality target of capped CRF")
+    x265_preset: X264Preset = Field(
+        default="faster",
+        description="libx265 preset (HEVC jobs); faster keeps a 1080p ladder near real time "
+        "on a few cores. Tests use ultrafast.",
+    )
+    svtav1_preset: int = Field(
+        default=10,
+        ge=0,
+        le=13,
+        description="SVT-AV1 preset (AV1 jobs; 0 slowest .. 13 fastest): 10 is the fastest "
+        "that still beats HEVC on size at small core counts; tests use 12.",
+    )
+    crf: int = Field(
+        default=23,
+        ge=0,
+        le=51,
+        description="quality target of capped CRF on "
+        "x264's scale (HEVC adds 5, AV1 adds 12: kubevod.worker.encoders.CRF_OFFSET)",
+    )
     x264_threads: int = Field(
         default=0,
         ge=0,
