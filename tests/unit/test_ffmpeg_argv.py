@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from kubevod.worker import hwaccel
+from kubevod.worker.encoders import CODECS, codec_crf, encoder_name
 from kubevod.worker.ffmpeg import (
     AudioOut,
     EncodePlan,
@@ -21,6 +22,7 @@ from kubevod.worker.ffmpeg import (
     subtitles_argv,
     transcode_argv,
     trial_argv,
+    video_encoder_args,
 )
 from kubevod.worker.ladder import Rung
 
@@ -264,3 +266,101 @@ def test_hwaccel_choice_rules_with_a_mocked_gpu() -> None:
     assert "h264_nvenc: no device" in hwaccel.choose("nvidia", try_fn=fake).reason  # type: ignore[arg-type]
     assert hwaccel.choose("none", try_fn=fake).accelerator == "software"  # type: ignore[arg-type]
     assert hwaccel.choose("qsv", try_fn=fake).accelerator == "qsv"  # type: ignore[arg-type]
+
+
+# --- HEVC and AV1 (kubevod.worker.encoders) ------------------------------------------------
+
+CODEC_TABLE = [
+    # (codec, accel, encoder, flags that must be there as (flag, value))
+    ("h264", "software", "libx264", [("-crf", "23"), ("-forced-idr", "1")]),
+    ("hevc", "software", "libx265", [("-crf", "28"), ("-forced-idr", "1"), ("-tag:v", "hvc1")]),
+    ("hevc", "nvidia", "hevc_nvenc", [("-cq", "28"), ("-no-scenecut", "1"), ("-tag:v", "hvc1")]),
+    ("hevc", "vaapi", "hevc_vaapi", [("-global_quality", "28"), ("-tag:v", "hvc1")]),
+    ("hevc", "qsv", "hevc_qsv", [("-forced_idr", "1"), ("-tag:v", "hvc1")]),
+    ("av1", "software", "libsvtav1", [("-crf", "35"), ("-preset", "10")]),
+    ("av1", "nvidia", "av1_nvenc", [("-cq", "35"), ("-forced-idr", "1"), ("-strict_gop", "1")]),
+]
+
+
+@pytest.mark.parametrize(("codec", "accel", "encoder", "flags"), CODEC_TABLE)
+def test_encoder_args_per_codec_and_accelerator(
+    codec: str, accel: str, encoder: str, flags: list[tuple[str, str]]
+) -> None:
+    argv = video_encoder_args(plan(codec=codec, accelerator=accel), RUNGS[1])
+    assert after(argv, "-c:v") == [encoder]
+    for flag, value in flags:
+        assert after(argv, flag) == [value], (flag, argv)
+    if accel != "software":
+        # every hardware encoder is capped with the rung's VBV
+        assert after(argv, "-maxrate") == ["800000"] and after(argv, "-bufsize") == ["1600000"]
+
+
+def test_x265_params_carry_gop_scenecut_and_vbv_cap() -> None:
+    argv = video_encoder_args(plan(codec="hevc", x265_preset="ultrafast"), RUNGS[0])
+    assert after(argv, "-preset") == ["ultrafast"]
+    params = dict(p.split("=") for p in after(argv, "-x265-params")[0].split(":"))
+    assert params == {
+        "keyint": "240", "min-keyint": "240", "scenecut": "0", "open-gop": "0",
+        "vbv-maxrate": "2800", "vbv-bufsize": "5600", "log-level": "error",
+    }  # fmt: skip
+
+
+def test_svtav1_keyframes_come_from_a_fixed_gop_of_one_piece() -> None:
+    p = plan(codec="av1", svtav1_preset=12)
+    argv = video_encoder_args(p, RUNGS[0])
+    assert after(argv, "-preset") == ["12"]
+    params = dict(x.split("=") for x in after(argv, "-svtav1-params")[0].split(":"))
+    assert params == {"keyint": "30", "scd": "0", "mbr": "2800"}  # 1 s at 30 fps; kb/s
+    full = transcode_argv(p)
+    assert "-force_key_frames" not in full  # ffmpeg 5.1's libsvtav1 ignores forced keyframes
+    assert p.video_pieces and p.video_dir(RUNGS[0]) == "720p.pieces"
+    assert "720p.pieces/index.m3u8" in full and "360p.pieces/%d.m4s" in full
+    assert after(full, "-hls_time")[:2] == ["1", "1"]  # the muxer cuts at every keyframe
+    # on NVENC, AV1 keyframes are forced like H.264's
+    nv = transcode_argv(plan(codec="av1", accelerator="nvidia"))
+    assert after(nv, "-force_key_frames") == [keyframe_expr(1, 4)] * 2
+    assert "720p/index.m3u8" in nv
+
+
+def test_hevc_transcode_forces_the_same_keyframes_in_every_rung() -> None:
+    argv = transcode_argv(plan(codec="hevc"))
+    assert after(argv, "-force_key_frames") == [keyframe_expr(1, 4)] * 2
+    assert after(argv, "-tag:v") == ["hvc1", "hvc1"]
+    assert after(argv, "-c:v")[:2] == ["libx265", "libx265"]
+
+
+def test_crf_maps_to_each_codecs_scale() -> None:
+    assert [codec_crf(c, 23) for c in CODECS] == [23, 28, 35]
+    assert codec_crf("av1", 60) == 63 and codec_crf("hevc", 50) == 51 and codec_crf("h264", 0) == 0
+
+
+def test_codecs_without_an_encoder_on_an_accelerator_are_refused() -> None:
+    assert encoder_name("av1", "vaapi") is None and encoder_name("av1", "qsv") is None
+    with pytest.raises(ValueError, match="no av1 encoder for vaapi"):
+        video_encoder_args(plan(codec="av1", accelerator="vaapi"), RUNGS[0])
+    with pytest.raises(ValueError):
+        trial_argv("qsv", codec="av1")
+    assert after(trial_argv("nvidia", codec="hevc"), "-c:v") == ["hevc_nvenc"]
+    assert after(trial_argv("vaapi", codec="hevc"), "-c:v") == ["hevc_vaapi"]
+    assert after(trial_argv("nvidia", codec="av1"), "-c:v") == ["av1_nvenc"]
+
+
+def test_hwaccel_choice_falls_back_to_the_codecs_software_encoder() -> None:
+    """The GPU is mocked here (try_fn): no accelerator exists on the test machine."""
+    tried: list[str] = []
+
+    def fake(accel: str) -> tuple[bool, str]:
+        tried.append(accel)
+        return (accel == "vaapi", "ok" if accel == "vaapi" else "no device")
+
+    choice = hwaccel.choose("auto", try_fn=fake, codec="av1")
+    assert choice.accelerator == "software" and tried == ["nvidia"]  # no AV1 on VAAPI/QSV
+    assert choice.reason.startswith("falling back to libsvtav1 (av1_nvenc: no device")
+    assert "vaapi: no av1 encoder" in choice.reason
+    hevc = hwaccel.choose("auto", try_fn=fake, codec="hevc")
+    assert hevc == hwaccel.HwChoice("vaapi", "hevc_vaapi: ok")
+    assert hwaccel.choose("none", codec="hevc").reason.endswith("(libx265)")
+    if hwaccel.device_present("nvidia") is not None:
+        hwaccel.clear_cache()
+        real = hwaccel.choose("nvidia", codec="hevc")  # no /dev/nvidia*: decided without ffmpeg
+        assert real.accelerator == "software" and "libx265" in real.reason

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from kubevod.worker.ladder import output_fps, plan_ladder, scale_bitrate
+from kubevod.worker.ladder import (
+    CODEC_FACTOR,
+    codec_bitrate,
+    output_fps,
+    plan_ladder,
+    scale_bitrate,
+)
 
 from kubevod.errors import InvalidInput
 from kubevod.jobs import LadderRung
@@ -99,3 +105,24 @@ def test_output_fps_is_capped_at_60(fps: float, expected: float) -> None:
 )
 def test_bitrate_scaling_for_high_frame_rates(fps: float, expected: int) -> None:
     assert scale_bitrate(1_000_000, fps) == expected * 1000
+
+
+def test_better_codecs_get_a_cheaper_ladder() -> None:
+    assert CODEC_FACTOR == {"h264": 1.0, "hevc": 0.7, "av1": 0.6}
+    assert codec_bitrate(5_000_000, "hevc") == 3_500_000
+    assert codec_bitrate(2_800_000, "av1") == 1_680_000
+    assert codec_bitrate(2_800_000, "h264") == 2_800_000
+    h264 = plan_ladder(1280, 720, 30)
+    for codec, factor in (("hevc", 0.7), ("av1", 0.6)):
+        rungs = plan_ladder(1280, 720, 30, codec=codec)
+        assert [(r.name, r.width, r.height) for r in rungs] == [
+            (r.name, r.width, r.height) for r in h264
+        ]
+        for mine, base in zip(rungs, h264, strict=True):
+            assert mine.maxrate == round(base.maxrate * factor, -3)
+            assert mine.bufsize == 2 * mine.maxrate
+
+
+def test_explicit_rungs_keep_their_bitrate_whatever_the_codec() -> None:
+    rungs = plan_ladder(640, 360, 30, [LadderRung(height=360, bitrate=900_000)], codec="av1")
+    assert [r.maxrate for r in rungs] == [900_000]

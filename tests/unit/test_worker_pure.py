@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 from kubevod.worker.errors import MediaFormatError, one_line
 from kubevod.worker.ffmpeg import TrickplayOut
-from kubevod.worker.mp4 import parse_fragments, parse_init
+from kubevod.worker.mp4 import av1_codecs, hevc_codecs, parse_fragments, parse_init
 from kubevod.worker.probe import SubtitleStream
 from kubevod.worker.thumbs import (
     fit,
@@ -17,6 +20,8 @@ from kubevod.worker.thumbs import (
     trickplay_vtt,
 )
 from kubevod.worker.upload import interval_of
+
+from tests.fixtures.util import require
 
 
 def box(kind: bytes, payload: bytes) -> bytes:
@@ -146,3 +151,89 @@ def test_only_text_subtitles_are_exported() -> None:
 def test_one_line() -> None:
     assert one_line("a\n  b\tc") == "a b c"
     assert len(one_line("x" * 500)) == 300
+
+
+# --- HEVC and AV1 codecs strings (hvcC, av1C) -----------------------------------------------
+
+
+def hvcc(byte1: int, compat: int, constraints: bytes, level: int) -> bytes:
+    return bytes([1, byte1]) + compat.to_bytes(4, "big") + constraints + bytes([level])
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (hvcc(0x01, 0x60000000, b"\x90" + bytes(5), 93), "hvc1.1.6.L93.90"),
+        (hvcc(0x01, 0x60000000, b"\xb0" + bytes(5), 120), "hvc1.1.6.L120.B0"),
+        (hvcc(0x02, 0x20000000, b"\x90" + bytes(5), 120), "hvc1.2.4.L120.90"),
+        (hvcc(0x21, 0x60000000, b"\x90" + bytes(5), 150), "hvc1.1.6.H150.90"),
+        (hvcc(0x41, 0x40000000, bytes(6), 90), "hvc1.A1.2.L90"),
+        (hvcc(0x04, 0x08000000, b"\x98\x00\x02" + bytes(3), 93), "hvc1.4.10.L93.98.0.2"),
+    ],
+)
+def test_hevc_codecs_string_follows_14496_15_annex_e(config: bytes, expected: str) -> None:
+    assert hevc_codecs(config) == expected
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (bytes([0x81, 0x08, 0x0C, 0]), "av01.0.08M.08"),
+        (bytes([0x81, 0x00, 0x0C, 0]), "av01.0.00M.08"),
+        (bytes([0x81, 0x0D, 0x4C, 0]), "av01.0.13M.10"),
+        (bytes([0x81, 0x2D, 0x80, 0]), "av01.1.13H.08"),
+        (bytes([0x81, 0x53, 0x60, 0]), "av01.2.19M.12"),
+    ],
+)
+def test_av1_codecs_string_follows_the_av1_isobmff_binding(config: bytes, expected: str) -> None:
+    assert av1_codecs(config) == expected
+
+
+def test_av1_config_of_an_unknown_version_is_refused() -> None:
+    with pytest.raises(MediaFormatError):
+        av1_codecs(bytes([0x82, 0, 0, 0]))
+
+
+HEVC_PROFILE = {"Main": 1, "Main 10": 2}
+AV1_PROFILE = {"Main": 0, "High": 1}
+
+
+@pytest.mark.parametrize(
+    ("encoder", "pix_fmt", "extra"),
+    [
+        ("libx265", "yuv420p", ("-preset", "ultrafast", "-tag:v", "hvc1")),
+        ("libx265", "yuv420p10le", ("-preset", "ultrafast", "-tag:v", "hvc1")),
+        ("libsvtav1", "yuv420p", ("-preset", "12")),
+        ("libsvtav1", "yuv420p10le", ("-preset", "12")),
+    ],
+)
+def test_codecs_string_of_real_init_segments_agrees_with_ffprobe(
+    encoder: str, pix_fmt: str, extra: tuple[str, ...], tmp_path: Path
+) -> None:
+    """Init segments made by ffmpeg now; ffprobe's profile/level is the independent reading."""
+    ffmpeg, ffprobe = require("ffmpeg"), require("ffprobe")
+    out = tmp_path / "init.mp4"
+    subprocess.run(
+        [
+            ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=s=320x180:r=30:d=0.2",
+            "-pix_fmt", pix_fmt, "-c:v", encoder, *extra,
+            "-movflags", "frag_keyframe+empty_moov+default_base_moof", str(out),
+        ],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    probed = subprocess.run(
+        [ffprobe, "-v", "error", "-of", "json", "-show_streams", str(out)],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    (stream,) = json.loads(probed.stdout)["streams"]
+    init = parse_init(out.read_bytes())
+    assert (init.kind, init.width, init.height) == ("video", 320, 180)
+    depth = 10 if "10" in pix_fmt else 8
+    if encoder == "libx265":
+        profile = HEVC_PROFILE[stream["profile"]]
+        compat = {1: "6", 2: "4"}[profile]
+        assert init.codecs.startswith(f"hvc1.{profile}.{compat}.L{stream['level']}"), init
+        assert stream["codec_tag_string"] == "hvc1"
+    else:
+        profile = AV1_PROFILE[stream["profile"]]
+        assert init.codecs == f"av01.{profile}.{int(stream['level']):02d}M.{depth:02d}", init
