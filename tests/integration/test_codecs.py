@@ -18,6 +18,7 @@ from kubevod.worker.mp4 import parse_init
 from kubevod.worker.pipeline import run
 
 from kubevod.backends import open_catalog, open_store
+from kubevod.errors import SourceError
 from kubevod.jobs import LadderRung, TranscodeJob
 from kubevod.manifests.hls import render_master
 from kubevod.models import TrackKind, Video, VideoState
@@ -140,3 +141,21 @@ def test_hevc_is_offered_to_chromium_only_when_it_can_decode_it(
     if not supported:
         pytest.skip(f"this Chromium has no HEVC decoder (isTypeSupported({mime!r}) is false)")
     assert page.evaluate(f"MediaSource.isTypeSupported('{mime}')")
+
+
+def test_a_codec_this_worker_cannot_encode_fails_the_job_and_says_so(
+    backends: Backends, transcoded: Callable[[str], Video]
+) -> None:
+    """Never a silent H.264: a job whose codec the worker lacks ends ``failed`` with why."""
+    source = transcoded("av1").source
+    video = backends.catalog.create(Video(title="vp9 clip", source=source))
+    job = TranscodeJob.model_validate({"video_id": video.id, "source": source}).model_copy(
+        update={"codec": "vp9"}  # a codec a newer API might accept before the worker knows it
+    )
+    with pytest.raises(SourceError, match="codec vp9 is not supported by this worker"):
+        run(job, store=backends.store, catalog=backends.catalog,
+            scratch=backends.root / "scratch", settings=fast_settings())  # fmt: skip
+    failed = backends.catalog.get(video.id)
+    assert failed.state == VideoState.FAILED
+    assert failed.message == "codec vp9 is not supported by this worker"
+    assert not list(backends.store.list(f"videos/{video.id}/"))
