@@ -214,6 +214,8 @@ class _Transcode:
             segment_seconds=self.job.segment_seconds, renditions=[], subtitles=[],
             trickplay=None, poster_key=None, speed=None, source=self.job.source,
         )  # fmt: skip
+        if self.job.codec not in CODECS:  # never a silent H.264 instead
+            raise SourceError(f"codec {self.job.codec} is not supported by this worker")
         self._check_cancel()
         with stage("fetch"):
             source = open_source(
@@ -226,8 +228,6 @@ class _Transcode:
         self._languages = {a.index: a.language for a in info.audio}
         self._check_cancel()
         codec = self.job.codec
-        if codec not in CODECS:
-            raise SourceError(f"codec {codec} is not supported by this worker")
         rungs = plan_ladder(
             info.video.display_width, info.video.display_height, info.video.fps, self.job.ladder,
             codec=codec,
