@@ -12,8 +12,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +24,8 @@ from kubevod.__about__ import __version__
 from kubevod.errors import InvalidInput, KubevodError, NotFound
 from kubevod.jobs import IngestRequest
 from kubevod.local.settings import LocalSettings, load
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="kubevod",
@@ -105,6 +108,32 @@ def _library(settings: LocalSettings, server: str | None) -> Any:
 
     url = server_url(settings, server)
     return HttpLibrary(url) if url else DirectLibrary(settings.layout)
+
+
+def _on_library(
+    settings: LocalSettings, server: str | None, action: Callable[[Any], T], *, missing: str
+) -> T:
+    """Run ``action(library)`` and close the library; a failure ends the command in one line.
+
+    Args:
+        settings: where the library is (a running server or the data folder).
+        server: the ``--server`` flag, if given.
+        action: what to do with the open library.
+        missing: the line printed when the video (or the library) does not exist.
+
+    Returns:
+        What ``action`` returned.
+    """
+    try:
+        library = _library(settings, server)
+        try:
+            return action(library)
+        finally:
+            library.close()
+    except NotFound:
+        fail(missing)
+    except KubevodError as exc:
+        fail(str(exc))
 
 
 def play_url(base: str | None, video: Json) -> str | None:
@@ -268,16 +297,12 @@ def show(
 ) -> None:
     """Everything known about one video."""
     settings = settings_from(config, data=data, server=server)
-    try:
-        library = _library(settings, server)
-        try:
-            video = library.get(video_id)
-        finally:
-            library.close()
-    except NotFound:
-        fail(f"no video with id {video_id!r}")
-    except KubevodError as exc:
-        fail(str(exc))
+    video, base = _on_library(
+        settings,
+        server,
+        lambda library: (library.get(video_id), getattr(library, "url", None)),
+        missing=f"no video with id {video_id!r}",
+    )
     if as_json:
         typer.echo(json.dumps(video, indent=2))
         return
@@ -294,7 +319,7 @@ def show(
         "tags": ", ".join(video.get("tags") or []) or "-",
         "source": video.get("source"),
         "message": video.get("message") or "-",
-        "watch": play_url(getattr(library, "url", None), video) or "-",
+        "watch": play_url(base, video) or "-",
     }
     for key, value in rows.items():
         table.add_row(key, str(value))
@@ -311,16 +336,12 @@ def rm(
 ) -> None:
     """Remove a video, its media and its transcode."""
     settings = settings_from(config, data=data, server=server)
-    try:
-        library = _library(settings, server)
-        try:
-            library.remove(video_id)
-        finally:
-            library.close()
-    except NotFound:
-        fail(f"no video with id {video_id!r}")
-    except KubevodError as exc:
-        fail(str(exc))
+    _on_library(
+        settings,
+        server,
+        lambda library: library.remove(video_id),
+        missing=f"no video with id {video_id!r}",
+    )
     typer.echo(json.dumps({"removed": video_id}) if as_json else f"Removed {video_id}")
 
 
