@@ -27,7 +27,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.common import binary, free_port, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks-api.md"
@@ -63,39 +64,10 @@ http {{
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=5) as resp:
         body: bytes = resp.read()
         return body
-
-
-def binary(name: str) -> str:
-    """A binary from PATH or from the testenv folder."""
-    found = shutil.which(name)
-    if not found:
-        testenv = Path.home() / ".cache" / "kubevod" / "testenv" / "bin" / name
-        if testenv.exists():
-            return str(testenv)
-        sys.exit(f"{name} not found: run scripts/testenv")
-    return found
 
 
 def seed(data: Path) -> None:

@@ -20,10 +20,8 @@ import json
 import os
 import platform
 import re
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -33,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import binary, free_port, wait_http
 from tests.chart.nginx_conf import local_values, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,35 +73,6 @@ end
 """
 
 
-def binary(name: str) -> str:
-    """A binary from PATH or from the testenv folder."""
-    testenv = Path.home() / ".cache" / "kubevod" / "testenv" / "bin" / name
-    found = shutil.which(name) or (str(testenv) if testenv.exists() else None)
-    if not found:
-        sys.exit(f"{name} not found: run scripts/testenv")
-    return found
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env
@@ -142,7 +112,7 @@ def minio_server(root: Path) -> Iterator[Minio]:
         root / "minio.log", env,
     )  # fmt: skip
     try:
-        wait_http(f"http://127.0.0.1:{port}/minio/health/ready")
+        wait_http(f"http://127.0.0.1:{port}/minio/health/ready", timeout=60)
         client = Client(f"127.0.0.1:{port}", access_key=ACCESS, secret_key=SECRET, secure=False)
         client.make_bucket(BUCKET)
         policy = {"Version": "2012-10-17", "Statement": [{

@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +36,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.common import binary, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks-ui.md"
@@ -55,23 +55,6 @@ FIRST_FRAME = "() => window.kubevodPlayer?.qoe?.startupMs ?? null"
 class Sample:
     startup_ms: float
     height: int  # rung of the first frame
-
-
-def binary(name: str) -> str:
-    """A binary from PATH or from the testenv folder."""
-    found = shutil.which(name)
-    if found:
-        return found
-    testenv = Path.home() / ".cache" / "kubevod" / "testenv" / "bin" / name
-    if testenv.exists():
-        return str(testenv)
-    sys.exit(f"{name} not found: run scripts/testenv")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_source(path: Path, seconds: int) -> Path:

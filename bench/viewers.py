@@ -32,20 +32,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
+from bench.common import free_port, wait_http
 from bench.nginx_cache import (
     ACCESS,
     BUCKET,
     SECRET,
     Minio,
     cache_conf,
-    free_port,
     machine,
     minio_server,
     nginx,
     put,
     start,
     stop,
-    wait_http,
     write_section,
 )
 
@@ -236,7 +235,7 @@ def measure(viewers: int, segments: int, ramp: float) -> dict[str, object]:
                        OTEL_SDK_DISABLED="true")  # fmt: skip
             api = start([sys.executable, "-m", "kubevod.api.main"], tmp / "api.log", env)
             try:
-                wait_http(f"http://127.0.0.1:{api_port}/healthz")
+                wait_http(f"http://127.0.0.1:{api_port}/healthz", timeout=60)
                 log = tmp / "access.log"
                 conf = cache_conf(cache_port, minio.endpoint, str(log), f"127.0.0.1:{api_port}")
                 with nginx(conf, tmp / "cache", cache_port) as base:
