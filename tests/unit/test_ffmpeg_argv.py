@@ -14,6 +14,8 @@ from kubevod.worker.ffmpeg import (
     EncodePlan,
     TrickplayOut,
     audio_piece_seconds,
+    decoder_threads,
+    encoder_threads,
     filter_graph,
     gop_frames,
     keyframe_expr,
@@ -111,6 +113,57 @@ def test_rungs_scaled_from_a_scaled_rung_use_lanczos() -> None:
         "[c1_2]scale=852:480:flags=lanczos,setsar=1,format=yuv420p,split=2[v2][c2_3];"
         "[c2_3]scale=426:240:flags=lanczos,setsar=1,format=yuv420p[v3]"
     )
+
+
+def test_rungs_scaled_from_a_rung_use_zimg_lanczos_with_swscales_chroma_siting() -> None:
+    rungs = tuple(Rung(f"{h}p", h * 16 // 9 // 2 * 2, h, 30.0, 1, 2) for h in (1080, 720, 480, 240))
+    graph = filter_graph(plan(rungs=rungs, trickplay=None, scaler="zscale"))
+    zimg = "filter=lanczos:chromalin=center:chromal=center"
+    assert graph == (
+        "[0:0]split=1[s0];"
+        "[s0]scale=1920:1080:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][c0_1];"
+        f"[c0_1]zscale=w=1280:h=720:{zimg},setsar=1,format=yuv420p,split=2[v1][c1_2];"
+        f"[c1_2]zscale=w=852:h=480:{zimg},setsar=1,format=yuv420p,split=2[v2][c2_3];"
+        f"[c2_3]zscale=w=426:h=240:{zimg},setsar=1,format=yuv420p[v3]"
+    )
+
+
+def test_rungs_from_the_source_keep_swscale_which_also_converts_the_pixel_format() -> None:
+    graph = filter_graph(plan(cascade=False, scaler="zscale"))
+    assert "zscale" not in graph
+    assert graph.count("flags=bicubic,setsar=1,format=yuv420p") == 2
+
+
+LADDER = tuple(
+    Rung(f"{h}p", w, h, 30.0, 1, 2)
+    for w, h in ((1920, 1080), (1280, 720), (854, 480), (640, 360), (426, 240))
+)
+
+
+@pytest.mark.parametrize(
+    ("cpus", "accel", "setting", "decoder", "encoders"),
+    [
+        (2.0, "software", 0, 1, [2, 2, 1, 1, 1]),  # small machine: a thread per CPU, 1 if small
+        (4.0, "software", 0, 1, [4, 4, 1, 1, 1]),
+        (1.5, "software", 0, 1, [2, 2, 1, 1, 1]),  # a fractional pod CPU limit
+        (8.0, "software", 0, 0, [0] * 5),  # big machine: ffmpeg and x264 decide
+        (0.0, "software", 0, 0, [0] * 5),  # CPUs unknown
+        (2.0, "nvidia", 0, 0, [0] * 5),  # decoding feeds the GPU: keep its threads
+        (2.0, "software", 3, 1, [3] * 5),  # the setting wins for every rung
+    ],
+)
+def test_threads_follow_the_machine(
+    cpus: float, accel: str, setting: int, decoder: int, encoders: list[int]
+) -> None:
+    p = plan(rungs=LADDER, cpus=cpus, accelerator=accel, x264_threads=setting)
+    assert decoder_threads(p) == decoder
+    assert [encoder_threads(p, r) for r in LADDER] == encoders
+    argv = transcode_argv(p)
+    before_input = argv[: argv.index("-i")]
+    assert ("-threads" in before_input) == bool(decoder)
+    if accel == "software":
+        given = [int(t) for t in after(argv[argv.index("-i") :], "-threads")]
+        assert given == [t for t in encoders if t]
 
 
 def test_direct_scaling_from_the_source_when_cascade_is_off() -> None:

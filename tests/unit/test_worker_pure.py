@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 from pathlib import Path
 
 import pytest
+from kubevod.worker import hwaccel
 from kubevod.worker.errors import MediaFormatError, one_line
 from kubevod.worker.ffmpeg import TrickplayOut
 from kubevod.worker.mp4 import av1_codecs, hevc_codecs, parse_fragments, parse_init
 from kubevod.worker.probe import SubtitleStream
+from kubevod.worker.process import available_cpus
 from kubevod.worker.thumbs import (
     fit,
     plan_subtitles,
@@ -237,3 +240,37 @@ def test_codecs_string_of_real_init_segments_agrees_with_ffprobe(
     else:
         profile = AV1_PROFILE[stream["profile"]]
         assert init.codecs == f"av01.{profile}.{int(stream['level']):02d}M.{depth:02d}", init
+
+
+def write_cgroup(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("files", "quota"),
+    [
+        ({"cpu.max": "150000 100000\n"}, 1.5),  # cgroup v2, a pod limited to 1.5 CPUs
+        ({"cpu.max": "max 100000\n"}, None),  # v2, no limit
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),  # v1
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu.max": "garbage\n"}, None),  # unreadable: fall back to the affinity
+        ({}, None),  # no cgroup files at all (not Linux, or not mounted)
+    ],
+)
+def test_available_cpus_is_capped_by_the_cgroup_quota(
+    tmp_path: Path, files: dict[str, str], quota: float | None
+) -> None:
+    affinity = float(len(os.sched_getaffinity(0)))
+    got = available_cpus(write_cgroup(tmp_path, files))
+    assert got == (min(affinity, quota) if quota else affinity)
+
+
+def test_ffmpeg_filters_are_read_from_the_binary(tmp_path: Path) -> None:
+    require("ffmpeg")
+    hwaccel.clear_cache()
+    names = hwaccel.filters("ffmpeg")
+    assert {"scale", "split", "fps"} <= names  # every ffmpeg build has these
+    assert hwaccel.filters(str(tmp_path / "no-such-ffmpeg")) == frozenset()

@@ -26,6 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal
 
 from kubevod.worker import encoders
 from kubevod.worker.encoders import Accel as Accel
@@ -38,6 +39,23 @@ ACCELERATORS: tuple[Accel, ...] = ("nvidia", "vaapi", "qsv")
 ENCODERS: dict[Accel, str] = dict(encoders.ENCODERS_BY_CODEC["h264"])
 DEFAULT_VAAPI_DEVICE = "/dev/dri/renderD128"
 PIECES_DIR_SUFFIX = ".pieces"
+#: What resizes a rung made from another rung: zimg (``zscale``) where ffmpeg has it, at
+#: about half of swscale's CPU for a sharper kernel (lanczos); swscale otherwise.
+Scaler = Literal["swscale", "zscale"]
+#: zimg is used only for downscales of at most this ratio on each axis. zimg 3.0.4
+#: (Debian 12) writes wrong columns for horizontal ratios just above 2 (2.005-2.07,
+#: e.g. 854 -> 426) on AVX-512 CPUs; tests/integration/test_cascade_scaling.py
+#: compares every cascaded rung with swscale from the source.
+ZSCALE_MAX_RATIO = 2.0
+#: On a machine with up to this many CPUs the encoders of the big rungs keep every core
+#: busy, so threads that only overlap waits cost more in synchronisation than they give:
+#: a software encode decodes the source on one thread, a big rung's x264 takes one
+#: thread per CPU (not its usual 1.5: other rungs' encoders fill its waits), and rungs
+#: under SMALL_RUNG_PIXELS encode on one thread each (frames a few macroblock rows tall
+#: leave frame threads little to overlap). Above it, ffmpeg and x264 choose their own
+#: threads: one decoding thread could not feed the encoders. docs/benchmarks-worker.md.
+SMALL_MACHINE_CPUS = 4
+SMALL_RUNG_PIXELS = 500_000
 
 
 @dataclass(frozen=True)
@@ -76,7 +94,9 @@ class EncodePlan:
     x265_preset: str = "faster"
     svtav1_preset: int = 10
     crf: int = 23
-    x264_threads: int = 0
+    x264_threads: int = 0  # of every rung's encoder; 0: encoder_threads() decides
+    cpus: float = 0.0  # CPUs this encode may use; 0: unknown (ffmpeg and x264 decide threads)
+    scaler: Scaler = "swscale"
     deinterlace: bool = False
     fps: float | None = None  # force a constant output rate (VFR or > 60 fps sources)
     trickplay: TrickplayOut | None = None
@@ -162,6 +182,52 @@ def scale_parents(rungs: Sequence[Rung], cascade: bool = True) -> list[int]:
     return parents
 
 
+def small_machine(plan: EncodePlan) -> bool:
+    """True for a software encode on at most SMALL_MACHINE_CPUS CPUs."""
+    return plan.accelerator == "software" and 0 < plan.cpus <= SMALL_MACHINE_CPUS
+
+
+def encoder_threads(plan: EncodePlan, rung: Rung) -> int:
+    """x264 threads of ``rung``'s encoder: the setting; else on a small machine one per CPU,
+    or 1 for a rung under SMALL_RUNG_PIXELS; else 0 (x264 takes 1.5 per CPU)."""
+    if plan.x264_threads:
+        return plan.x264_threads
+    if not small_machine(plan):
+        return 0
+    return 1 if rung.width * rung.height < SMALL_RUNG_PIXELS else math.ceil(plan.cpus)
+
+
+def decoder_threads(plan: EncodePlan) -> int:
+    """Threads of the source's decoder: 1 on a small machine, else 0 (the decoder decides)."""
+    return 1 if small_machine(plan) else 0
+
+
+def _zscale_safe(parent: Rung, rung: Rung) -> bool:
+    return (
+        parent.width <= ZSCALE_MAX_RATIO * rung.width
+        and parent.height <= ZSCALE_MAX_RATIO * rung.height
+    )
+
+
+def _resize(plan: EncodePlan, rung: Rung, parent: int) -> str:
+    """The filter that resizes to ``rung`` from the source (``parent`` -1) or a larger rung.
+
+    From the source: swscale bicubic, as one process per rung would, which also
+    converts any pixel format to yuv420p. From a rung's 8-bit 4:2:0 frames: zimg
+    lanczos where ffmpeg has ``zscale`` and the ratio is at most ZSCALE_MAX_RATIO
+    (told that chroma is centred, as swscale assumes, so rungs made either way line
+    up); else swscale, bicubic from the top rung (the source's size but for >2160p
+    sources) and lanczos from a rung that was itself scaled, whose sharper kernel
+    makes up for the second resampling (SSIM/PSNR in docs/benchmarks-worker.md).
+    """
+    if parent >= 0 and plan.scaler == "zscale" and _zscale_safe(plan.rungs[parent], rung):
+        return (
+            f"zscale=w={rung.width}:h={rung.height}:filter=lanczos:chromalin=center:chromal=center"
+        )
+    flags = "bicubic" if parent <= 0 else "lanczos"
+    return f"scale={rung.width}:{rung.height}:flags={flags}"
+
+
 def filter_graph(plan: EncodePlan) -> str:
     """The ``-filter_complex`` graph: decode once, split, scale per rung (+ trickplay).
 
@@ -184,12 +250,7 @@ def filter_graph(plan: EncodePlan) -> str:
     parts = [head + "".join(src_outs)]
     for i, rung in enumerate(plan.rungs):
         source = f"[s{i}]" if parents[i] == -1 else f"[c{parents[i]}_{i}]"
-        # From the source, or from the top rung (the source's own size but for >2160p
-        # sources): bicubic, as one process per rung would. From a rung that was itself
-        # scaled: lanczos, whose sharper kernel makes up for the second resampling and
-        # costs little on these small inputs (SSIM/PSNR in docs/benchmarks-worker.md).
-        flags = "bicubic" if parents[i] <= 0 else "lanczos"
-        chain = f"{source}scale={rung.width}:{rung.height}:flags={flags},setsar=1,format=yuv420p"
+        chain = f"{source}{_resize(plan, rung, parents[i])},setsar=1,format=yuv420p"
         kids = children.get(i, [])
         upload = ""
         if plan.accelerator == "vaapi":
@@ -223,7 +284,7 @@ def video_encoder_args(plan: EncodePlan, rung: Rung) -> list[str]:
     return encoders.video_encoder_args(
         plan.codec, plan.accelerator, rung, gop=gop, crf=plan.crf,
         x264_preset=plan.x264_preset, x265_preset=plan.x265_preset,
-        svtav1_preset=plan.svtav1_preset, threads=plan.x264_threads,
+        svtav1_preset=plan.svtav1_preset, threads=encoder_threads(plan, rung),
     )  # fmt: skip
 
 
@@ -258,6 +319,8 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     # One filter thread: the graph is a small share of the work and its slice threads
     # cost more in synchronisation than they save (bench/transcode.py).
     argv += ["-filter_complex_threads", "1"]
+    if decoder_threads(plan):
+        argv += ["-threads", str(decoder_threads(plan))]
     argv += ["-i", plan.source, "-filter_complex", filter_graph(plan)]
     first, every = plan.first_segment, plan.segment_seconds
     for i, rung in enumerate(plan.rungs):

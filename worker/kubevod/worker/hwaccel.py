@@ -23,6 +23,7 @@ from kubevod.jobs import Accelerator
 
 _REQUESTED: dict[str, Accel] = {"nvidia": "nvidia", "vaapi": "vaapi", "qsv": "qsv"}
 _cache: dict[tuple[str, Accel, str, Codec], tuple[bool, str]] = {}
+_filters: dict[str, frozenset[str]] = {}
 _lock = threading.Lock()
 
 
@@ -76,6 +77,31 @@ def clear_cache() -> None:
     """Forget trial results (tests; a device plugged in at runtime)."""
     with _lock:
         _cache.clear()
+        _filters.clear()
+
+
+def filters(ffmpeg: str = "ffmpeg", timeout: float = 20.0) -> frozenset[str]:
+    """Names of the filters this ffmpeg has (``ffmpeg -filters``), cached; empty if it fails."""
+    with _lock:
+        if ffmpeg in _filters:
+            return _filters[ffmpeg]
+    try:
+        done = subprocess.run(
+            [ffmpeg, "-hide_banner", "-nostdin", "-filters"],
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+        lines = done.stdout.splitlines() if done.returncode == 0 else []
+    except (OSError, subprocess.TimeoutExpired):
+        lines = []
+    # " TSC zscale            V->V       Apply resizing, ..." (flags, name, pads, text)
+    names = frozenset(
+        parts[1]
+        for parts in (line.split() for line in lines)
+        if len(parts) >= 3 and "->" in parts[2]
+    )
+    with _lock:
+        _filters[ffmpeg] = names
+    return names
 
 
 def choose(

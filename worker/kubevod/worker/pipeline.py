@@ -33,7 +33,7 @@ from kubevod.worker.ffmpeg import (
 from kubevod.worker.ladder import Rung, output_fps, plan_ladder
 from kubevod.worker.observe import stage
 from kubevod.worker.probe import SourceInfo, probe
-from kubevod.worker.process import FfmpegProcess
+from kubevod.worker.process import FfmpegProcess, available_cpus
 from kubevod.worker.settings import WorkerSettings
 from kubevod.worker.tracker import ENCODE_SHARE, ProgressTracker
 from kubevod.worker.upload import SegmentUploader, Track
@@ -279,6 +279,8 @@ class _Transcode:
             svtav1_preset=self.settings.svtav1_preset,
             crf=self.settings.crf,
             x264_threads=self.settings.x264_threads,
+            cpus=self.settings.cpus or available_cpus(),
+            scaler="zscale" if "zscale" in hwaccel.filters(self.settings.ffmpeg) else "swscale",
             deinterlace=info.video.interlaced,
             fps=fps if needs_fps else None,
             trickplay=thumbs.plan_trickplay(

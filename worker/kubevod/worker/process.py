@@ -37,6 +37,27 @@ def ffmpeg_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def available_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> float:
+    """CPUs this process may use: its affinity, capped by a cgroup CPU quota (a pod's limit).
+
+    ``os.cpu_count()`` is the node's count; in a pod limited to 2 CPUs on a 32-core node,
+    encoders sized for 32 would mostly wait on each other.
+    """
+    cpus = float(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    quota: float | None = None
+    with contextlib.suppress(OSError, ValueError):  # cgroup v2: "max 100000" or "200000 100000"
+        limit, period = (cgroup / "cpu.max").read_text().split()[:2]
+        if limit != "max":
+            quota = int(limit) / int(period)
+    if quota is None:
+        with contextlib.suppress(OSError, ValueError):  # cgroup v1: -1 for no limit
+            limit_us = int((cgroup / "cpu" / "cpu.cfs_quota_us").read_text())
+            period_us = int((cgroup / "cpu" / "cpu.cfs_period_us").read_text())
+            if limit_us > 0 and period_us > 0:
+                quota = limit_us / period_us
+    return max(0.1, min(cpus, quota)) if quota else cpus
+
+
 _PR_SET_PDEATHSIG = 1
 
 

@@ -56,8 +56,16 @@ class WorkerSettings(BaseSettings):
         default=0,
         ge=0,
         le=64,
-        description="threads per x264 encoder (0: x264 decides; spreading about 1.5 x cores "
-        "over the rungs measured within noise of that, docs/benchmarks-worker.md)",
+        description="threads of every x264 encoder (0: x264's own choice, but on a machine "
+        "of up to 4 CPUs one per CPU, and one for rungs up to 480p: "
+        "kubevod.worker.ffmpeg.encoder_threads)",
+    )
+    cpus: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1024.0,
+        description="CPUs the encode may use (0: this process's affinity, capped by its "
+        "cgroup CPU quota, e.g. the Job pod's limit)",
     )
     audio_bitrate: int = Field(default=128_000, ge=32_000, le=512_000, description="bits/s")
     first_segment_seconds: float = Field(
