@@ -318,17 +318,18 @@ def render(
         "How the one process saves CPU against the baseline (same x264 preset, CRF, "
         "maxrate/bufsize, GOP and forced keyframes on both sides):",
         "",
-        "- the source is decoded once instead of once per rung, on one thread on a machine "
-        "of up to 4 CPUs (the encoders keep the CPUs busy; frame threads only add waits);",
+        "- the source is decoded once instead of once per rung;",
         "- lower rungs are scaled from a larger rung (1080p -> 720p -> 480p/360p -> 240p) "
         "instead of each from the source, with zimg (`zscale`) lanczos where ffmpeg has it "
         "and the step is at most 2:1: about half the CPU of swscale's bicubic from the "
         "source, and sharper, so the second resampling does not blur (quality table); "
         "zimg 3.0.4 gets steps just above 2:1 wrong on AVX-512, so those stay on swscale "
         "(tests/integration/test_cascade_scaling.py compares every cascaded rung);",
-        "- x264 threads on a machine of up to 4 CPUs: one per CPU for the big rungs instead "
-        "of x264's 1.5 (the other encoders fill its waits) and one for rungs under 0.5 MP, "
-        "whose few macroblock rows leave frame threads little to overlap;",
+        "- threads sized to the CPUs (`ffmpeg.thread_plan`): ffmpeg's main thread decodes, "
+        "scales and runs one-thread x264 encoders for the small rungs, as much as fits its "
+        "share of the CPUs; the rest get one x264 thread per CPU instead of 1.5 (the "
+        "other encoders fill their waits). Here: decoder 1, x264 2, 1, 1, 1, 1; x264's "
+        "default threads on every rung measured about 0.03x higher at the same wall time;",
         "- one filter thread (slice threads cost more in synchronisation than they save here);",
         "- glibc malloc keeps freed frame/segment buffers (`MALLOC_MMAP_THRESHOLD_`, "
         "`MALLOC_TRIM_THRESHOLD_`) instead of re-faulting zeroed pages; the baseline runs "
@@ -338,10 +339,10 @@ def render(
         f"alternated pairs {median:.3f}; least-disturbed runs {one.cpu / baseline.cpu:.3f}). "
         "Where the CPU of the one process goes (perf, this ladder): x264 ~75%, decoding "
         "and AAC ~14%, zimg ~5%, kernel ~3%. x264 does the same work in both runs, which "
-        "puts the floor of this ratio near 0.55 even with free decoding and scaling; the "
-        "only way below it found here is x264 on one thread for every rung (about 0.57x), "
-        "which makes the ladder no faster than the baseline in wall time. Pairs vary by "
-        "about +-0.02 with the load of other work on the shared CPUs, hence several "
+        "puts the floor of this ratio near 0.55 even with free decoding and scaling. x264 "
+        "on one thread for every rung measured 0.56-0.58x, no better than the thread plan, "
+        "and made the ladder no faster than the baseline in wall time. Pairs vary by "
+        "about +-0.03 with the load of other work on the shared CPUs, hence several "
         "alternated pairs.",
         "",
         "Time to first playable is short because the first segment is 1 s (keyframes forced "

@@ -14,14 +14,13 @@ from kubevod.worker.ffmpeg import (
     EncodePlan,
     TrickplayOut,
     audio_piece_seconds,
-    decoder_threads,
-    encoder_threads,
     filter_graph,
     gop_frames,
     keyframe_expr,
     poster_argv,
     scale_parents,
     subtitles_argv,
+    thread_plan,
     transcode_argv,
     trial_argv,
     video_encoder_args,
@@ -143,21 +142,24 @@ LADDER = tuple(
 @pytest.mark.parametrize(
     ("cpus", "accel", "setting", "decoder", "encoders"),
     [
-        (2.0, "software", 0, 1, [2, 2, 1, 1, 1]),  # small machine: a thread per CPU, 1 if small
-        (4.0, "software", 0, 1, [4, 4, 1, 1, 1]),
-        (1.5, "software", 0, 1, [2, 2, 1, 1, 1]),  # a fractional pod CPU limit
-        (8.0, "software", 0, 0, [0] * 5),  # big machine: ffmpeg and x264 decide
+        (2.0, "software", 0, 1, [2, 1, 1, 1, 1]),  # measured: only the top rung threaded
+        (1.5, "software", 0, 1, [2, 1, 1, 1, 1]),  # a fractional pod CPU limit
+        (1.0, "software", 0, 1, [1, 1, 1, 1, 1]),  # one CPU: nothing to overlap
+        (4.0, "software", 0, 1, [4, 4, 4, 1, 1]),  # main thread takes less on more CPUs
+        (5.0, "software", 0, 1, [5, 5, 5, 5, 1]),
+        (6.0, "software", 0, 0, [0] * 5),  # decoding alone is more than its share: auto
+        (32.0, "software", 0, 0, [0] * 5),
         (0.0, "software", 0, 0, [0] * 5),  # CPUs unknown
         (2.0, "nvidia", 0, 0, [0] * 5),  # decoding feeds the GPU: keep its threads
         (2.0, "software", 3, 1, [3] * 5),  # the setting wins for every rung
+        (8.0, "software", 3, 0, [3] * 5),
     ],
 )
 def test_threads_follow_the_machine(
     cpus: float, accel: str, setting: int, decoder: int, encoders: list[int]
 ) -> None:
     p = plan(rungs=LADDER, cpus=cpus, accelerator=accel, x264_threads=setting)
-    assert decoder_threads(p) == decoder
-    assert [encoder_threads(p, r) for r in LADDER] == encoders
+    assert thread_plan(p) == (decoder, tuple(encoders))
     argv = transcode_argv(p)
     before_input = argv[: argv.index("-i")]
     assert ("-threads" in before_input) == bool(decoder)

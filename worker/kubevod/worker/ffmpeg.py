@@ -47,15 +47,13 @@ Scaler = Literal["swscale", "zscale"]
 #: e.g. 854 -> 426) on AVX-512 CPUs; tests/integration/test_cascade_scaling.py
 #: compares every cascaded rung with swscale from the source.
 ZSCALE_MAX_RATIO = 2.0
-#: On a machine with up to this many CPUs the encoders of the big rungs keep every core
-#: busy, so threads that only overlap waits cost more in synchronisation than they give:
-#: a software encode decodes the source on one thread, a big rung's x264 takes one
-#: thread per CPU (not its usual 1.5: other rungs' encoders fill its waits), and rungs
-#: under SMALL_RUNG_PIXELS encode on one thread each (frames a few macroblock rows tall
-#: leave frame threads little to overlap). Above it, ffmpeg and x264 choose their own
-#: threads: one decoding thread could not feed the encoders. docs/benchmarks-worker.md.
-SMALL_MACHINE_CPUS = 4
-SMALL_RUNG_PIXELS = 500_000
+#: Decoding and scaling one frame, as a share of encoding the top rung's frame with
+#: x264 (perf of a 1080p ladder: ~4 s of decoding and zimg against ~7.5 s of x264).
+DECODE_SHARE = 0.5
+#: How much more than its even share of the work ffmpeg's main thread may take: a
+#: threaded x264 keeps its threads only about 80% busy (frame threads wait on each
+#: other's rows), so the main thread can take more without slowing the ladder.
+MAIN_THREAD_SLACK = 1.25
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,7 @@ class EncodePlan:
     x265_preset: str = "faster"
     svtav1_preset: int = 10
     crf: int = 23
-    x264_threads: int = 0  # of every rung's encoder; 0: encoder_threads() decides
+    x264_threads: int = 0  # of every rung's encoder; 0: thread_plan() decides
     cpus: float = 0.0  # CPUs this encode may use; 0: unknown (ffmpeg and x264 decide threads)
     scaler: Scaler = "swscale"
     deinterlace: bool = False
@@ -182,24 +180,37 @@ def scale_parents(rungs: Sequence[Rung], cascade: bool = True) -> list[int]:
     return parents
 
 
-def small_machine(plan: EncodePlan) -> bool:
-    """True for a software encode on at most SMALL_MACHINE_CPUS CPUs."""
-    return plan.accelerator == "software" and 0 < plan.cpus <= SMALL_MACHINE_CPUS
+def thread_plan(plan: EncodePlan) -> tuple[int, tuple[int, ...]]:
+    """Threads of the decoder and of each rung's x264 (0: let ffmpeg or x264 decide).
 
-
-def encoder_threads(plan: EncodePlan, rung: Rung) -> int:
-    """x264 threads of ``rung``'s encoder: the setting; else on a small machine one per CPU,
-    or 1 for a rung under SMALL_RUNG_PIXELS; else 0 (x264 takes 1.5 per CPU)."""
+    ffmpeg 5 decodes, filters and calls every encoder in turn on one main thread. A
+    one-thread x264 encodes right there; a threaded one hands the frame to its own
+    threads. Threads cost CPU in synchronisation, so on a machine where the encoders
+    keep every CPU busy anyway, as much as fits runs on the main thread: decoding
+    first, then the rungs, smallest first, while the main thread's work (counted in
+    pixels) stays within its share of the CPUs (MAIN_THREAD_SLACK). The other rungs'
+    x264 get one thread per CPU, not their usual 1.5: the other encoders fill their
+    waits. When even decoding exceeds that share (more than ~5 CPUs), or the CPUs are
+    unknown, or a GPU encodes, ffmpeg and x264 choose their own threads.
+    On 2 CPUs, 1080p..240p: decoder 1, x264 2, 1, 1, 1, 1 (docs/benchmarks-worker.md).
+    """
+    auto = (0, tuple(plan.x264_threads for _ in plan.rungs))
+    if plan.accelerator != "software" or plan.cpus <= 0 or not plan.rungs:
+        return auto
+    pixels = [r.width * r.height for r in plan.rungs]
+    main = DECODE_SHARE * pixels[0]
+    share = (main + sum(pixels)) / plan.cpus * MAIN_THREAD_SLACK
+    if main > share:
+        return auto
+    threads = [math.ceil(plan.cpus)] * len(pixels)
+    for i in sorted(range(len(pixels)), key=pixels.__getitem__):
+        if main + pixels[i] > share:
+            break
+        main += pixels[i]
+        threads[i] = 1
     if plan.x264_threads:
-        return plan.x264_threads
-    if not small_machine(plan):
-        return 0
-    return 1 if rung.width * rung.height < SMALL_RUNG_PIXELS else math.ceil(plan.cpus)
-
-
-def decoder_threads(plan: EncodePlan) -> int:
-    """Threads of the source's decoder: 1 on a small machine, else 0 (the decoder decides)."""
-    return 1 if small_machine(plan) else 0
+        threads = [plan.x264_threads] * len(pixels)
+    return 1, tuple(threads)
 
 
 def _zscale_safe(parent: Rung, rung: Rung) -> bool:
@@ -284,7 +295,7 @@ def video_encoder_args(plan: EncodePlan, rung: Rung) -> list[str]:
     return encoders.video_encoder_args(
         plan.codec, plan.accelerator, rung, gop=gop, crf=plan.crf,
         x264_preset=plan.x264_preset, x265_preset=plan.x265_preset,
-        svtav1_preset=plan.svtav1_preset, threads=encoder_threads(plan, rung),
+        svtav1_preset=plan.svtav1_preset, threads=thread_plan(plan)[1][plan.rungs.index(rung)],
     )  # fmt: skip
 
 
@@ -319,8 +330,8 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     # One filter thread: the graph is a small share of the work and its slice threads
     # cost more in synchronisation than they save (bench/transcode.py).
     argv += ["-filter_complex_threads", "1"]
-    if decoder_threads(plan):
-        argv += ["-threads", str(decoder_threads(plan))]
+    if decoder := thread_plan(plan)[0]:
+        argv += ["-threads", str(decoder)]
     argv += ["-i", plan.source, "-filter_complex", filter_graph(plan)]
     first, every = plan.first_segment, plan.segment_seconds
     for i, rung in enumerate(plan.rungs):

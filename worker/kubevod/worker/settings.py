@@ -56,9 +56,8 @@ class WorkerSettings(BaseSettings):
         default=0,
         ge=0,
         le=64,
-        description="threads of every x264 encoder (0: x264's own choice, but on a machine "
-        "of up to 4 CPUs one per CPU, and one for rungs up to 480p: "
-        "kubevod.worker.ffmpeg.encoder_threads)",
+        description="threads of every x264 encoder (0: sized to the CPUs by "
+        "kubevod.worker.ffmpeg.thread_plan; on 2 CPUs the top rung gets 2, the others 1)",
     )
     cpus: float = Field(
         default=0.0,
