@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubevod.worker.errors import Cancelled
+from kubevod.worker.errors import Cancelled, TranscodeFailed
 from kubevod.worker.pipeline import run
 
 from kubevod.backends import open_catalog, open_store
@@ -199,6 +199,37 @@ def test_cancel_stops_ffmpeg_and_leaves_nothing_claiming_progress(
     assert [o.key for o in local_backends.store.list(f"videos/{job.video_id}/")] == []
     leftover = subprocess.run(["pgrep", "-f", str(source)], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "ffmpeg still running after cancel"
+
+
+def test_a_hung_ffmpeg_is_stopped_and_the_video_fails_with_a_reason(
+    local_backends: Backends, tmp_path: Path
+) -> None:
+    """ffmpeg frozen mid-run (SIGSTOP, as on a hung mount) ends ``failed``, not waited on forever.
+
+    The real ffmpeg freezes itself through a small wrapper before the ladder encode starts;
+    probing and the capability checks run normally.
+    """
+    source = make_video(tmp_path / "src.mp4", seconds=2, width=320, height=180)
+    real = fast_settings().ffmpeg
+    wrapper = tmp_path / "ffmpeg"
+    wrapper.write_text(
+        f'#!/bin/sh\ncase "$*" in *-progress*) kill -STOP $$ ;; esac\nexec {real} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    job = TranscodeJob(video_id=new_video_id(), source=str(source))
+    settings = fast_settings(ffmpeg=str(wrapper), stall_timeout=1, kill_grace=0.5)
+    started = time.monotonic()
+    with pytest.raises(TranscodeFailed, match="no progress for 1 s"):
+        run(job, store=local_backends.store, catalog=local_backends.catalog, settings=settings)
+    assert time.monotonic() - started < 30
+    video = local_backends.catalog.get(job.video_id)
+    assert video.state == VideoState.FAILED and not video.playable
+    assert "no progress for 1 s" in video.message
+    assert local_backends.catalog.segments(job.video_id) == []
+    assert [o.key for o in local_backends.store.list(f"videos/{job.video_id}/")
+            if "/logs/" not in o.key] == []  # fmt: skip
+    leftover = subprocess.run(["pgrep", "-f", str(wrapper)], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "the frozen ffmpeg was left behind"
 
 
 def _worker_env(backends: Backends, job: TranscodeJob) -> dict[str, str]:

@@ -322,6 +322,7 @@ class _Transcode:
                 on_update=tracker.ffmpeg,
             )  # fmt: skip
             playable = False
+            seen, alive = proc.last, time.monotonic()
             while proc.poll() is None:
                 if self.cancel.is_set():
                     proc.stop(self.settings.kill_grace)
@@ -329,6 +330,18 @@ class _Transcode:
                 if uploader.poll():
                     # ffmpeg 5.1 may hold -progress back (trickplay output): segments speak.
                     tracker.media(min(t.end() for t in video_tracks))
+                    alive = time.monotonic()
+                if proc.last is not seen:
+                    seen, alive = proc.last, time.monotonic()
+                elif time.monotonic() - alive > self.settings.stall_timeout:
+                    # A source on a hung mount, a wedged GPU: stop rather than wait forever.
+                    proc.stop(self.settings.kill_grace)
+                    self._keep_log(proc)
+                    raise TranscodeFailed(
+                        f"ffmpeg made no progress for {self.settings.stall_timeout:g} s "
+                        "and was stopped",
+                        argv=argv, log_tail=proc.log_tail(),
+                    )  # fmt: skip
                 if not playable and uploader.all_started():
                     playable = self._mark_playable(plan, uploader)
                 time.sleep(self.settings.poll_interval)

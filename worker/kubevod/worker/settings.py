@@ -100,6 +100,12 @@ class WorkerSettings(BaseSettings):
     hwaccel_trial_timeout: float = Field(
         default=20.0, gt=0, description="limit of a one-frame trial encode (s)"
     )
+    stall_timeout: float = Field(
+        default=600.0,
+        gt=0,
+        description="fail the transcode when ffmpeg reports no progress and writes no "
+        "segment for this long (s): a source on a hung mount, a wedged GPU",
+    )
     kill_grace: float = Field(
         default=3.0, gt=0, description="seconds between SIGTERM and SIGKILL of ffmpeg on cancel"
     )
