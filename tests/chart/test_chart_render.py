@@ -55,6 +55,7 @@ def test_helm_lint_strict_passes() -> None:
         ({"mongodb": {"enabled": False}}, "externalMongo"),
         ({"externalMongo": {"uri": "postgres://x"}}, "externalMongo.uri"),
         ({"cache": {"tls": {"enabled": True}}}, "cache.tls.secretName"),
+        ({"cache": {"signedUrls": {"ttlSeconds": 5}}}, "cache.signedUrls.ttlSeconds"),
     ],
 )
 def test_values_schema_rejects_wrong_values(
@@ -146,6 +147,20 @@ def test_media_origin_is_minio_public_s3_or_the_api(
         "https", "s3.example.com", "443", "/videos-prod/videos/",
     )  # fmt: skip
     assert origin("external-existing-secrets") == ("http", "vod-kubevod-api", "8000", "/media/")
+
+
+def test_signed_urls_give_the_api_the_secret_and_the_link_lifetime(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    env = container_env(find(rendered["signed-urls"], "Deployment", "-api"))
+    assert env["KUBEVOD_SIGNING_SECRET"]["secretKeyRef"]["key"] == "signing-secret"
+    assert env["KUBEVOD_SIGNING_TTL_S"] == "21600"
+    assert "KUBEVOD_SIGNING_TTL_S" not in container_env(
+        find(rendered["default"], "Deployment", "-api")
+    )
+    shorter = {"cache": {"signedUrls": {"enabled": True, "ttlSeconds": 900}}}
+    docs = documents(template_text(shorter, tmp=tmp_path).stdout)
+    assert container_env(find(docs, "Deployment", "-api"))["KUBEVOD_SIGNING_TTL_S"] == "900"
 
 
 def test_connection_urls_use_the_generated_passwords(
