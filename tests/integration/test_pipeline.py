@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 from kubevod.worker.errors import Cancelled, TranscodeFailed
 from kubevod.worker.pipeline import run
+from kubevod.worker.thumbs import make_poster
 
 from kubevod.backends import open_catalog, open_store
 from kubevod.catalog.base import Catalog
@@ -61,6 +63,18 @@ def local_backends(tmp_path: Path) -> Iterator[Backends]:
     catalog.close()
 
 
+def psnr(a: Path, b: Path) -> float:
+    """Average PSNR (dB) of two same-sized images; inf when identical."""
+    done = subprocess.run(
+        [fast_settings().ffmpeg, "-hide_banner", "-i", str(a), "-i", str(b),
+         "-filter_complex", "[0:v][1:v]psnr", "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = re.search(r"PSNR .*average:([0-9.]+|inf)", done.stderr)
+    assert found, done.stderr[-500:]
+    return float(found.group(1))
+
+
 @pytest.fixture(params=["file+sqlite", "minio+mongo"])
 def backends(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backends]:
     if request.param == "file+sqlite":
@@ -96,6 +110,14 @@ def test_ladder_is_complete_aligned_and_playable(
     assert seen == sorted(seen) and seen[-1] == 100.0
     # poster and trickplay (sprite sheets + WebVTT index)
     assert video.poster_key and backends.store.get(video.poster_key)[:2] == b"\xff\xd8"
+    # ... the poster is the frame at 10% (0.5 s), as a seek into the source gives it
+    poster = tmp_path / "poster.jpg"
+    poster.write_bytes(backends.store.get(video.poster_key))
+    seeked = make_poster(
+        clip, tmp_path / "seeked.jpg", duration=5.0, width=640, height=360,
+        ffmpeg=fast_settings().ffmpeg,
+    )  # fmt: skip
+    assert seeked is not None and psnr(poster, seeked) > 40
     assert video.trickplay is not None and video.trickplay.sheets == 1
     vtt = backends.store.get(video.trickplay.vtt_key).decode()
     assert vtt.startswith("WEBVTT") and vtt.count("0.jpg#xywh=") == 5

@@ -12,6 +12,7 @@ from kubevod.worker.encoders import CODECS, codec_crf, encoder_name
 from kubevod.worker.ffmpeg import (
     AudioOut,
     EncodePlan,
+    PosterOut,
     TrickplayOut,
     audio_piece_seconds,
     filter_graph,
@@ -166,6 +167,20 @@ def test_threads_follow_the_machine(
     if accel == "software":
         given = [int(t) for t in after(argv[argv.index("-i") :], "-threads")]
         assert given == [t for t in encoders if t]
+
+
+def test_the_poster_comes_from_the_same_decode() -> None:
+    p = plan(poster=PosterOut(2.5, 1280, 720), trickplay=None)
+    graph = filter_graph(p)
+    assert graph.startswith("[0:0]split=2[s0][spo];")
+    assert (
+        "[spo]select='eq(n,0)+gte(t,2.5)*lt(selected_n,2)',"
+        "scale=1280:720,setsar=1,format=yuvj420p[po]"
+    ) in graph
+    assert transcode_argv(p)[-13:] == [
+        "-map", "[po]", "-c:v", "mjpeg", "-q:v", "3", "-fps_mode", "passthrough",
+        "-f", "image2", "-update", "1", "poster.jpg",
+    ]  # fmt: skip
 
 
 def test_direct_scaling_from_the_source_when_cascade_is_off() -> None:

@@ -67,13 +67,17 @@ def renditions(
 
 
 def upload_poster(
-    store: ObjectStore, prefix: str, source: Path, info: SourceInfo, work: Path, ffmpeg: str
-) -> str | None:
-    """Make and upload ``<prefix>/poster.jpg``; its key, or None when none could be made."""
-    out = thumbs.make_poster(
-        source, work / "poster.jpg", duration=info.duration,
-        width=info.video.display_width, height=info.video.display_height, ffmpeg=ffmpeg,
-    )  # fmt: skip
+    store: ObjectStore, prefix: str, source: Path, info: SourceInfo, work: Path, ffmpeg: str,
+    made: Path | None = None,
+) -> str | None:  # fmt: skip
+    """Upload ``<prefix>/poster.jpg``: ``made`` by the main ffmpeg, else made now from the
+    source; its key, or None when none could be made."""
+    out: Path | None = made
+    if out is None or not out.is_file() or out.stat().st_size == 0:
+        out = thumbs.make_poster(
+            source, work / "poster.jpg", duration=info.duration,
+            width=info.video.display_width, height=info.video.display_height, ffmpeg=ffmpeg,
+        )  # fmt: skip
     if out is None:
         return None
     key = f"{prefix}/poster.jpg"

@@ -66,6 +66,20 @@ class AudioOut:
 
 
 @dataclass(frozen=True)
+class PosterOut:
+    """The poster, from the same decode: the first frame at or after ``at`` seconds
+    (the first frame of all when the source ends sooner)."""
+
+    at: float
+    width: int
+    height: int
+
+
+#: Where the main ffmpeg writes the poster (relative to its working directory).
+POSTER_FILE = "poster.jpg"
+
+
+@dataclass(frozen=True)
 class TrickplayOut:
     """Seek-bar sprite sheets made from the same decode."""
 
@@ -98,6 +112,7 @@ class EncodePlan:
     deinterlace: bool = False
     fps: float | None = None  # force a constant output rate (VFR or > 60 fps sources)
     trickplay: TrickplayOut | None = None
+    poster: PosterOut | None = None
     vaapi_device: str = DEFAULT_VAAPI_DEVICE
     cascade: bool = True  # scale lower rungs from larger ones (see scale_parents)
 
@@ -240,7 +255,7 @@ def _resize(plan: EncodePlan, rung: Rung, parent: int) -> str:
 
 
 def filter_graph(plan: EncodePlan) -> str:
-    """The ``-filter_complex`` graph: decode once, split, scale per rung (+ trickplay).
+    """The ``-filter_complex`` graph: decode once, split, scale per rung (+ trickplay, poster).
 
     Lower rungs are scaled from a larger rung's frames when that is cheaper
     (``scale_parents``); each rung is converted to 8-bit 4:2:0 once.
@@ -257,6 +272,8 @@ def filter_graph(plan: EncodePlan) -> str:
     src_outs = [f"[s{i}]" for i in children.get(-1, [])]
     if plan.trickplay:
         src_outs.append("[stp]")
+    if plan.poster:
+        src_outs.append("[spo]")
     head = f"[0:{plan.video_stream}]" + ",".join([*pre, f"split={len(src_outs)}"])
     parts = [head + "".join(src_outs)]
     for i, rung in enumerate(plan.rungs):
@@ -275,6 +292,13 @@ def filter_graph(plan: EncodePlan) -> str:
         parts.append(chain + f",split={1 + len(kids)}{out}" + "".join(f"[c{i}_{k}]" for k in kids))
         if upload:
             parts.append(f"[e{i}]{upload}[v{i}]")
+    if plan.poster:
+        po = plan.poster
+        # Frame 0, then the first frame at or after ``at``; the image2 muxer keeps the last.
+        parts.append(
+            f"[spo]select='eq(n,0)+gte(t,{_num(po.at)})*lt(selected_n,2)',"
+            f"scale={po.width}:{po.height},setsar=1,format=yuvj420p[po]"
+        )
     if plan.trickplay:
         tp = plan.trickplay
         parts.append(
@@ -319,7 +343,7 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     Returns:
         argv; run it with the scratch folder as working directory. It writes
         ``<rung>/init.mp4``, ``<rung>/<seq>.m4s`` (seq from 0),
-        ``<audio>.pieces/<n>.m4s`` and ``trickplay/<n>.jpg``.
+        ``<audio>.pieces/<n>.m4s``, ``trickplay/<n>.jpg`` and ``poster.jpg``.
     """
     argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
     argv += ["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]
@@ -351,6 +375,9 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     if plan.trickplay:
         argv += ["-map", "[tp]", "-c:v", "mjpeg", "-q:v", "5", "-fps_mode", "passthrough"]
         argv += ["-f", "image2", "-start_number", "0", "trickplay/%d.jpg"]
+    if plan.poster:
+        argv += ["-map", "[po]", "-c:v", "mjpeg", "-q:v", "3", "-fps_mode", "passthrough"]
+        argv += ["-f", "image2", "-update", "1", POSTER_FILE]
     return argv
 
 

@@ -26,6 +26,7 @@ from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
 from kubevod.worker.ffmpeg import (
     PIECES_DIR_SUFFIX,
+    POSTER_FILE,
     AudioOut,
     EncodePlan,
     transcode_argv,
@@ -286,6 +287,9 @@ class _Transcode:
             trickplay=thumbs.plan_trickplay(
                 info.duration, info.video.display_width, info.video.display_height
             ),
+            poster=thumbs.plan_poster(
+                info.duration, info.video.display_width, info.video.display_height
+            ),
         )
 
     def _encode(self, plan: EncodePlan, info: SourceInfo) -> tuple[SegmentUploader, FfmpegProcess]:
@@ -384,7 +388,10 @@ class _Transcode:
         self._check_cancel()
         with stage("thumbnails"):
             ffmpeg, prefix = self.settings.ffmpeg, self.prefix
-            poster_key = extras.upload_poster(self.store, prefix, source, info, self.work, ffmpeg)
+            poster_key = extras.upload_poster(
+                self.store, prefix, source, info, self.work, ffmpeg,
+                made=self.work / "out" / POSTER_FILE if plan.poster else None,
+            )  # fmt: skip
             if poster_key is None:
                 self.log.warning("no poster could be made")
             trickplay = extras.upload_trickplay(

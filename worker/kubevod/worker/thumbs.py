@@ -1,9 +1,10 @@
 """Poster, trickplay sprite sheets with their WebVTT index, and subtitles as WebVTT.
 
-The sprite sheets themselves come out of the main ffmpeg process (a branch of
-its ``split``, so the source is decoded once); this module plans them and
-writes the index (pure), and runs the two small extra ffmpeg calls: the poster
-(one seek, one frame) and the text-subtitle export.
+The sprite sheets and the poster come out of the main ffmpeg process (branches
+of its ``split``, so the source is decoded once); this module plans them and
+writes the index (pure), and runs the small extra ffmpeg calls: the poster again
+(one seek, one frame) only when the main run left none, and the text-subtitle
+export.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubevod.worker.ffmpeg import TrickplayOut, poster_argv, subtitles_argv
+from kubevod.worker.ffmpeg import PosterOut, TrickplayOut, poster_argv, subtitles_argv
 from kubevod.worker.probe import SubtitleStream
 
 THUMB_LONG_SIDE = 160
@@ -116,12 +117,18 @@ def plan_subtitles(streams: Sequence[SubtitleStream]) -> list[SubtitleOut]:
     ]
 
 
+def plan_poster(duration: float, width: int, height: int) -> PosterOut:
+    """The poster: about 10% into the video, long side at most POSTER_LONG_SIDE."""
+    w, h = fit(width, height, POSTER_LONG_SIDE)
+    return PosterOut(min(max(0.0, duration * 0.1), max(0.0, duration - 0.1)), w, h)
+
+
 def make_poster(
     source: Path, out: Path, *, duration: float, width: int, height: int, ffmpeg: str
 ) -> Path | None:
     """Write a poster JPEG from about 10% into the video; None when ffmpeg could not."""
-    w, h = fit(width, height, POSTER_LONG_SIDE)
-    at = min(max(0.0, duration * 0.1), max(0.0, duration - 0.1))
+    poster = plan_poster(duration, width, height)
+    at, w, h = poster.at, poster.width, poster.height
     argv = poster_argv(str(source), at=at, width=w, height=h, out=str(out), ffmpeg=ffmpeg)
     done = subprocess.run(argv, capture_output=True, timeout=120, check=False)
     if done.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
