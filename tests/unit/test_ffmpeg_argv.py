@@ -392,6 +392,17 @@ def test_svtav1_keyframes_come_from_a_fixed_gop_of_one_piece() -> None:
     assert "720p/index.m3u8" in nv
 
 
+def test_x265_and_svtav1_pools_follow_the_cpus_when_known() -> None:
+    def params(codec: str, flag: str, cpus: float) -> dict[str, str]:
+        argv = video_encoder_args(plan(codec=codec, cpus=cpus), RUNGS[0])
+        return dict(x.split("=") for x in after(argv, flag)[0].split(":"))
+
+    assert params("hevc", "-x265-params", 1.5)["pools"] == "2"  # a pod limited to 1.5 CPUs
+    assert params("av1", "-svtav1-params", 2)["lp"] == "2"
+    assert "pools" not in params("hevc", "-x265-params", 0)  # unknown: the encoder counts
+    assert "lp" not in params("av1", "-svtav1-params", 0)
+
+
 def test_hevc_transcode_forces_the_same_keyframes_in_every_rung() -> None:
     argv = transcode_argv(plan(codec="hevc"))
     assert after(argv, "-force_key_frames") == [keyframe_expr(1, 4)] * 2

@@ -73,6 +73,7 @@ def video_encoder_args(
     x265_preset: str = "faster",
     svtav1_preset: int = 10,
     threads: int = 0,
+    cpus: int = 0,
 ) -> list[str]:
     """Encoder options of one rung.
 
@@ -85,6 +86,10 @@ def video_encoder_args(
         crf: x264-scale quality target (mapped per codec by ``codec_crf``).
         x264_preset, x265_preset, svtav1_preset: software speed presets.
         threads: x264 threads per encoder (0: the encoder decides).
+        cpus: CPUs the process may use (0: unknown). x265 and SVT-AV1 size their
+            thread pools from the machine's core count, not a pod's CPU limit; with
+            five encoders in one process on a 2-CPU pod of a 32-core node that is
+            ~160 threads. Given, each pool gets this many.
 
     Raises:
         ValueError: ``codec`` has no encoder on ``accel``.
@@ -103,7 +108,7 @@ def video_encoder_args(
             params = (
                 f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:"
                 f"vbv-maxrate={kbps}:vbv-bufsize={buf_kbits}:log-level=error"
-            )
+            ) + (f":pools={cpus}" if cpus else "")
             return [
                 "-c:v", "libx265", "-preset", x265_preset, "-profile:v", "main", "-crf", q,
                 "-forced-idr", "1", "-x265-params", params, *tag,
@@ -125,7 +130,7 @@ def video_encoder_args(
             "-look_ahead", "0", *cap, "-g", g, "-idr_interval", "0", "-forced_idr", "1", *tag,
         ]  # fmt: skip
     if accel == "software":
-        params = f"keyint={gop}:scd=0:mbr={kbps}"
+        params = f"keyint={gop}:scd=0:mbr={kbps}" + (f":lp={cpus}" if cpus else "")
         return [
             "-c:v", "libsvtav1", "-preset", str(svtav1_preset), "-crf", q, "-g", g,
             "-svtav1-params", params,

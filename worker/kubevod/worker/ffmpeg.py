@@ -320,6 +320,7 @@ def video_encoder_args(plan: EncodePlan, rung: Rung) -> list[str]:
         plan.codec, plan.accelerator, rung, gop=gop, crf=plan.crf,
         x264_preset=plan.x264_preset, x265_preset=plan.x265_preset,
         svtav1_preset=plan.svtav1_preset, threads=thread_plan(plan)[1][plan.rungs.index(rung)],
+        cpus=math.ceil(plan.cpus),
     )  # fmt: skip
 
 
