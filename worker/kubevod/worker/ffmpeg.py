@@ -45,7 +45,7 @@ Scaler = Literal["swscale", "zscale"]
 #: zimg is used only for downscales of at most this ratio on each axis. zimg 3.0.4
 #: (Debian 12) writes wrong columns for horizontal ratios just above 2 (2.005-2.07,
 #: e.g. 854 -> 426) on AVX-512 CPUs; tests/integration/test_cascade_scaling.py
-#: compares every cascaded rung with swscale from the source.
+#: compares every cascaded rung with the same path through the ladder done by swscale.
 ZSCALE_MAX_RATIO = 2.0
 #: Decoding and scaling one frame, as a share of encoding the top rung's frame with
 #: x264 (perf of a 1080p ladder: ~4 s of decoding and zimg against ~7.5 s of x264).
