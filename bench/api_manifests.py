@@ -26,7 +26,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import binary, free_port, wait_http
+from bench.common import binary, free_port, start, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks-api.md"
@@ -185,22 +184,6 @@ def run_wrk(url: str, seconds: int, connections: int) -> tuple[float, float, flo
     return rps, p50, p99, count
 
 
-def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        argv, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def measure(seconds: int, connections: int, rounds: int) -> list[Result]:
     work = Path(tempfile.mkdtemp(prefix="kubevod-bench-api-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user when started as root
@@ -223,8 +206,8 @@ def measure(seconds: int, connections: int, rounds: int) -> list[Result]:
         procs.append(
             start(
                 [sys.executable, "-m", "kubevod.api.main"],
-                {**env, "KUBEVOD_PORT": str(api_port)},
                 work / "api.log",
+                {**env, "KUBEVOD_PORT": str(api_port)},
             )
         )
         servers["kubevod-api"] = f"http://127.0.0.1:{api_port}"
@@ -234,8 +217,8 @@ def measure(seconds: int, connections: int, rounds: int) -> list[Result]:
             start(
                 [sys.executable, "-m", "uvicorn", "--factory", "bench.api_manifests:bare_app",
                  "--port", str(bare_port), "--log-level", "warning", "--no-access-log"],
-                env,
                 work / "bare.log",
+                env,
             )
         )  # fmt: skip
         servers["api, no tracing"] = f"http://127.0.0.1:{bare_port}"
@@ -255,7 +238,7 @@ def measure(seconds: int, connections: int, rounds: int) -> list[Result]:
         conf = prefix / "nginx.conf"
         conf.write_text(NGINX_CONF.format(prefix=prefix, port=nginx_port, root=static))
         procs.append(
-            start([binary("nginx"), "-p", str(prefix), "-c", str(conf)], env, prefix / "out.log")
+            start([binary("nginx"), "-p", str(prefix), "-c", str(conf)], prefix / "out.log", env)
         )
         servers = {"nginx static": f"http://127.0.0.1:{nginx_port}", **servers}
         pids["nginx static"] = procs[-1].pid

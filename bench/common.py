@@ -1,9 +1,12 @@
-"""Helpers shared by the benchmarks: free ports, test-environment binaries, readiness."""
+"""Helpers shared by the benchmarks: free ports, test-environment binaries, servers, readiness."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import time
 import urllib.request
@@ -41,3 +44,21 @@ def wait_http(url: str, timeout: float = 30) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """A server in its own process group, its output to ``log``."""
+    return subprocess.Popen(
+        argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group (workers too), SIGKILL after 10 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import binary, free_port, wait_http
+from bench.common import binary, free_port, start, stop, wait_http
 from tests.chart.nginx_conf import local_values, render
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,22 +71,6 @@ request = function()
   return wrk.format("GET", paths[(i % #paths) + 1])
 end
 """
-
-
-def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        argv, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env
-    )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @dataclass

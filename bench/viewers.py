@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urljoin
 
-from bench.common import free_port, wait_http
+from bench.common import free_port, start, stop, wait_http
 from bench.nginx_cache import (
     ACCESS,
     BUCKET,
@@ -43,8 +43,6 @@ from bench.nginx_cache import (
     minio_server,
     nginx,
     put,
-    start,
-    stop,
     write_section,
 )
 
