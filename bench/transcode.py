@@ -255,7 +255,7 @@ def main() -> None:
             audio=_audio_outs(info, settings), segment_seconds=4.0,
             first_segment_seconds=settings.first_segment_seconds, x264_preset=args.preset,
             crf=settings.crf, cpus=available_cpus(),
-            scaler="zscale" if "zscale" in hwaccel.filters(ffmpeg) else "swscale",
+            scaler=hwaccel.scaler(ffmpeg),
         )  # fmt: skip
         baselines, ones = [], []
         for _ in range(max(1, args.repeat)):  # alternate, so load from others hits both alike

@@ -274,3 +274,4 @@ def test_ffmpeg_filters_are_read_from_the_binary(tmp_path: Path) -> None:
     names = hwaccel.filters("ffmpeg")
     assert {"scale", "split", "fps"} <= names  # every ffmpeg build has these
     assert hwaccel.filters(str(tmp_path / "no-such-ffmpeg")) == frozenset()
+    assert hwaccel.scaler(str(tmp_path / "no-such-ffmpeg")) == "swscale"  # cannot tell: swscale

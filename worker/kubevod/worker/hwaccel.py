@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from kubevod.worker.encoders import Codec, encoder_name
 from kubevod.worker.errors import one_line
-from kubevod.worker.ffmpeg import ACCELERATORS, Accel, trial_argv
+from kubevod.worker.ffmpeg import ACCELERATORS, Accel, Scaler, trial_argv
 
 from kubevod.jobs import Accelerator
 
@@ -102,6 +102,11 @@ def filters(ffmpeg: str = "ffmpeg", timeout: float = 20.0) -> frozenset[str]:
     with _lock:
         _filters[ffmpeg] = names
     return names
+
+
+def scaler(ffmpeg: str = "ffmpeg") -> Scaler:
+    """What resizes the cascaded rungs with this ffmpeg: zimg when it has ``zscale``."""
+    return "zscale" if "zscale" in filters(ffmpeg) else "swscale"
 
 
 def choose(

@@ -281,7 +281,7 @@ class _Transcode:
             crf=self.settings.crf,
             x264_threads=self.settings.x264_threads,
             cpus=self.settings.cpus or available_cpus(),
-            scaler="zscale" if "zscale" in hwaccel.filters(self.settings.ffmpeg) else "swscale",
+            scaler=hwaccel.scaler(self.settings.ffmpeg),
             deinterlace=info.video.interlaced,
             fps=fps if needs_fps else None,
             trickplay=thumbs.plan_trickplay(
