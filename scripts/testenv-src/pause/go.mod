@@ -1,0 +1,3 @@
+module kubevod.local/testenv/pause
+
+go 1.22
