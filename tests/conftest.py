@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures.util import RUNNING
 
-pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.otlp"]
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.otlp", "tests.fixtures.cluster"]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -24,14 +24,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Run the tests that drive Chromium last.
+    """Run the tests that drive Chromium last, and those on the real cluster after them.
 
     Playwright's sync API keeps its event loop running in the main thread for
     as long as the session-scoped ``browser`` fixture lives, and pytest-asyncio
     cannot start a loop after that; so every async test runs before the first
     browser test. The order inside each group is kept.
+
+    The cluster's tests come last so that it holds its memory for as short a
+    time as possible (it is torn down at the end of the session).
     """
-    uses_browser = [i for i in items if "browser" in getattr(i, "fixturenames", ())]
-    if uses_browser:
-        others = [i for i in items if "browser" not in getattr(i, "fixturenames", ())]
-        items[:] = others + uses_browser
+
+    def rank(item: pytest.Item) -> int:
+        names = getattr(item, "fixturenames", ())
+        return 2 * ("cluster" in names) + ("browser" in names)
+
+    items.sort(key=rank)  # stable: the order inside each group is kept

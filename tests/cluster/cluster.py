@@ -1,0 +1,557 @@
+"""A real one-node Kubernetes inside its own network namespace: bring-up and teardown.
+
+containerd, etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+kubelet and kube-proxy run as child processes entered into the namespace;
+pid files and logs are under the cluster's state folder, so another process
+(``make cluster-down``) can stop what ``make cluster`` started. Host clients
+reach the API server through a forwarder on 127.0.0.1 (forward.py).
+
+Order of bring-up, each step waiting for the one before it:
+namespace (proved sealed) -> host fence -> PKI -> containerd -> images ->
+etcd -> kube-apiserver -> controller-manager, scheduler -> kubelet, kube-proxy
+-> node Ready -> CoreDNS, metrics-server, storage, GPU stand-ins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.cluster import addons, config, forward, host, layout, netns, pki
+from tests.cluster.layout import Layout
+
+Progress = Callable[[str], None]
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not be started (the message says which part and why)."""
+
+
+def testenv_bin(name: str) -> str:
+    path = layout.testenv_root() / "bin" / name
+    if not path.exists():
+        raise ClusterError(
+            f"{name} is not installed: run `scripts/testenv cluster` (or `make test`)"
+        )
+    return str(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _kill(pids: Iterable[int], grace: float = 5) -> None:
+    pids = [p for p in pids if p > 1 and p != os.getpid()]
+    for p in pids:
+        with contextlib.suppress(OSError):
+            os.kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+        time.sleep(0.1)
+    for p in pids:
+        with contextlib.suppress(OSError):
+            os.kill(p, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(p, os.WNOHANG)
+
+
+class Cluster:
+    """One cluster's processes, files and host-side forwarders."""
+
+    DAEMONS = (
+        "containerd",
+        "etcd",
+        "kube-apiserver",
+        "kube-controller-manager",
+        "kube-scheduler",
+        "kubelet",
+        "kube-proxy",
+    )
+
+    def __init__(self, state: Path, netns_name: str = "kubevod-test") -> None:
+        self.layout = Layout(state.resolve(), netns_name)
+        self.forwarders = forward.Forwarders(netns_name)
+        self.api_port: int | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        """Start a daemon inside the namespace; its log and pid go under the state folder."""
+        lay = self.layout
+        lay.logs.mkdir(parents=True, exist_ok=True)
+        lay.pids.mkdir(parents=True, exist_ok=True)
+        with lay.log_file(name).open("ab") as log:
+            proc = subprocess.Popen(
+                [*netns.enter(lay.netns), *argv],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env={**os.environ, **(env or {})},
+            )
+        self.children[name] = proc
+        lay.pid_file(name).write_text(str(proc.pid))
+
+    def pid(self, name: str) -> int | None:
+        try:
+            return int(self.layout.pid_file(name).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def alive(self, name: str) -> bool:
+        pid = self.pid(name)
+        return pid is not None and _pid_alive(pid)
+
+    def check_alive(self, name: str) -> None:
+        if not self.alive(name):
+            raise ClusterError(f"{name} exited:\n{self.log_tail(name)}")
+
+    def stop_daemon(self, name: str, grace: float = 10) -> None:
+        pid = self.pid(name)
+        if pid is not None:
+            _kill([pid], grace)
+        proc = self.children.pop(name, None)
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(1)
+        self.layout.pid_file(name).unlink(missing_ok=True)
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        try:
+            text = self.layout.log_file(name).read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # ------------------------------------------------------------------ clients
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.layout.host_kubeconfig
+
+    def kubectl(
+        self,
+        *args: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """kubectl on the host, through the API forwarder."""
+        argv = [testenv_bin("kubectl"), f"--kubeconfig={self.kubeconfig}", *args]
+        r = subprocess.run(argv, capture_output=True, text=True, input=input, timeout=timeout)
+        if check and r.returncode != 0:
+            raise ClusterError(f"kubectl {' '.join(args)} failed ({r.returncode}):\n{r.stderr}")
+        return r
+
+    def apply(self, docs: Sequence[dict[str, Any]] | str, namespace: str | None = None) -> None:
+        text = docs if isinstance(docs, str) else yaml.safe_dump_all(list(docs))
+        ns = ["-n", namespace] if namespace else []
+        self.kubectl("apply", "--server-side", "--force-conflicts", *ns, "-f", "-", input=text)
+
+    def get_json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def ctr(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        argv = [testenv_bin("ctr"), "--address", str(self.layout.containerd_socket), "-n", "k8s.io"]
+        r = subprocess.run([*argv, *args], capture_output=True, text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise ClusterError(f"ctr {' '.join(args)} failed: {r.stderr}")
+        return r
+
+    def service_endpoint(self, namespace: str, service: str, port: int) -> tuple[str, int]:
+        """A ready endpoint (pod IP, target port) of a Service, looked up now."""
+        slices = self.get_json(
+            "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}"
+        )
+        svc = self.get_json("service", "-n", namespace, service)
+        wanted = next(p for p in svc["spec"]["ports"] if p["port"] == port)
+        name = wanted.get("name")
+        for s in slices["items"]:
+            ports = [p for p in s.get("ports") or [] if p.get("name", "") == (name or "")]
+            if not ports:
+                continue
+            for ep in s.get("endpoints") or []:
+                if ep.get("conditions", {}).get("ready"):
+                    return ep["addresses"][0], int(ports[0]["port"])
+        raise LookupError(f"service {namespace}/{service}:{port} has no ready endpoint")
+
+    def forward_service(self, namespace: str, service: str, port: int, local: int = 0) -> int:
+        """Forward host 127.0.0.1:local to a ready pod of the Service (asked per connection)."""
+        return self.forwarders.add(
+            f"{namespace}/{service}:{port}",
+            lambda: self.service_endpoint(namespace, service, port),
+            local,
+        )
+
+    # ------------------------------------------------------------------ bring-up
+
+    def up(self, images: Sequence[Path], progress: Progress = print, api_port: int = 0) -> None:
+        """Start everything; on any failure tear down what was started and raise."""
+        if os.geteuid() != 0:
+            raise ClusterError(
+                "the test cluster needs root (network namespaces, mounts, cgroups): "
+                "run it as root, e.g. `sudo make cluster`"
+            )
+        t0 = time.monotonic()
+
+        def step(what: str) -> None:
+            progress(f"[cluster] {what:<34} {time.monotonic() - t0:6.1f} s")
+
+        lay = self.layout
+        lay.state.mkdir(parents=True, exist_ok=True)
+        if not lay.baseline.exists():
+            host.save(lay.baseline)
+        try:
+            netns.create(lay.netns)
+            netns.fence_up()
+            step("namespace sealed, host fenced")
+            self.api_port = self.forwarders.add(
+                "apiserver", (layout.NODE_IP, layout.API_PORT), api_port
+            )
+            pki.make(lay)
+            lay.host_kubeconfig.write_text(pki.host_kubeconfig(lay, self.api_port))
+            self._write_configs()
+            step("pki and configs")
+            self.start(
+                "containerd",
+                [testenv_bin("containerd"), "--config", str(lay.state / "containerd.toml")],
+            )
+            self._wait(lambda: self._ctr_ok(), "containerd", 30)
+            importer = subprocess.Popen(
+                [
+                    testenv_bin("ctr"),
+                    "--address",
+                    str(lay.containerd_socket),
+                    "-n",
+                    "k8s.io",
+                    "images",
+                    "import",
+                    "--no-unpack",
+                    *map(str, images),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            step("containerd (importing images)")
+            self._start_control_plane()
+            step("control plane ready")
+            _, err = importer.communicate(timeout=600)
+            if importer.returncode != 0:
+                raise ClusterError(f"image import failed: {err.decode(errors='replace')}")
+            step("images imported")
+            self._start_node()
+            self._wait(self._node_ready, "node Ready", 120, "kubelet")
+            self._wait(
+                lambda: self.kubectl("get", "sa", "default", check=False).returncode == 0,
+                "default ServiceAccount",
+                60,
+            )
+            step("node Ready")
+            self._install_addons()
+            step("addons applied")
+        except BaseException:
+            self.down(progress=lambda _: None)
+            raise
+
+    def wait_addons(self, progress: Progress = print) -> None:
+        """Wait until CoreDNS and metrics-server are ready."""
+        t0 = time.monotonic()
+        for ns, deploy in addons.DEPLOYMENTS:
+            self.kubectl(
+                "-n", ns, "rollout", "status", f"deploy/{deploy}", "--timeout=180s", timeout=200
+            )
+        self._wait(self._metrics_ready, "metrics API", 120)
+        progress(f"[cluster] addons ready in {time.monotonic() - t0:.1f} s")
+
+    def _ctr_ok(self) -> bool:
+        self.check_alive("containerd")
+        try:
+            self.ctr("version", timeout=5)
+        except (ClusterError, subprocess.TimeoutExpired):
+            return False
+        return True
+
+    def _wait(
+        self, ok: Callable[[], bool], what: str, timeout: float, daemon: str | None = None
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if daemon:
+                self.check_alive(daemon)
+            if ok():
+                return
+            time.sleep(0.2)
+        raise ClusterError(
+            f"{what}: not after {timeout} s\n" + (self.log_tail(daemon) if daemon else "")
+        )
+
+    def _write_configs(self) -> None:
+        lay = self.layout
+        (lay.state / "containerd.toml").write_text(config.containerd_toml(lay))
+        lay.cni_conf_dir.mkdir(parents=True, exist_ok=True)
+        (lay.cni_conf_dir / "10-kubevod-test.conflist").write_text(
+            json.dumps(config.cni_conflist(lay), indent=1)
+        )
+        (lay.state / "kubelet.yaml").write_text(yaml.safe_dump(config.kubelet_config(lay)))
+        (lay.state / "kube-proxy.yaml").write_text(yaml.safe_dump(config.kube_proxy_config(lay)))
+        # Pods with dnsPolicy Default get this: no resolver outside the cluster.
+        (lay.state / "resolv.conf").write_text("# no name resolution outside the test cluster\n")
+        for i in range(addons.PERSISTENT_VOLUMES):
+            # hostPath volumes keep their mode: the chart's pods run as non-root users.
+            volume = lay.volumes / f"pv{i}"
+            volume.mkdir(parents=True, exist_ok=True)
+            volume.chmod(0o777)
+        sysctls = {k: netns.run(["sysctl", "-n", k]).stdout.strip() for k in layout.KUBELET_SYSCTLS}
+        saved = lay.state / "sysctls.json"
+        if not saved.exists():
+            saved.write_text(json.dumps(sysctls))
+
+    def _readyz(self) -> bool:
+        r = self.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
+        return r.returncode == 0 and r.stdout.strip() == "ok"
+
+    def _start_control_plane(self) -> None:
+        lay, k = self.layout, self.layout.pki
+        etcd = f"http://127.0.0.1:{layout.ETCD_PORT}"
+        peer = f"http://127.0.0.1:{layout.ETCD_PEER_PORT}"
+        self.start(
+            "etcd",
+            [
+                testenv_bin("etcd"),
+                "--data-dir",
+                str(lay.etcd_data),
+                "--name",
+                "kubevod-test",
+                "--listen-client-urls",
+                etcd,
+                "--advertise-client-urls",
+                etcd,
+                "--listen-peer-urls",
+                peer,
+                "--initial-advertise-peer-urls",
+                peer,
+                "--initial-cluster",
+                f"kubevod-test={peer}",
+                "--log-level",
+                "warn",
+                "--quota-backend-bytes",
+                str(2 * 1024**3),
+            ],
+        )
+        self.start(
+            "kube-apiserver",
+            [
+                testenv_bin("kube-apiserver"),
+                f"--etcd-servers={etcd}",
+                f"--bind-address={layout.NODE_IP}",
+                f"--advertise-address={layout.NODE_IP}",
+                f"--secure-port={layout.API_PORT}",
+                f"--tls-cert-file={k / 'apiserver.crt'}",
+                f"--tls-private-key-file={k / 'apiserver.key'}",
+                f"--client-ca-file={k / 'ca.crt'}",
+                f"--cert-dir={k / 'apiserver-certs'}",
+                f"--token-auth-file={k / 'tokens.csv'}",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-account-key-file={k / 'sa.pub'}",
+                f"--service-account-signing-key-file={k / 'sa.key'}",
+                f"--service-cluster-ip-range={layout.SERVICE_CIDR}",
+                "--allow-privileged=true",
+                f"--kubelet-client-certificate={k / 'kubelet-client.crt'}",
+                f"--kubelet-client-key={k / 'kubelet-client.key'}",
+                # The node's name resolves to 127.0.0.1 here: logs/exec need the InternalIP.
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                # The aggregation layer (metrics-server's APIService): the API server
+                # calls the endpoint's pod IP, since a ClusterIP has no route from here.
+                f"--requestheader-client-ca-file={k / 'front-proxy-ca.crt'}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-username-headers=X-Remote-User",
+                f"--proxy-client-cert-file={k / 'front-proxy-client.crt'}",
+                f"--proxy-client-key-file={k / 'front-proxy-client.key'}",
+                "--enable-aggregator-routing=true",
+                "--enable-priority-and-fairness=false",
+                "--profiling=false",
+                "--v=0",
+            ],
+        )
+        self._wait(self._readyz, "kube-apiserver /readyz", 120, "kube-apiserver")
+        self.start(
+            "kube-controller-manager",
+            [
+                testenv_bin("kube-controller-manager"),
+                f"--kubeconfig={k / 'kcm.kubeconfig'}",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={k / 'sa.key'}",
+                f"--root-ca-file={k / 'ca.crt'}",
+                f"--cluster-signing-cert-file={k / 'ca.crt'}",
+                f"--cluster-signing-key-file={k / 'ca.key'}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                "--allocate-node-cidrs=false",
+                "--profiling=false",
+                # The HPA test watches a scale-up and the way back within minutes.
+                "--horizontal-pod-autoscaler-sync-period=5s",
+                "--horizontal-pod-autoscaler-downscale-stabilization=30s",
+            ],
+        )
+        self.start(
+            "kube-scheduler",
+            [
+                testenv_bin("kube-scheduler"),
+                f"--kubeconfig={k / 'sched.kubeconfig'}",
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                "--profiling=false",
+            ],
+        )
+
+    def _start_node(self) -> None:
+        lay, k = self.layout, self.layout.pki
+        self.start(
+            "kubelet",
+            [
+                testenv_bin("kubelet"),
+                f"--config={lay.state / 'kubelet.yaml'}",
+                f"--kubeconfig={k / 'node.kubeconfig'}",
+                f"--root-dir={lay.kubelet_root}",
+                f"--cert-dir={lay.kubelet_root / 'pki'}",
+                f"--hostname-override={layout.NODE_NAME}",
+                f"--node-ip={layout.NODE_IP}",
+                f"--node-labels={addons.NODE_LABELS}",
+            ],
+        )
+        self.start(
+            "kube-proxy", [testenv_bin("kube-proxy"), f"--config={lay.state / 'kube-proxy.yaml'}"]
+        )
+
+    def _node_ready(self) -> bool:
+        r = self.kubectl("get", "node", layout.NODE_NAME, "-o", "json", check=False, timeout=10)
+        if r.returncode != 0:
+            return False
+        conditions = json.loads(r.stdout)["status"].get("conditions", [])
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    def _metrics_ready(self) -> bool:
+        r = self.kubectl(
+            "get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes", check=False, timeout=10
+        )
+        return r.returncode == 0 and '"items":[{' in r.stdout.replace(" ", "")
+
+    def _install_addons(self) -> None:
+        self.apply(addons.manifests(self.layout))
+        # An extended resource is advertised by patching the node's status (the
+        # way a device plugin's registration ends up): one fake NVIDIA GPU.
+        patch = json.dumps(
+            [{"op": "add", "path": "/status/capacity/nvidia.com~1gpu", "value": "1"}]
+        )
+        self.kubectl(
+            "patch", "node", layout.NODE_NAME, "--subresource=status", "--type=json", "-p", patch
+        )
+
+    # ------------------------------------------------------------------ teardown
+
+    def down(self, progress: Progress = print) -> list[str]:
+        """Stop everything and put the host back; returns what still differs from before."""
+        lay = self.layout
+        self.forwarders.stop()
+        self.stop_daemon("kube-controller-manager")
+        if self.alive("kube-apiserver") and self.alive("kubelet") and self.api_port:
+            self.kubectl(
+                "delete",
+                "pods",
+                "--all",
+                "-A",
+                "--force",
+                "--grace-period=0",
+                "--wait=false",
+                check=False,
+                timeout=60,
+            )
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and self._tasks():
+                time.sleep(0.5)  # kubelet stops the sandboxes (CNI DEL)
+        for name in ("kubelet", "kube-proxy", "kube-scheduler", "kube-apiserver", "etcd"):
+            self.stop_daemon(name)
+        if self.alive("containerd"):
+            for task in self._tasks():
+                with contextlib.suppress(ClusterError, subprocess.TimeoutExpired):
+                    self.ctr("tasks", "kill", "-s", "SIGKILL", task, timeout=10)
+        self.stop_daemon("containerd")
+        # Stragglers, by pid: whatever lives in the namespace or a kubepods cgroup.
+        if lay.netns_path.exists():
+            _kill(netns.pids(lay.netns), 3)
+        _kill(self._cgroup_pids(), 3)
+        for mount in sorted(self._mounts_under_state(), reverse=True):
+            if subprocess.run(["umount", mount], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", mount], capture_output=True)
+        netns.delete(lay.netns)
+        netns.fence_down()
+        for root in Path("/sys/fs/cgroup").iterdir():
+            for name in ("kubepods", "k8s.io"):
+                group = root / name
+                if group.is_dir():
+                    for d in sorted(group.glob("**/"), key=lambda p: len(p.parts), reverse=True):
+                        with contextlib.suppress(OSError):
+                            d.rmdir()
+        saved = lay.state / "sysctls.json"
+        if saved.exists():
+            for key, value in json.loads(saved.read_text()).items():
+                subprocess.run(["sysctl", "-qw", f"{key}={value}"], capture_output=True)
+        for d in host.OUTSIDE_DIRS:
+            if lay.baseline.exists() and d in host.load(lay.baseline)["dirs"]:
+                continue
+            subprocess.run(["rm", "-rf", d], capture_output=True)
+        if not lay.baseline.exists():
+            return []
+        left = host.differences(host.load(lay.baseline), host.snapshot())
+        for line in left:
+            progress(f"[cluster] host differs after teardown: {line}")
+        return left
+
+    def _tasks(self) -> list[str]:
+        if not self.alive("containerd"):
+            return []
+        try:
+            out = self.ctr("tasks", "ls", "-q", timeout=10).stdout
+        except (ClusterError, subprocess.TimeoutExpired):
+            return []
+        return out.split()
+
+    def _cgroup_pids(self) -> list[int]:
+        found: set[int] = set()
+        for root in Path("/sys/fs/cgroup").iterdir():
+            for name in ("kubepods", "k8s.io"):
+                for procs in (root / name).glob("**/cgroup.procs"):
+                    with contextlib.suppress(OSError, ValueError):
+                        found.update(int(p) for p in procs.read_text().split())
+        return sorted(found)
+
+    def _mounts_under_state(self) -> list[str]:
+        out = subprocess.run(
+            ["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True
+        ).stdout
+        prefix = str(self.layout.state) + "/"
+        return [m for m in out.splitlines() if m.startswith(prefix)]

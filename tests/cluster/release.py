@@ -1,0 +1,67 @@
+"""The chart on the test cluster: ``helm install`` with the locally built images.
+
+The only values set are those a user of these substitute images would set as
+well (repository, tag, pull policy: tests/cluster/images.py), plus whatever a
+test passes for the behaviour it checks.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+from tests.cluster import images
+from tests.cluster.cluster import Cluster, ClusterError, testenv_bin
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "kubevod"
+RELEASE = "kubevod"
+NAMESPACE = "kubevod"
+
+
+def component(name: str, release: str = RELEASE) -> str:
+    """The chart's name of a component's objects (``kubevod.componentName``)."""
+    return f"{release}-{name}" if release != "kubevod" else f"kubevod-{name}"
+
+
+def helm(cluster: Cluster, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    argv = [testenv_bin("helm"), f"--kubeconfig={cluster.kubeconfig}", *args]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise ClusterError(
+            f"helm {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+        )
+    return r
+
+
+def set_args(values: Mapping[str, str]) -> list[str]:
+    out: list[str] = []
+    for key, value in values.items():
+        out += ["--set-string" if isinstance(value, str) else "--set", f"{key}={value}"]
+    return out
+
+
+def install(
+    cluster: Cluster,
+    values: Mapping[str, str] | None = None,
+    release: str = RELEASE,
+    namespace: str = NAMESPACE,
+    upgrade: bool = False,
+    timeout: str = "300s",
+) -> subprocess.CompletedProcess[str]:
+    """``helm install`` (or ``upgrade``) the chart and wait for every workload to roll out."""
+    verb = ["upgrade", release] if upgrade else ["install", release]
+    overrides = {**images.helm_overrides(), **(values or {})}
+    return helm(
+        cluster,
+        *verb,
+        str(CHART),
+        "-n",
+        namespace,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        timeout,
+        *set_args(overrides),
+    )

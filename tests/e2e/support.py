@@ -1,0 +1,155 @@
+"""What the tests on the real cluster share: the installed release, a media server
+inside the cluster, VideoAssets and waiting for their status."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tests.cluster import images, release
+from tests.cluster.cluster import Cluster
+
+T = TypeVar("T")
+NS = release.NAMESPACE
+MEDIA_SERVER = "media-server"
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
+    """Call ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
+
+
+def secret_value(cluster: Cluster, name: str, key: str, namespace: str = NS) -> str:
+    data = cluster.get_json("secret", "-n", namespace, name)["data"]
+    return base64.b64decode(data[key]).decode()
+
+
+def project_image(component: str) -> str:
+    values = images.helm_overrides()
+    return f"{values[f'{component}.image.repository']}:{values[f'{component}.image.tag']}"
+
+
+def media_server(clip_seconds: int = 16) -> list[dict[str, Any]]:
+    """A Deployment + Service inside the cluster serving a clip it makes with ffmpeg.
+
+    It runs the worker image (which has ffmpeg); the clip is made by ffmpeg's
+    own generators, so no media file travels into the cluster.
+    """
+    labels = {"app": MEDIA_SERVER}
+    script = (
+        "cd /srv && ffmpeg -loglevel error -f lavfi "
+        f"-i testsrc2=size=1280x720:rate=30:duration={clip_seconds} "
+        f"-f lavfi -i sine=frequency=440:sample_rate=48000:duration={clip_seconds} "
+        "-c:v libx264 -preset ultrafast -g 60 -pix_fmt yuv420p -c:a aac -shortest clip.mp4 "
+        "&& exec python3 -m http.server 8080 --bind 0.0.0.0"
+    )
+    return [
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": MEDIA_SERVER, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        "containers": [
+                            {
+                                "name": "http",
+                                "image": project_image("worker"),
+                                "imagePullPolicy": "Never",
+                                "command": ["/bin/sh", "-ec", script],
+                                "ports": [{"containerPort": 8080, "name": "http"}],
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/clip.mp4", "port": "http"},
+                                    "periodSeconds": 1,
+                                },
+                                "volumeMounts": [{"name": "srv", "mountPath": "/srv"}],
+                            }
+                        ],
+                        "volumes": [{"name": "srv", "emptyDir": {}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": MEDIA_SERVER},
+            "spec": {
+                "selector": labels,
+                "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+            },
+        },
+    ]
+
+
+def media_url(path: str = "clip.mp4", namespace: str = NS) -> str:
+    return f"http://{MEDIA_SERVER}.{namespace}.svc.cluster.local/{path}"
+
+
+def video_asset(name: str, source: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubevod.io/v1alpha1",
+        "kind": "VideoAsset",
+        "metadata": {"name": name},
+        "spec": {"title": name.replace("-", " ").title(), "source": source, **spec},
+    }
+
+
+@dataclass
+class Watch:
+    """The (phase, progress) pairs a VideoAsset's status went through."""
+
+    seen: list[tuple[str, int]] = field(default_factory=list)
+
+    def record(self, status: dict[str, Any]) -> None:
+        pair = (str(status.get("phase", "")), int(status.get("progress") or 0))
+        if not self.seen or self.seen[-1] != pair:
+            self.seen.append(pair)
+
+
+def status(cluster: Cluster, name: str, namespace: str = NS) -> dict[str, Any]:
+    r = cluster.kubectl("get", "videoasset", "-n", namespace, name, "-o", "json", check=False)
+    if r.returncode != 0:
+        return {}
+    body: dict[str, Any] = json.loads(r.stdout)
+    return body.get("status") or {}
+
+
+def wait_phase(
+    cluster: Cluster,
+    name: str,
+    phases: tuple[str, ...],
+    timeout: float,
+    watch: Watch | None = None,
+    namespace: str = NS,
+) -> dict[str, Any]:
+    def probe() -> dict[str, Any] | None:
+        st = status(cluster, name, namespace)
+        if watch is not None and st:
+            watch.record(st)
+        if st.get("phase") == "Failed" and "Failed" not in phases:
+            raise AssertionError(f"{name} failed: {st.get('message')} {st.get('conditions')}")
+        return st if st.get("phase") in phases else None
+
+    return wait_for(f"{name} in phase {phases}", probe, timeout, every=0.3)
+
+
+def video_id(st: dict[str, Any]) -> str:
+    """The catalog id, from the playback URL in status (…/v/<id>/master.m3u8)."""
+    hls: str = st["playback"]["hls"]
+    return hls.rsplit("/v/", 1)[1].split("/")[0]

@@ -1,0 +1,245 @@
+"""The user's path on a real one-node Kubernetes: ``helm install``, ``kubectl apply``,
+a transcode Job run by the kubelet, playback through the nginx cache, deletion.
+
+Everything runs for real: containerd and runc start the pods of the images
+built from the repository's Dockerfile (and the local stand-ins for the
+third-party images, tests/cluster/images), the Job controller runs the worker
+pod, ffmpeg encodes inside it. The cluster has no route off this machine, so
+every source is served from inside it. The GPU is the one thing mocked: the
+node advertises a fake ``nvidia.com/gpu`` and the ``nvidia`` RuntimeClass is
+plain runc (there is no GPU here).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.cluster import release
+from tests.cluster.cluster import Cluster
+from tests.e2e import support
+from tests.e2e.support import NS, Watch, video_asset, wait_for, wait_phase
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
+
+#: Values a person installing on a 2-core node would set: a transcode Job asks
+#: for a quarter of a core (it still uses every idle core: no CPU limit).
+VALUES = {"worker.resources.requests.cpu": "250m"}
+
+
+@dataclass
+class Release:
+    cluster: Cluster
+    cache_url: str
+
+    def get(self, path: str, timeout: float = 20) -> tuple[int, dict[str, str], bytes]:
+        req = urllib.request.Request(self.cache_url + path)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read()
+
+
+@pytest.fixture(scope="module")
+def kubevod(cluster: Cluster) -> Iterator[Release]:
+    """The chart installed with the local images, and a media server inside the cluster."""
+    release.install(cluster, VALUES)
+    cluster.apply(support.media_server(), namespace=NS)
+    port = cluster.forward_service(NS, release.component("cache"), 80)
+    cluster.kubectl(
+        "-n", NS, "rollout", "status", f"deploy/{support.MEDIA_SERVER}", "--timeout=120s"
+    )
+    yield Release(cluster, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture(scope="module")
+def ready_video(kubevod: Release) -> dict[str, Any]:
+    """A URL-source VideoAsset, applied and transcoded; its last status and the phases seen."""
+    cluster = kubevod.cluster
+    cluster.apply([video_asset("clip", {"url": support.media_url()})], namespace=NS)
+    watch = Watch()
+    st = wait_phase(cluster, "clip", ("Ready",), timeout=240, watch=watch)
+    return {"status": st, "seen": watch.seen}
+
+
+def test_every_workload_rolls_out_and_helm_test_passes(kubevod: Release) -> None:
+    cluster = kubevod.cluster
+    for kind in ("deployments", "statefulsets"):
+        for item in cluster.get_json(kind, "-n", NS)["items"]:
+            want = item["spec"].get("replicas", 1)
+            assert item["status"].get("readyReplicas", 0) == want, item["metadata"]["name"]
+    out = release.helm(cluster, "test", release.RELEASE, "-n", NS, "--logs", timeout=300)
+    assert "Phase:          Succeeded" in out.stdout
+    assert "kubevod answers through the cache" in out.stdout
+    # What NOTES.txt tells a person to do first: reach the UI through the cache Service.
+    code, _, body = kubevod.get("/")
+    assert code == 200 and b"<html" in body.lower()
+
+
+def test_applied_video_is_transcoded_by_a_job_pod_and_ends_ready(
+    kubevod: Release, ready_video: dict[str, Any]
+) -> None:
+    cluster = kubevod.cluster
+    st, seen = ready_video["status"], ready_video["seen"]
+    phases = [p for p, _ in seen]
+    assert "Transcoding" in phases and phases[-1] == "Ready", seen
+    # Progress rose on the way (kubectl shows it moving), and ends at 100.
+    progress = [p for phase, p in seen if phase == "Transcoding"]
+    assert progress == sorted(progress), seen
+    assert st["progress"] == 100 and st["playable"] is True
+    assert {r["height"] for r in st["renditions"]} >= {720, 360}
+    assert st["playback"]["hls"].endswith("/master.m3u8")
+    # The operator's Job ran as a real pod of the worker image, which ffmpeg ran in.
+    job = cluster.get_json("job", "-n", NS, st["jobName"])
+    assert job["status"].get("succeeded") == 1
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == support.project_image("worker")
+    pods = cluster.get_json("pods", "-n", NS, "-l", f"job-name={st['jobName']}")["items"]
+    assert pods and pods[0]["status"]["phase"] == "Succeeded"
+    log = cluster.kubectl("logs", "-n", NS, pods[0]["metadata"]["name"]).stdout
+    assert "ffmpeg" in log.lower()
+    # The printer columns and the Events a person sees.
+    table = cluster.kubectl("get", "videoassets", "-n", NS).stdout
+    header = table.splitlines()[0].split()
+    assert header[:5] == ["NAME", "PHASE", "PROGRESS", "DURATION", "AGE"], table
+    assert "Ready" in table and "100" in table
+    described = cluster.kubectl("describe", "videoasset", "-n", NS, "clip").stdout
+    assert "Events:" in described and "<none>" not in described.split("Events:")[1][:40]
+
+
+def test_segments_are_served_by_the_cache_miss_then_hit(
+    kubevod: Release, ready_video: dict[str, Any]
+) -> None:
+    vid = support.video_id(ready_video["status"])
+    code, headers, master = kubevod.get(f"/v/{vid}/master.m3u8")
+    assert code == 200 and headers["content-type"].startswith("application/vnd.apple.mpegurl")
+    media = next(line for line in master.decode().splitlines() if line and not line.startswith("#"))
+    code, _, playlist = kubevod.get(f"/v/{vid}/{media}")
+    assert code == 200 and b"#EXT-X-ENDLIST" in playlist
+    base = f"/v/{vid}/{media}".rsplit("/", 1)[0]
+    segment = next(
+        line for line in playlist.decode().splitlines() if line.endswith(".m4s") and "#" not in line
+    )
+    url = segment if segment.startswith("/") else f"{base}/{segment}"
+    first = kubevod.get(url)
+    second = kubevod.get(url)
+    assert first[0] == second[0] == 200
+    assert first[1]["x-cache-status"] == "MISS" and second[1]["x-cache-status"] == "HIT"
+    assert first[2] == second[2] and len(first[2]) > 1000
+    assert "immutable" in second[1]["cache-control"]
+
+
+@pytest.mark.browser
+def test_chromium_plays_the_video_through_the_cache(
+    page: Any, kubevod: Release, ready_video: dict[str, Any]
+) -> None:
+    from tests.browser.ui_helpers import open_player, wait_advance
+
+    open_player(page, kubevod.cache_url, support.video_id(ready_video["status"]), 30_000)
+    wait_advance(page, 1.5)
+
+
+def test_gpu_video_is_scheduled_on_the_gpu_node_and_falls_back_to_software(
+    kubevod: Release,
+) -> None:
+    """GPU mocked: the node's nvidia.com/gpu is a patched capacity, the runtime is runc."""
+    cluster = kubevod.cluster
+    cluster.apply(
+        [video_asset("gpu-clip", {"url": support.media_url()}, gpu=True, accelerator="nvidia")],
+        namespace=NS,
+    )
+    st = wait_phase(cluster, "gpu-clip", ("Ready",), timeout=240)
+    job = cluster.get_json("job", "-n", NS, st["jobName"])
+    spec = job["spec"]["template"]["spec"]
+    assert spec.get("runtimeClassName") == "nvidia"
+    limits = spec["containers"][0]["resources"]["limits"]
+    assert limits.get("nvidia.com/gpu") in ("1", 1)
+    pods = cluster.get_json("pods", "-n", NS, "-l", f"job-name={st['jobName']}")["items"]
+    assert pods[0]["spec"]["nodeName"]
+    conditions = {c["type"]: c for c in st.get("conditions", [])}
+    fallback = [c for c in conditions.values() if "software" in (c.get("message") or "").lower()]
+    assert fallback, st.get("conditions")
+
+
+def test_delete_removes_the_job_its_pods_the_objects_and_the_catalog_entry(
+    kubevod: Release,
+) -> None:
+    cluster = kubevod.cluster
+    cluster.apply([video_asset("short-lived", {"url": support.media_url()})], namespace=NS)
+    st = wait_phase(cluster, "short-lived", ("Ready",), timeout=240)
+    vid, job = support.video_id(st), st["jobName"]
+    assert kubevod.get(f"/api/videos/{vid}")[0] == 200
+    cluster.kubectl("delete", "videoasset", "-n", NS, "short-lived", "--timeout=120s")
+    wait_for(
+        "the Job and its pods gone",
+        lambda: not cluster.get_json("pods", "-n", NS, "-l", f"job-name={job}")["items"]
+        and cluster.kubectl("get", "job", "-n", NS, job, check=False).returncode != 0,
+        60,
+    )
+    assert kubevod.get(f"/api/videos/{vid}")[0] == 404
+    # No object is left in the store: the master playlist and media are gone.
+    code, _, _ = kubevod.get(f"/v/{vid}/master.m3u8")
+    assert code == 404
+
+
+def test_helm_upgrade_keeps_videos_and_credentials(
+    kubevod: Release, ready_video: dict[str, Any]
+) -> None:
+    cluster = kubevod.cluster
+    secrets = {
+        name: cluster.get_json("secret", "-n", NS, release.component(name))["data"]
+        for name in ("minio", "mongodb")
+    }
+    release.install(cluster, {**VALUES, "cache.manifestTTL": "2s"}, upgrade=True)
+    for name, data in secrets.items():
+        assert cluster.get_json("secret", "-n", NS, release.component(name))["data"] == data
+    vid = support.video_id(ready_video["status"])
+    _, _, body = wait_for(
+        "the video listed after the upgrade",
+        lambda: (r := kubevod.get(f"/api/videos/{vid}"))[0] == 200 and r,
+        60,
+    )
+    assert json.loads(body)["id"] == vid
+    assert support.status(cluster, "clip")["phase"] == "Ready"
+
+
+def test_pods_cannot_reach_anything_off_the_machine(kubevod: Release) -> None:
+    """A pod's attempt to reach an outside address fails at once: no route, no leak."""
+    cluster = kubevod.cluster
+    name = f"egress-{int(time.time())}"
+    cluster.kubectl(
+        "run",
+        name,
+        "-n",
+        NS,
+        "--restart=Never",
+        "--image",
+        support.project_image("worker"),
+        "--image-pull-policy=Never",
+        "--command",
+        "--",
+        "python3",
+        "-c",
+        "import socket\n"
+        "for a in ('8.8.8.8', '10.1.2.3', '192.168.0.1', '169.254.169.254'):\n"
+        "    s = socket.socket(); s.settimeout(3)\n"
+        "    try: s.connect((a, 80)); print('CONNECTED', a)\n"
+        "    except OSError as e: print('refused', a, e)\n",
+    )
+    wait_for(
+        "the egress pod done",
+        lambda: cluster.get_json("pod", "-n", NS, name)["status"].get("phase")
+        in ("Succeeded", "Failed"),
+        60,
+    )
+    out = cluster.kubectl("logs", "-n", NS, name).stdout
+    cluster.kubectl("delete", "pod", "-n", NS, name, "--wait=false")
+    assert out.count("refused") == 4 and "CONNECTED" not in out, out
