@@ -5,13 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt testenv venv bench clean help
+.PHONY: run test lint fmt testenv venv bench clean help cluster cluster-down
 
 help:
 	@echo "make run    start kubevod on the embedded default with a demo video"
 	@echo "make test   install every test dependency and run lint + the whole suite"
 	@echo "make lint   ruff (format check + lint) and mypy"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make cluster       (root) a real one-node cluster with kubevod installed; make cluster-down"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,3 +46,12 @@ bench: venv testenv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The real one-node test cluster for people (root only): images built and
+# imported, the chart installed, .cluster/env written; forwarders keep running.
+cluster: venv
+	scripts/testenv cluster kubectl helm hlsjs minio mc ferretdb otelcol
+	PATH="$$(scripts/testenv --bin):$$PATH" $(BIN)/python -m tests.cluster up
+
+cluster-down: venv
+	PATH="$$(scripts/testenv --bin):$$PATH" $(BIN)/python -m tests.cluster down
