@@ -39,7 +39,7 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
                 s.shutdown(how)
 
 
-def _pair(client: socket.socket, upstream: socket.socket) -> None:
+def _pair(client: socket.socket, upstream: socket.socket, open_: set[socket.socket]) -> None:
     a = threading.Thread(target=_pump, args=(client, upstream), daemon=True)
     b = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
     a.start()
@@ -48,6 +48,8 @@ def _pair(client: socket.socket, upstream: socket.socket) -> None:
     b.join()
     client.close()
     upstream.close()
+    open_.discard(client)
+    open_.discard(upstream)
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Forwarder:
     target: Target
     name: str
     threads: list[threading.Thread] = field(default_factory=list)
+    connections: set[socket.socket] = field(default_factory=set)
 
     @property
     def port(self) -> int:
@@ -79,7 +82,10 @@ class Forwarder:
                 continue
             for s in (client, upstream):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=_pair, args=(client, upstream), daemon=True).start()
+            self.connections.update((client, upstream))
+            threading.Thread(
+                target=_pair, args=(client, upstream, self.connections), daemon=True
+            ).start()
 
 
 class Forwarders:
@@ -126,6 +132,9 @@ class Forwarders:
             with contextlib.suppress(OSError):
                 fwd.listener.shutdown(socket.SHUT_RDWR)
             fwd.listener.close()
+            for conn in list(fwd.connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
             for t in fwd.threads:
                 t.join(5)
         self.all.clear()
