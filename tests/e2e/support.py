@@ -40,18 +40,25 @@ def project_image(component: str) -> str:
     return f"{values[f'{component}.image.repository']}:{values[f'{component}.image.tag']}"
 
 
-def media_server(clip_seconds: int = 16) -> list[dict[str, Any]]:
+def media_server(clip_seconds: int = 16, long_seconds: int = 90) -> list[dict[str, Any]]:
     """A Deployment + Service inside the cluster serving a clip it makes with ffmpeg.
 
     It runs the worker image (which has ffmpeg); the clip is made by ffmpeg's
     own generators, so no media file travels into the cluster.
     """
     labels = {"app": MEDIA_SERVER}
+
+    def make(name: str, seconds: int) -> str:
+        return (
+            f"ffmpeg -loglevel error -f lavfi -i testsrc2=size=1280x720:rate=30:duration={seconds} "
+            f"-f lavfi -i sine=frequency=440:sample_rate=48000:duration={seconds} "
+            "-c:v libx264 -preset ultrafast -g 60 -pix_fmt yuv420p -c:a aac -shortest "
+            f"{name}"
+        )
+
+    # clip.mp4 for most tests; long.mp4 for a transcode that can be interrupted.
     script = (
-        "cd /srv && ffmpeg -loglevel error -f lavfi "
-        f"-i testsrc2=size=1280x720:rate=30:duration={clip_seconds} "
-        f"-f lavfi -i sine=frequency=440:sample_rate=48000:duration={clip_seconds} "
-        "-c:v libx264 -preset ultrafast -g 60 -pix_fmt yuv420p -c:a aac -shortest clip.mp4 "
+        f"cd /srv && {make('clip.mp4', clip_seconds)} && {make('long.mp4', long_seconds)} "
         "&& exec python3 -m http.server 8080 --bind 0.0.0.0"
     )
     return [
