@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kubevod import images
+
 
 class QueueSettings(BaseModel):
     """How many transcodes run at once."""
@@ -52,8 +54,9 @@ class WorkerSettings(BaseModel):
     """The transcode Job's pod (jobs.build_job reads these)."""
 
     image: str = Field(
-        default="ghcr.io/kubevod/worker:0.1.0",
-        description="Worker image (tag or digest). Default: the release this operator ships with.",
+        default=images.reference("worker"),
+        description="Worker image (tag or digest). Default: the release this operator ships "
+        "with, as kubevod.images names it (the chart sets it from worker.image).",
     )
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
         default="IfNotPresent", description="Pull policy; IfNotPresent suits tagged releases."
