@@ -35,7 +35,7 @@ def helm(cluster: Cluster, *args: str, timeout: float = 600) -> subprocess.Compl
     return r
 
 
-def set_args(values: Mapping[str, str]) -> list[str]:
+def set_args(values: Mapping[str, object]) -> list[str]:
     out: list[str] = []
     for key, value in values.items():
         out += ["--set-string" if isinstance(value, str) else "--set", f"{key}={value}"]
@@ -44,7 +44,7 @@ def set_args(values: Mapping[str, str]) -> list[str]:
 
 def install(
     cluster: Cluster,
-    values: Mapping[str, str] | None = None,
+    values: Mapping[str, object] | None = None,
     release: str = RELEASE,
     namespace: str = NAMESPACE,
     upgrade: bool = False,

@@ -17,7 +17,11 @@ from tests.e2e.support import NS, Watch, video_asset, wait_phase
 
 #: Values a person installing on a 2-core node would set: a transcode Job asks
 #: for a quarter of a core (it still uses every idle core: no CPU limit).
-VALUES = {"worker.resources.requests.cpu": "250m"}
+VALUES: dict[str, Any] = {
+    "worker.resources.requests.cpu": "250m",
+    # The HPA test scales the API out from one replica and back.
+    "api.autoscaling.minReplicas": 1,
+}
 
 
 @dataclass

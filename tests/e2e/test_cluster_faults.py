@@ -158,3 +158,56 @@ def test_the_api_turns_unready_while_mongodb_restarts_and_recovers(kubevod: Rele
     assert after and all(r == 200 and c == 200 for r, c in after), after
     before = [c for t, r, c in codes if t < recovered and r == 200 and c >= 500]
     assert len(before) <= 3, "5xx only around the moment readiness flipped"
+
+
+def _api_replicas(kubevod: Release) -> int:
+    deploy = kubevod.cluster.get_json("deploy", "-n", NS, release.component("api"))
+    return int(deploy["status"].get("readyReplicas") or 0)
+
+
+def test_the_hpa_scales_the_api_under_load_and_back_without_a_failed_request(
+    kubevod: Release,
+) -> None:
+    """metrics-server + the HPA, real load through the cache Service, zero failures."""
+    from tests.fixtures.util import require
+
+    wrk = require("wrk")
+    assert _api_replicas(kubevod) == 1, "the release starts with one API replica"
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def steady() -> None:  # a viewer's browser polling the library the whole time
+        while not stop.is_set():
+            code = kubevod.get("/api/videos", timeout=10)[0]
+            if code != 200:
+                failures.append(f"steady GET /api/videos -> {code}")
+            time.sleep(0.05)
+
+    viewer = threading.Thread(target=steady, daemon=True)
+    viewer.start()
+    import subprocess
+
+    try:
+        load = subprocess.Popen(
+            [wrk, "-t2", "-c24", "-d150s", f"{kubevod.cache_url}/api/videos"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        peak = wait_for(
+            "the HPA scaling the API out",
+            lambda: (n := _api_replicas(kubevod)) >= 3 and n,
+            150,
+            every=2,
+        )
+        load.terminate()
+        out, _ = load.communicate(timeout=30)
+        assert "Non-2xx" not in out and "Socket errors" not in out, out
+        wait_for("the HPA scaling back in", lambda: _api_replicas(kubevod) == 1, 240, every=3)
+    finally:
+        stop.set()
+        viewer.join(15)
+        if load.poll() is None:
+            load.kill()
+    assert peak >= 3
+    assert not failures, failures[:10]

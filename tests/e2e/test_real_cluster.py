@@ -199,3 +199,34 @@ def test_pods_cannot_reach_anything_off_the_machine(kubevod: Release) -> None:
     out = cluster.kubectl("logs", "-n", NS, name).stdout
     cluster.kubectl("delete", "pod", "-n", NS, name, "--wait=false")
     assert out.count("refused") == 4 and "CONNECTED" not in out, out
+
+
+def test_zz_helm_uninstall_leaves_exactly_what_the_docs_say(kubevod: Release) -> None:
+    """docs/install-k3s.md §8: PVCs, the generated Secrets and the CRDs stay; nothing runs."""
+    cluster = kubevod.cluster
+    cluster.kubectl("delete", "videoassets", "--all", "-n", NS, "--timeout=180s", timeout=200)
+    release.helm(cluster, "uninstall", release.RELEASE, "-n", NS, "--wait", timeout=300)
+    instance = f"app.kubernetes.io/instance={release.RELEASE}"
+    wait_for(
+        "the release's pods gone",
+        lambda: not cluster.get_json("pods", "-n", NS, "-l", instance)["items"],
+        120,
+    )
+    left = cluster.get_json(
+        "all,configmaps,secrets,pvc,serviceaccounts,roles,rolebindings,networkpolicies,"
+        "ingresses,poddisruptionbudgets,horizontalpodautoscalers",
+        "-n",
+        NS,
+        "-l",
+        instance,
+    )["items"]
+    kept = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in left)
+    secrets = {f"Secret/{release.component(n)}" for n in ("minio", "mongodb")}
+    pvcs = {k for k in kept if k.startswith("PersistentVolumeClaim/")}
+    assert set(kept) - pvcs <= secrets | {f"Secret/{release.component('signing')}"}, kept
+    assert secrets <= set(kept), kept
+    assert len(pvcs) == 2, kept
+    crds = cluster.kubectl("get", "crd", "-o", "name").stdout
+    assert "videoassets.kubevod.io" in crds
+    cluster_wide = cluster.get_json("clusterroles,clusterrolebindings", "-l", instance)["items"]
+    assert cluster_wide == []
