@@ -32,11 +32,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     browser test. The order inside each group is kept.
 
     The cluster's tests come last so that it holds its memory for as short a
-    time as possible (it is torn down at the end of the session).
+    time as possible (it is torn down at the end of the session); tests marked
+    ``last`` (such as ``helm uninstall``) run after everything else.
     """
 
     def rank(item: pytest.Item) -> int:
         names = getattr(item, "fixturenames", ())
-        return 2 * ("cluster" in names) + ("browser" in names)
+        last = item.get_closest_marker("last") is not None
+        return 4 * last + 2 * ("cluster" in names) + ("browser" in names)
 
     items.sort(key=rank)  # stable: the order inside each group is kept

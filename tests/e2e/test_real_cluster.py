@@ -201,7 +201,8 @@ def test_pods_cannot_reach_anything_off_the_machine(kubevod: Release) -> None:
     assert out.count("refused") == 4 and "CONNECTED" not in out, out
 
 
-def test_zz_helm_uninstall_leaves_exactly_what_the_docs_say(kubevod: Release) -> None:
+@pytest.mark.last
+def test_helm_uninstall_leaves_exactly_what_the_docs_say(kubevod: Release) -> None:
     """docs/install-k3s.md §8: PVCs, the generated Secrets and the CRDs stay; nothing runs."""
     cluster = kubevod.cluster
     cluster.kubectl("delete", "videoassets", "--all", "-n", NS, "--timeout=180s", timeout=200)
