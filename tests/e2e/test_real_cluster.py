@@ -12,8 +12,10 @@ plain runc (there is no GPU here).
 
 from __future__ import annotations
 
+import io
 import json
 import time
+import urllib.request
 from typing import Any
 
 import pytest
@@ -123,6 +125,76 @@ def test_gpu_video_is_scheduled_on_the_gpu_node_and_falls_back_to_software(
     conditions = {c["type"]: c for c in st.get("conditions", [])}
     accel = conditions["HardwareAccelerated"]
     assert accel["status"] == "False" and accel["reason"] == "SoftwareFallback", accel
+
+
+def _clip_bytes(kubevod: Release) -> bytes:
+    """The clip the media server made, fetched through a forwarder."""
+    port = kubevod.cluster.forward_service(NS, support.MEDIA_SERVER, 80)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/clip.mp4", timeout=30) as r:
+        data: bytes = r.read()
+    return data
+
+
+def test_an_s3_source_is_read_from_the_releases_minio(kubevod: Release) -> None:
+    from minio import Minio
+
+    cluster = kubevod.cluster
+    port = cluster.forward_service(NS, release.component("minio"), 9000)
+    client = Minio(
+        f"127.0.0.1:{port}",
+        access_key=support.secret_value(cluster, release.component("minio"), "root-user"),
+        secret_key=support.secret_value(cluster, release.component("minio"), "root-password"),
+        secure=False,
+    )
+    data = _clip_bytes(kubevod)
+    client.put_object("kubevod", "incoming/s3-clip.mp4", io.BytesIO(data), len(data))
+    cluster.apply(
+        [video_asset("from-s3", {"s3": {"bucket": "kubevod", "key": "incoming/s3-clip.mp4"}})],
+        namespace=NS,
+    )
+    st = wait_phase(cluster, "from-s3", ("Ready",), timeout=240)
+    assert st["duration"] == pytest.approx(16, abs=0.5)
+
+
+def test_a_pvc_source_on_a_hostpath_volume_is_transcoded(kubevod: Release) -> None:
+    cluster = kubevod.cluster
+    nas = cluster.layout.volumes / "nas"
+    (nas / "films").mkdir(parents=True, exist_ok=True)
+    (nas / "films" / "clip.mp4").write_bytes(_clip_bytes(kubevod))
+    for p in (nas, nas / "films", nas / "films" / "clip.mp4"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    cluster.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": "nas-videos"},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadOnlyMany"],
+                    "storageClassName": "nas",
+                    "claimRef": {"namespace": NS, "name": "nas-videos"},
+                    "hostPath": {"path": str(nas), "type": "Directory"},
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "nas-videos", "namespace": NS},
+                "spec": {
+                    "accessModes": ["ReadOnlyMany"],
+                    "storageClassName": "nas",
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        ]
+    )
+    cluster.apply(
+        [video_asset("from-pvc", {"pvc": {"claimName": "nas-videos", "path": "films/clip.mp4"}})],
+        namespace=NS,
+    )
+    st = wait_phase(cluster, "from-pvc", ("Ready",), timeout=240)
+    assert st["duration"] == pytest.approx(16, abs=0.5)
 
 
 def test_delete_removes_the_job_its_pods_the_objects_and_the_catalog_entry(
