@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt testenv venv bench clean help cluster cluster-down
+.PHONY: run test lint fmt testenv venv bench clean help cluster cluster-down images
 
 help:
 	@echo "make run    start kubevod on the embedded default with a demo video"
@@ -46,6 +46,11 @@ bench: venv testenv
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The three images (root Dockerfile) with docker, podman or buildah, named as
+# kubevod/images.py says; IMAGE_PREFIX, IMAGE_TAG, PLATFORMS, PYTHON_IMAGE, PUSH=1.
+images:
+	scripts/images
 
 # The real one-node test cluster for people (root only): images built and
 # imported, the chart installed, .cluster/env written; forwarders keep running.
