@@ -26,9 +26,11 @@ testenv:
 	scripts/testenv
 
 lint: venv
+	scripts/testenv actionlint
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$$(scripts/testenv --bin)/actionlint
 
 fmt: venv
 	$(BIN)/ruff format .
