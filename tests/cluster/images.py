@@ -258,6 +258,8 @@ def mmdebstrap_argv(base: Base, rootfs: Path) -> list[str]:
         "mmdebstrap",
         "--variant=minbase",
         "--format=tar",
+        # merged /usr set up by mmdebstrap itself: no usrmerge package (and its perl).
+        "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
         f"--include={','.join(base.include)}",
         *(f"--aptopt={option}" for option in APT_OPTIONS),
         *(f"--dpkgopt={option}" for option in DPKG_OPTIONS),
@@ -655,7 +657,8 @@ def build_all(
     started = time.monotonic()
     with _locked(cache):
         archives = [build_image(item, cache, progress) for item in images]
-    progress(f"[images] {len(archives)} stand-in images ready in {time.monotonic() - started:.1f} s")
+    took = time.monotonic() - started
+    progress(f"[images] {len(archives)} stand-in images ready in {took:.1f} s")
     return archives
 
 
@@ -670,9 +673,7 @@ def project_context_files(root: Path = ROOT, dockerfile: Path | None = None) -> 
         rel = Path(folder).relative_to(root).as_posix()
         rel = "" if rel == "." else rel + "/"
         dirs[:] = sorted(
-            d
-            for d in dirs
-            if not ignored(rel + d, rules) or may_hold_included(rel + d, rules)
+            d for d in dirs if not ignored(rel + d, rules) or may_hold_included(rel + d, rules)
         )
         for name in sorted(names):
             path = Path(folder) / name
