@@ -69,8 +69,19 @@ class Catalog(Protocol):
         """Remove the video, its segments and its QoE data; no error if absent."""
         ...
 
-    def record_qoe(self, beacon: QoeBeacon) -> None:
-        """Store one player beacon (the latest per session wins)."""
+    def record_qoe(self, beacon: QoeBeacon) -> QoeBeacon | None:
+        """Store one player beacon as its session's latest; return the one it replaced.
+
+        The catalog, shared by every API replica, is the one owner of a session's
+        previous beacon: storing and reading it back is one atomic step, so the
+        beacons of a session form one chain whichever replicas receive them (each
+        one's previous is the beacon stored just before it), and the QoE metrics
+        taken as differences along that chain count the session once over all
+        replicas.
+
+        Returns:
+            The session's previous beacon, or None for the session's first one.
+        """
         ...
 
     def qoe_stats(self, video_id: str) -> QoeStats:

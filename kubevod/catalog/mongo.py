@@ -16,7 +16,7 @@ from datetime import UTC
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from pymongo import ASCENDING, DESCENDING, MongoClient
+from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
 from kubevod.catalog.base import SCHEMA_VERSION, SortKey
@@ -38,6 +38,7 @@ CLIENT_DEFAULTS = {
     "socketTimeoutMS": 15000,
 }
 _INTERNAL = ("_id", "schema_version", "title_key", "tags_key")
+_QOE_INTERNAL = ("_id", "schema_version", "received_at")
 _COLUMNS = {"created_at": "created_at", "title": "title_key", "duration": "duration"}
 _REGEX_SPECIAL = frozenset("\\.^$|?*+()[]{}")
 
@@ -258,16 +259,34 @@ class MongoCatalog:
 
     # -- QoE ---------------------------------------------------------------
 
-    def record_qoe(self, beacon: QoeBeacon) -> None:
-        """Store one player beacon (the latest per session wins)."""
+    def record_qoe(self, beacon: QoeBeacon) -> QoeBeacon | None:
+        """Store one player beacon as its session's latest; return the one it replaced.
+
+        One ``findAndModify`` (replace, upsert, the document as it was before), so
+        the read and the write are atomic on the server whichever replica calls.
+        FerretDB 1.x on SQLite runs that command's query and write outside one
+        transaction (FerretDB/FerretDB#3040): there two beacons of one session
+        arriving at the same instant can get the same previous beacon back.
+        """
         flt = {"video_id": beacon.video_id, "session": beacon.session}
         doc = {**beacon.model_dump(mode="json"), "received_at": now()}
         doc["schema_version"] = SCHEMA_VERSION
         with self._guard():
             try:
-                self._qoe.replace_one(flt, doc, upsert=True)
+                before = self._replace_qoe(flt, doc)
             except DuplicateKeyError:
-                self._qoe.replace_one(flt, doc, upsert=True)
+                # two first beacons of a session raced to insert it: the other one won,
+                # so this one replaces it and gets it back as the previous beacon
+                before = self._replace_qoe(flt, doc)
+        if before is None:
+            return None
+        return QoeBeacon.model_validate({k: v for k, v in before.items() if k not in _QOE_INTERNAL})
+
+    def _replace_qoe(self, flt: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any] | None:
+        # no projection: FerretDB does not implement findAndModify's ``fields``
+        return self._qoe.find_one_and_replace(
+            flt, doc, upsert=True, return_document=ReturnDocument.BEFORE
+        )
 
     def qoe_stats(self, video_id: str) -> QoeStats:
         """Aggregate of the beacons for one video."""

@@ -281,16 +281,25 @@ class SqliteCatalog:
 
     # -- QoE ---------------------------------------------------------------
 
-    def record_qoe(self, beacon: QoeBeacon) -> None:
-        """Store one player beacon (the latest per session wins)."""
+    def record_qoe(self, beacon: QoeBeacon) -> QoeBeacon | None:
+        """Store one player beacon as its session's latest; return the one it replaced.
+
+        The read and the upsert share one write transaction (``BEGIN IMMEDIATE``),
+        so no other thread or process records a beacon between them.
+        """
         received = int(now().timestamp() * 1000)
         with self._write() as conn:
+            row = conn.execute(
+                "SELECT doc FROM qoe WHERE video_id=? AND session=?",
+                (beacon.video_id, beacon.session),
+            ).fetchone()
             conn.execute(
                 "INSERT INTO qoe (video_id, session, doc, received_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (video_id, session)"
                 " DO UPDATE SET doc=excluded.doc, received_at=excluded.received_at",
                 (beacon.video_id, beacon.session, beacon.model_dump_json(), received),
             )
+        return None if row is None else QoeBeacon.model_validate_json(row[0])
 
     def qoe_stats(self, video_id: str) -> QoeStats:
         """Aggregate of the beacons for one video."""
