@@ -75,6 +75,38 @@ def test_operator_worker_and_api_metrics_share_one_registry_without_clashes() ->
     assert not ours & theirs
 
 
+def test_api_qoe_metrics_are_the_difference_from_the_previous_beacon_given() -> None:
+    """observe_beacon keeps no memory: the previous beacon comes from the catalog."""
+    try:
+        from kubevod.api.metrics import Metrics
+    except ImportError:
+        pytest.skip("the API is not importable here")
+    from kubevod.models import QoeBeacon
+
+    first = QoeBeacon(video_id="v", session="s", startup_ms=500, watch_ms=4000)
+    later = first.model_copy(
+        update={"watch_ms": 9000, "rebuffer_ms": 1000, "rebuffer_count": 2, "errors": ["x"]}
+    )
+    one, other = Metrics(), Metrics()  # two replicas
+    one.observe_beacon(first, None)
+    other.observe_beacon(later, first)
+    a = samples(generate_latest(one.registry).decode())
+    b = samples(generate_latest(other.registry).decode())
+
+    def both(name: str) -> float:
+        return a[name] + b[name]
+
+    assert (a["kubevod_qoe_sessions_total"], b["kubevod_qoe_sessions_total"]) == (1, 0)
+    assert both("kubevod_qoe_startup_seconds_count") == 1
+    assert both("kubevod_qoe_watch_seconds_total") == 9
+    assert b["kubevod_qoe_watch_seconds_total"] == 5
+    assert both("kubevod_qoe_rebuffer_seconds_total") == 1
+    assert b["kubevod_qoe_rebuffer_ratio_sum"] == pytest.approx(1 / 6)
+    assert both("kubevod_qoe_rebuffer_count_sum") == 2
+    assert both("kubevod_qoe_player_errors_total") == 1
+    assert both("kubevod_qoe_beacons_total") == 2
+
+
 def test_metrics_server_serves_the_registry_on_a_free_port() -> None:
     metrics = WorkerMetrics()
     metrics.observe_progress(fps=30.0, speed=1.0, accelerator="nvidia")

@@ -6,10 +6,12 @@ by raw path, so a crawler cannot blow up the series count; unmatched paths
 share the label ``unmatched``.
 
 QoE beacons carry a session's running totals, several times per session. The
-metrics take the difference from the session's previous beacon (remembered for
-the 10,000 most recent sessions of this process), so every stall, switch and
-second is counted once: startup time once per session, the other histograms
-per beacon interval. The overall stall ratio is
+metrics take the difference from the session's previous beacon, which the
+catalog hands back when it records the new one (``Catalog.record_qoe``): the
+catalog is shared by every API replica, so a session whose beacons land on
+different replicas is still counted once in the sum over replicas, and every
+stall, switch and second once: startup time once per session, the other
+histograms per beacon interval. The overall stall ratio is
 ``rate(kubevod_qoe_rebuffer_seconds_total)`` over the sum of that and
 ``rate(kubevod_qoe_watch_seconds_total)``.
 
@@ -21,7 +23,6 @@ registry (process and Python collectors; in local mode also the
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -98,34 +99,32 @@ class Metrics:
             "kubevod_qoe_rebuffer_seconds", "Time spent stalled, all sessions", registry=r
         )
         self.qoe_errors = Counter("kubevod_qoe_player_errors", "Player errors reported", registry=r)
-        # Players send cumulative totals several times per session: remember the last
-        # totals of recent sessions so counters grow by the difference only.
-        self._sessions: OrderedDict[tuple[str, str], QoeBeacon] = OrderedDict()
-        self._sessions_max = 10_000
 
-    def observe_beacon(self, beacon: QoeBeacon) -> None:
-        """Feed one accepted beacon into the QoE metrics (counted once per session)."""
+    def observe_beacon(self, beacon: QoeBeacon, previous: QoeBeacon | None) -> None:
+        """Feed one recorded beacon into the QoE metrics, as its difference from ``previous``.
+
+        Args:
+            beacon: the beacon just recorded (a session's running totals).
+            previous: the session's beacon it replaced in the catalog, None for the
+                session's first; the catalog owns it, so that every replica computes
+                its differences along the same chain of beacons.
+        """
         self.qoe_beacons.inc()
-        key = (beacon.video_id, beacon.session)
-        last = self._sessions.pop(key, None)
-        self._sessions[key] = beacon
-        if len(self._sessions) > self._sessions_max:
-            self._sessions.popitem(last=False)
-        if last is None:
+        if previous is None:
             self.qoe_sessions.inc()
-        if beacon.startup_ms is not None and (last is None or last.startup_ms is None):
+        # a session's first beacon counts from zero (the model's defaults)
+        prior = previous or QoeBeacon(video_id=beacon.video_id, session=beacon.session)
+        if beacon.startup_ms is not None and prior.startup_ms is None:
             self.qoe_startup.observe(beacon.startup_ms / 1000)
-        watch = max(0.0, beacon.watch_ms - (last.watch_ms if last else 0)) / 1000
-        stalled = max(0.0, beacon.rebuffer_ms - (last.rebuffer_ms if last else 0)) / 1000
+        watch = max(0.0, beacon.watch_ms - prior.watch_ms) / 1000
+        stalled = max(0.0, beacon.rebuffer_ms - prior.rebuffer_ms) / 1000
         self.qoe_watch.inc(watch)
         self.qoe_rebuffer.inc(stalled)
         if watch + stalled > 0:
             self.qoe_rebuffer_ratio.observe(stalled / (watch + stalled))
-        self.qoe_rebuffers.observe(
-            max(0, beacon.rebuffer_count - (last.rebuffer_count if last else 0))
-        )
-        self.qoe_switches.observe(max(0, beacon.switches - (last.switches if last else 0)))
-        self.qoe_errors.inc(max(0, len(beacon.errors) - (len(last.errors) if last else 0)))
+        self.qoe_rebuffers.observe(max(0, beacon.rebuffer_count - prior.rebuffer_count))
+        self.qoe_switches.observe(max(0, beacon.switches - prior.switches))
+        self.qoe_errors.inc(max(0, len(beacon.errors) - len(prior.errors)))
 
 
 class MetricsMiddleware:

@@ -71,6 +71,6 @@ async def post_qoe(request: Request, services: ServicesDep) -> Response:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
         return JSONResponse(jsonable_encoder({"detail": errors}), status_code=422)
     await run_in_threadpool(services.catalog.get, beacon.video_id)  # NotFound -> 404
-    await run_in_threadpool(services.catalog.record_qoe, beacon)
-    services.metrics.observe_beacon(beacon)
+    previous = await run_in_threadpool(services.catalog.record_qoe, beacon)
+    services.metrics.observe_beacon(beacon, previous)
     return Response(status_code=204)
