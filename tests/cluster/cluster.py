@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -92,6 +93,7 @@ class Cluster:
         self.forwarders = forward.Forwarders(netns_name)
         self.api_port: int | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self._import_error = ""
 
     # ------------------------------------------------------------------ processes
 
@@ -237,27 +239,13 @@ class Cluster:
                 [testenv_bin("containerd"), "--config", str(lay.state / "containerd.toml")],
             )
             self._wait(lambda: self._ctr_ok(), "containerd", 30)
-            importer = subprocess.Popen(
-                [
-                    testenv_bin("ctr"),
-                    "--address",
-                    str(lay.containerd_socket),
-                    "-n",
-                    "k8s.io",
-                    "images",
-                    "import",
-                    "--no-unpack",
-                    *map(str, images),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
+            importer = self._import_images(images)
             step("containerd (importing images)")
             self._start_control_plane()
             step("control plane ready")
-            _, err = importer.communicate(timeout=600)
-            if importer.returncode != 0:
-                raise ClusterError(f"image import failed: {err.decode(errors='replace')}")
+            importer.join(600)
+            if self._import_error:
+                raise ClusterError(f"image import failed: {self._import_error}")
             step("images imported")
             self._start_node()
             self._wait(self._node_ready, "node Ready", 120, "kubelet")
@@ -282,6 +270,22 @@ class Cluster:
             )
         self._wait(self._metrics_ready, "metrics API", 120)
         progress(f"[cluster] addons ready in {time.monotonic() - t0:.1f} s")
+
+    def _import_images(self, archives: Sequence[Path]) -> threading.Thread:
+        """Import the image archives into containerd (one ``ctr import`` per file), meanwhile."""
+        self._import_error = ""
+
+        def run() -> None:
+            for archive in archives:
+                try:
+                    self.ctr("images", "import", str(archive), timeout=600)
+                except (ClusterError, subprocess.TimeoutExpired) as e:
+                    self._import_error = f"{archive.name}: {e}"
+                    return
+
+        thread = threading.Thread(target=run, daemon=True, name="image-import")
+        thread.start()
+        return thread
 
     def _ctr_ok(self) -> bool:
         self.check_alive("containerd")
@@ -507,7 +511,8 @@ class Cluster:
         for mount in sorted(self._mounts_under_state(), reverse=True):
             if subprocess.run(["umount", mount], capture_output=True).returncode != 0:
                 subprocess.run(["umount", "-l", mount], capture_output=True)
-        netns.delete(lay.netns)
+        before = host.load(lay.baseline) if lay.baseline.exists() else None
+        netns.delete(lay.netns, keep_run_netns=bool(before and "/run/netns" in before["mounts"]))
         netns.fence_down()
         for root in Path("/sys/fs/cgroup").iterdir():
             for name in ("kubepods", "k8s.io"):
@@ -521,12 +526,12 @@ class Cluster:
             for key, value in json.loads(saved.read_text()).items():
                 subprocess.run(["sysctl", "-qw", f"{key}={value}"], capture_output=True)
         for d in host.OUTSIDE_DIRS:
-            if lay.baseline.exists() and d in host.load(lay.baseline)["dirs"]:
+            if before and d in before["dirs"]:
                 continue
             subprocess.run(["rm", "-rf", d], capture_output=True)
-        if not lay.baseline.exists():
+        if before is None:
             return []
-        left = host.differences(host.load(lay.baseline), host.snapshot())
+        left = host.differences(before, host.snapshot())
         for line in left:
             progress(f"[cluster] host differs after teardown: {line}")
         return left

@@ -123,7 +123,7 @@ def test_url_source_job_matches_snapshot() -> None:
                     "containers": [
                         {
                             "name": "worker",
-                            "image": "ghcr.io/kubevod/worker:0.1.0",
+                            "image": "ghcr.io/kubevod/kubevod-worker:0.1.0",
                             "imagePullPolicy": "IfNotPresent",
                             "command": ["kubevod-worker"],
                             "env": [
