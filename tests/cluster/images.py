@@ -617,11 +617,20 @@ def _stage(cache: Cache, item: Image) -> Path:
     return context
 
 
-def _export(cache: Cache, reference: str, archive: Path, log: Path) -> None:
+def _build(
+    cache: Cache, name: str, reference: str, argv: list[str], archive: Path, progress: Progress
+) -> None:
+    """Run one build, export its image to ``archive``, drop the name's older archives."""
+    started = time.monotonic()
+    log = cache.logs / f"{name}.log"
+    log.unlink(missing_ok=True)
+    _run(argv, log, f"building {reference}")
     partial = archive.with_name(archive.name + ".part")
     partial.unlink(missing_ok=True)
     _run(push_argv(cache.storage, reference, partial), log, f"buildah push {reference}")
     partial.rename(archive)
+    _prune(cache.images, name, archive)
+    progress(f"[images] {reference} built {_took(started, archive)}")
 
 
 def build_image(item: Image, cache: Cache, progress: Progress = print) -> Path:
@@ -633,19 +642,14 @@ def build_image(item: Image, cache: Cache, progress: Progress = print) -> Path:
     key = image_key(item, files, stamps, base_key(BASE) if on_base else None)
     archive = cache.archive(item.name, key)
     if archive.exists():
+        progress(f"[images] {item.reference} cached")
         return archive
     if on_base:
         ensure_base(cache, progress)
-    started = time.monotonic()
-    log = cache.logs / f"{item.name}.log"
-    log.unlink(missing_ok=True)
     context = _stage(cache, item)
     argv = build_argv(cache.storage, item.reference, context / "Containerfile", context)
-    _run(argv, log, f"building {item.reference}")
-    _export(cache, item.reference, archive, log)
+    _build(cache, item.name, item.reference, argv, archive, progress)
     shutil.rmtree(context, ignore_errors=True)
-    _prune(cache.images, item.name, archive)
-    progress(f"[images] {item.reference} built {_took(started, archive)}")
     return archive
 
 
@@ -708,17 +712,13 @@ def build_project(
             key = digest((name, value.encode()) for name, value in parts)
             name = project_images.name(target)
             archive = cache.archive(name, key)
-            if not archive.exists():
+            if archive.exists():
+                progress(f"[images] {reference} cached")
+            else:
                 ensure_base(cache, progress)
-                started = time.monotonic()
-                log = cache.logs / f"{name}.log"
-                log.unlink(missing_ok=True)
                 build_args = {"PYTHON_IMAGE": BASE.reference}
                 argv = build_argv(cache.storage, reference, dockerfile, ROOT, target, build_args)
-                _run(argv, log, f"building {reference}")
-                _export(cache, reference, archive, log)
-                _prune(cache.images, name, archive)
-                progress(f"[images] {reference} built {_took(started, archive)}")
+                _build(cache, name, reference, argv, archive, progress)
             archives.append(archive)
     return archives
 
