@@ -32,8 +32,13 @@ RUN python -m pip wheel --no-cache-dir --no-deps --wheel-dir /dist .
 # venv leaves this stage.
 FROM ${PYTHON_IMAGE} AS venv
 RUN python -m venv /opt/kubevod
+# The dependencies first, read from pyproject.toml alone: a change of kubevod's
+# own code then rebuilds only the small layer that installs the wheel.
+COPY pyproject.toml /tmp/pyproject.toml
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('/tmp/pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt \
+ && /opt/kubevod/bin/python -m pip install --no-cache-dir --prefer-binary -r /tmp/requirements.txt
 COPY --from=wheel /dist/ /tmp/dist/
-RUN /opt/kubevod/bin/python -m pip install --no-cache-dir --prefer-binary /tmp/dist/*.whl \
+RUN /opt/kubevod/bin/python -m pip install --no-cache-dir --no-deps /tmp/dist/*.whl \
  && /opt/kubevod/bin/python -m pip uninstall -y pip \
  && find /opt/kubevod -name '__pycache__' -prune -exec rm -rf {} +
 

@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.cluster import images, release
+from tests.cluster import images, layout, release
 from tests.cluster.cluster import Cluster, ClusterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,7 +77,7 @@ Stop it with `make cluster-down`."""
 
 def serve() -> int:
     cluster = Cluster(STATE)
-    cluster.forwarders.add("apiserver", ("10.87.0.2", 16443), API_PORT)
+    cluster.forwarders.add("apiserver", (layout.NODE_IP, layout.API_PORT), API_PORT)
     cluster.forward_service(release.NAMESPACE, release.component("cache"), 80, CACHE_PORT)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

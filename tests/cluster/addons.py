@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.cluster import layout
+from tests.cluster import images, layout
 from tests.cluster.layout import Layout
 
-COREDNS_IMAGE = "localhost/kubevod-test/coredns:1.12.0"
-METRICS_SERVER_IMAGE = "localhost/kubevod-test/metrics-server:v0.8.0"
+COREDNS_IMAGE = images.image("coredns").reference
+METRICS_SERVER_IMAGE = images.image("metrics-server").reference
 STORAGE_CLASS = "kubevod-test-local"
 PERSISTENT_VOLUMES = 8
 #: GPU feature discovery would set the first; the chart's GPU node selector uses it.
@@ -251,7 +251,7 @@ def metrics_server() -> list[dict[str, Any]]:
                                     # kubelet's serving certificate is self-signed on this node.
                                     "--kubelet-insecure-tls",
                                     "--kubelet-use-node-status-port",
-                                    "--metric-resolution=10s",
+                                    "--metric-resolution=15s",
                                 ],
                                 "ports": [{"name": "https", "containerPort": 10250}],
                                 "readinessProbe": {

@@ -220,12 +220,17 @@ class Cluster:
             progress(f"[cluster] {what:<34} {time.monotonic() - t0:6.1f} s")
 
         lay = self.layout
+        if lay.netns_path.exists():
+            raise ClusterError(
+                f"network namespace {lay.netns} already exists: a cluster is running "
+                "(stop it with `make cluster-down`)"
+            )
         lay.state.mkdir(parents=True, exist_ok=True)
         if not lay.baseline.exists():
             host.save(lay.baseline)
         try:
             netns.create(lay.netns)
-            netns.fence_up()
+            netns.fence_up(lay.fence_chain)
             step("namespace sealed, host fenced")
             self.api_port = self.forwarders.add(
                 "apiserver", (layout.NODE_IP, layout.API_PORT), api_port
@@ -265,9 +270,18 @@ class Cluster:
         """Wait until CoreDNS and metrics-server are ready."""
         t0 = time.monotonic()
         for ns, deploy in addons.DEPLOYMENTS:
-            self.kubectl(
-                "-n", ns, "rollout", "status", f"deploy/{deploy}", "--timeout=180s", timeout=200
+            r = self.kubectl(
+                "-n",
+                ns,
+                "rollout",
+                "status",
+                f"deploy/{deploy}",
+                "--timeout=180s",
+                check=False,
+                timeout=200,
             )
+            if r.returncode != 0:
+                raise ClusterError(f"{ns}/{deploy} not ready: {r.stderr}\n{self.diagnose(ns)}")
         self._wait(self._metrics_ready, "metrics API", 120)
         progress(f"[cluster] addons ready in {time.monotonic() - t0:.1f} s")
 
@@ -286,6 +300,25 @@ class Cluster:
         thread = threading.Thread(target=run, daemon=True, name="image-import")
         thread.start()
         return thread
+
+    def diagnose(self, namespace: str | None = None) -> str:
+        """Pods, recent events and the logs of pods that are not ready (for error messages)."""
+        scope = ["-n", namespace] if namespace else ["-A"]
+        parts = [self.kubectl("get", "pods", *scope, "-o", "wide", check=False).stdout]
+        events = self.kubectl("get", "events", *scope, "--sort-by=.lastTimestamp", check=False)
+        parts.append("\n".join(events.stdout.splitlines()[-25:]))
+        r = self.kubectl("get", "pods", *scope, "-o", "json", check=False)
+        if r.returncode == 0:
+            for pod in json.loads(r.stdout)["items"]:
+                statuses = pod["status"].get("containerStatuses") or []
+                if statuses and all(c.get("ready") for c in statuses):
+                    continue
+                ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+                log = self.kubectl(
+                    "logs", "-n", ns, name, "--all-containers", "--tail=30", check=False
+                )
+                parts.append(f"--- logs of {ns}/{name}:\n{log.stdout}{log.stderr}")
+        return "\n".join(parts)
 
     def _ctr_ok(self) -> bool:
         self.check_alive("containerd")
@@ -513,7 +546,7 @@ class Cluster:
                 subprocess.run(["umount", "-l", mount], capture_output=True)
         before = host.load(lay.baseline) if lay.baseline.exists() else None
         netns.delete(lay.netns, keep_run_netns=bool(before and "/run/netns" in before["mounts"]))
-        netns.fence_down()
+        netns.fence_down(lay.fence_chain)
         for root in Path("/sys/fs/cgroup").iterdir():
             for name in ("kubepods", "k8s.io"):
                 group = root / name

@@ -10,10 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import layout
+from tests.cluster import images, layout
 from tests.cluster.layout import Layout
 
-PAUSE_IMAGE = "localhost/kubevod-test/pause:3.10"
+PAUSE_IMAGE = images.image("pause").reference
 
 
 def containerd_toml(lay: Layout) -> str:

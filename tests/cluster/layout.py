@@ -45,10 +45,9 @@ MUST_NOT_ROUTE_V4 = (
 )
 MUST_NOT_ROUTE_V6 = ("2606:4700:4700::1111", "fd00::1", "fe80::1")
 
-#: Host-side fence: traffic of the cluster's ranges is dropped on the way out,
+#: Host-side fence (Layout.fence_chain): the cluster's ranges are dropped on the way out,
 #: should anything ever route it to the host (a second fence; the namespace has
 #: no link to the host at all).
-FENCE_CHAIN = "KUBEVOD-FENCE"
 FENCED_RANGES = (NODE_IP + "/32", POD_CIDR, SERVICE_CIDR)
 
 #: kubelet changes these host-wide sysctls; teardown restores them.
@@ -66,6 +65,11 @@ class Layout:
 
     state: Path
     netns: str = "kubevod-test"
+
+    @property
+    def fence_chain(self) -> str:
+        """The host iptables chain of this cluster's fence (28 characters at most)."""
+        return ("KV-FENCE-" + self.netns.removeprefix("kubevod-"))[:28]
 
     @property
     def netns_path(self) -> Path:

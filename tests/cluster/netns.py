@@ -117,11 +117,15 @@ def inspect(name: str) -> tuple[list[RouteCheck], list[str], list[str]]:
     return checks, links, routes
 
 
-def delete(name: str) -> None:
-    """Delete the namespace: its lo, bridge, veths and every iptables rule go with it."""
+def delete(name: str, keep_run_netns: bool = False) -> None:
+    """Delete the namespace: its lo, bridge, veths and every iptables rule go with it.
+
+    ``keep_run_netns``: /run/netns was there before (another namespace's owner
+    made it); leave it.
+    """
     run(["ip", "netns", "del", name], check=False)
     with contextlib.suppress(OSError):
-        if os.path.isdir("/run/netns") and not os.listdir("/run/netns"):
+        if not keep_run_netns and os.path.isdir("/run/netns") and not os.listdir("/run/netns"):
             # `ip netns add` bind-mounted /run/netns on itself.
             run(["umount", "/run/netns"], check=False)
             os.rmdir("/run/netns")
@@ -135,13 +139,13 @@ def pids(name: str) -> list[int]:
 # --------------------------------------------------------------------------- host fence
 
 
-def fence_rules(uplinks: Sequence[str]) -> list[list[str]]:
+def fence_rules(chain: str, uplinks: Sequence[str]) -> list[list[str]]:
     """iptables rules of the host's fence chain: drop the cluster's ranges on every uplink."""
     rules = []
     for dev in uplinks:
         for cidr in layout.FENCED_RANGES:
-            rules.append(["-A", layout.FENCE_CHAIN, "-o", dev, "-d", cidr, "-j", "DROP"])
-            rules.append(["-A", layout.FENCE_CHAIN, "-o", dev, "-s", cidr, "-j", "DROP"])
+            rules.append(["-A", chain, "-o", dev, "-d", cidr, "-j", "DROP"])
+            rules.append(["-A", chain, "-o", dev, "-s", cidr, "-j", "DROP"])
     return rules
 
 
@@ -152,27 +156,27 @@ def uplinks() -> list[str]:
     return [n for n in names if n != "lo"]
 
 
-def fence_up() -> None:
+def fence_up(chain: str) -> None:
     """Add the fence chain to the host's OUTPUT and FORWARD (removed by fence_down)."""
-    fence_down()
-    run(["iptables", "-N", layout.FENCE_CHAIN])
-    for rule in fence_rules(uplinks()):
+    fence_down(chain)
+    run(["iptables", "-N", chain])
+    for rule in fence_rules(chain, uplinks()):
         run(["iptables", *rule])
     for hook in ("OUTPUT", "FORWARD"):
-        run(["iptables", "-I", hook, "1", "-j", layout.FENCE_CHAIN])
+        run(["iptables", "-I", hook, "1", "-j", chain])
 
 
-def fence_down() -> None:
+def fence_down(chain: str) -> None:
     for hook in ("OUTPUT", "FORWARD"):
-        while run(["iptables", "-D", hook, "-j", layout.FENCE_CHAIN], check=False).returncode == 0:
+        while run(["iptables", "-D", hook, "-j", chain], check=False).returncode == 0:
             pass
-    run(["iptables", "-F", layout.FENCE_CHAIN], check=False)
-    run(["iptables", "-X", layout.FENCE_CHAIN], check=False)
+    run(["iptables", "-F", chain], check=False)
+    run(["iptables", "-X", chain], check=False)
 
 
-def fence_counters() -> int:
+def fence_counters(chain: str) -> int:
     """Packets the fence has dropped so far (0 when nothing tried to leave)."""
-    out = run(["iptables", "-L", layout.FENCE_CHAIN, "-v", "-n", "-x"], check=False).stdout
+    out = run(["iptables", "-L", chain, "-v", "-n", "-x"], check=False).stdout
     total = 0
     for line in out.splitlines()[2:]:
         fields = line.split()
