@@ -50,6 +50,9 @@ COPY --from=venv /opt/kubevod /opt/kubevod
 ENV PATH=/opt/kubevod/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
+# A passwd entry for the uid: kopf's peering and getpass ask who they run as.
+RUN groupadd --system --gid 10001 kubevod \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kubevod
 USER 10001:10001
 # kopf's liveness endpoint (KUBEVOD_LIVENESS_ENDPOINT).
 EXPOSE 8080
@@ -65,6 +68,9 @@ ENV PATH=/opt/kubevod/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     KUBEVOD_HOST=0.0.0.0 \
     KUBEVOD_PORT=8000
+# A passwd entry for the uid: kopf's peering and getpass ask who they run as.
+RUN groupadd --system --gid 10001 kubevod \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kubevod
 USER 10001:10001
 EXPOSE 8000
 ENTRYPOINT ["kubevod-api"]
@@ -91,5 +97,8 @@ ENV PATH=/opt/kubevod/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,video,utility
+# A passwd entry for the uid: kopf's peering and getpass ask who they run as.
+RUN groupadd --system --gid 10001 kubevod \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin kubevod
 USER 10001:10001
 ENTRYPOINT ["kubevod-worker"]

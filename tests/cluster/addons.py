@@ -18,11 +18,13 @@ from tests.cluster.layout import Layout
 
 COREDNS_IMAGE = images.image("coredns").reference
 METRICS_SERVER_IMAGE = images.image("metrics-server").reference
+KUBE_ROUTER_IMAGE = images.image("kube-router").reference
 STORAGE_CLASS = "kubevod-test-local"
 PERSISTENT_VOLUMES = 8
 #: GPU feature discovery would set the first; the chart's GPU node selector uses it.
 NODE_LABELS = "nvidia.com/gpu.present=true,kubevod.io/test-node=true"
 DEPLOYMENTS = (("kube-system", "coredns"), ("kube-system", "metrics-server"))
+DAEMONSETS = (("kube-system", "kube-router"),)
 
 
 def _meta(name: str, namespace: str | None = "kube-system", **labels: str) -> dict[str, Any]:
@@ -297,6 +299,110 @@ def metrics_server() -> list[dict[str, Any]]:
     ]
 
 
+def network_policy() -> list[dict[str, Any]]:
+    """kube-router's NetworkPolicy controller alone (what k3s embeds), so policies are enforced.
+
+    It runs on the node's network (the cluster's namespace), where a ClusterIP
+    has no route: it is pointed at the API server's node address instead.
+    """
+    labels = {"k8s-app": "kube-router"}
+    rbac = "rbac.authorization.k8s.io/v1"
+    read = ["get", "list", "watch"]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta("kube-router")},
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": _meta("kube-router", None),
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["namespaces", "pods", "services", "nodes", "endpoints"],
+                    "verbs": read,
+                },
+                {
+                    "apiGroups": ["networking.k8s.io"],
+                    "resources": ["networkpolicies"],
+                    "verbs": read,
+                },
+                {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": read},
+                {
+                    "apiGroups": ["", "events.k8s.io"],
+                    "resources": ["events"],
+                    "verbs": ["create", "patch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": _meta("kube-router", None),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "kube-router",
+            },
+            "subjects": [
+                {"kind": "ServiceAccount", "name": "kube-router", "namespace": "kube-system"}
+            ],
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "DaemonSet",
+            "metadata": _meta("kube-router", **labels),
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": "kube-router",
+                        "hostNetwork": True,
+                        "priorityClassName": "system-node-critical",
+                        "containers": [
+                            {
+                                "name": "kube-router",
+                                "image": KUBE_ROUTER_IMAGE,
+                                "imagePullPolicy": "Never",
+                                "args": [
+                                    "--run-router=false",
+                                    "--run-service-proxy=false",
+                                    "--run-firewall=true",
+                                    f"--service-cluster-ip-range={layout.SERVICE_CIDR}",
+                                    f"--hostname-override={layout.NODE_NAME}",
+                                    "--health-port=20244",
+                                    "--metrics-port=0",
+                                ],
+                                "env": [
+                                    {"name": "KUBERNETES_SERVICE_HOST", "value": layout.NODE_IP},
+                                    {
+                                        "name": "KUBERNETES_SERVICE_PORT",
+                                        "value": str(layout.API_PORT),
+                                    },
+                                ],
+                                "securityContext": {"privileged": True},
+                                "readinessProbe": {
+                                    "httpGet": {"path": "/healthz", "port": 20244},
+                                    "periodSeconds": 3,
+                                },
+                                "resources": {"requests": {"cpu": "10m", "memory": "48Mi"}},
+                                "volumeMounts": [
+                                    {"name": "xtables-lock", "mountPath": "/run/xtables.lock"}
+                                ],
+                            }
+                        ],
+                        "volumes": [
+                            {
+                                "name": "xtables-lock",
+                                "hostPath": {"path": "/run/xtables.lock", "type": "FileOrCreate"},
+                            }
+                        ],
+                    },
+                },
+            },
+        },
+    ]
+
+
 def storage(lay: Layout) -> list[dict[str, Any]]:
     """A default StorageClass and static hostPath PersistentVolumes."""
     docs: list[dict[str, Any]] = [
@@ -346,4 +452,4 @@ def gpu_runtime() -> list[dict[str, Any]]:
 
 
 def manifests(lay: Layout) -> list[dict[str, Any]]:
-    return [*coredns(), *metrics_server(), *storage(lay), *gpu_runtime()]
+    return [*coredns(), *metrics_server(), *network_policy(), *storage(lay), *gpu_runtime()]

@@ -15,6 +15,7 @@ etcd -> kube-apiserver -> controller-manager, scheduler -> kubelet, kube-proxy
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -282,6 +283,19 @@ class Cluster:
             )
             if r.returncode != 0:
                 raise ClusterError(f"{ns}/{deploy} not ready: {r.stderr}\n{self.diagnose(ns)}")
+        for ns, ds in addons.DAEMONSETS:
+            r = self.kubectl(
+                "-n",
+                ns,
+                "rollout",
+                "status",
+                f"ds/{ds}",
+                "--timeout=180s",
+                check=False,
+                timeout=200,
+            )
+            if r.returncode != 0:
+                raise ClusterError(f"{ns}/{ds} not ready: {r.stderr}\n{self.diagnose(ns)}")
         self._wait(self._metrics_ready, "metrics API", 120)
         progress(f"[cluster] addons ready in {time.monotonic() - t0:.1f} s")
 
@@ -344,7 +358,7 @@ class Cluster:
 
     def _write_configs(self) -> None:
         lay = self.layout
-        (lay.state / "containerd.toml").write_text(config.containerd_toml(lay))
+        (lay.state / "containerd.toml").write_text(config.containerd_toml(lay, self.image_store()))
         lay.cni_conf_dir.mkdir(parents=True, exist_ok=True)
         (lay.cni_conf_dir / "10-kubevod-test.conflist").write_text(
             json.dumps(config.cni_conflist(lay), indent=1)
@@ -362,6 +376,24 @@ class Cluster:
         saved = lay.state / "sysctls.json"
         if not saved.exists():
             saved.write_text(json.dumps(sysctls))
+
+    def image_store(self) -> Path:
+        """containerd's root: the shared one in the test environment's cache when no
+        other containerd holds it (images stay unpacked between clusters), else one
+        under this cluster's state."""
+        shared = layout.testenv_root() / "cluster-containerd" / "root"
+        db = shared / "io.containerd.metadata.v1.bolt" / "meta.db"
+        if not db.exists():
+            shared.mkdir(parents=True, exist_ok=True)
+            return shared
+        fd = os.open(db, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # bbolt's own lock
+        except BlockingIOError:
+            return self.layout.containerd / "root"
+        finally:
+            os.close(fd)
+        return shared
 
     def _readyz(self) -> bool:
         r = self.kubectl("get", "--raw", "/readyz", check=False, timeout=10)
@@ -536,6 +568,13 @@ class Cluster:
             for task in self._tasks():
                 with contextlib.suppress(ClusterError, subprocess.TimeoutExpired):
                     self.ctr("tasks", "kill", "-s", "SIGKILL", task, timeout=10)
+            # The image store may be kept for the next cluster: only images stay in it.
+            with contextlib.suppress(ClusterError, subprocess.TimeoutExpired):
+                for container in self.ctr("containers", "ls", "-q", timeout=10).stdout.split():
+                    with contextlib.suppress(ClusterError, subprocess.TimeoutExpired):
+                        self.ctr("tasks", "rm", "-f", container, timeout=10)
+                    with contextlib.suppress(ClusterError, subprocess.TimeoutExpired):
+                        self.ctr("containers", "rm", container, timeout=10)
         self.stop_daemon("containerd")
         # Stragglers, by pid: whatever lives in the namespace or a kubepods cgroup.
         if lay.netns_path.exists():

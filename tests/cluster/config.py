@@ -16,15 +16,18 @@ from tests.cluster.layout import Layout
 PAUSE_IMAGE = images.image("pause").reference
 
 
-def containerd_toml(lay: Layout) -> str:
+def containerd_toml(lay: Layout, root: Path | None = None) -> str:
     """containerd's config: all state under the cluster's folder, CNI from Debian.
+
+    ``root`` (content and snapshots) may be a store kept across clusters, so
+    images imported once are not unpacked again; the default is under state.
 
     ``restrict_oom_score_adj``: this machine lacks CAP_SYS_RESOURCE, and without
     it every sandbox fails with "can't get final child's PID from pipe: EOF".
     """
     c = lay.containerd
     return f"""version = 2
-root = "{c / "root"}"
+root = "{root or c / "root"}"
 state = "{c / "state"}"
 oom_score = 0
 

@@ -180,6 +180,13 @@ IMAGES: tuple[Image, ...] = (
         ("metrics-server",),
         part="metrics-server",
     ),
+    Image(
+        "kube-router",
+        VERSIONS["KUBE_ROUTER_VERSION"],
+        "docker.io/cloudnativelabs/kube-router",
+        ("kube-router",),
+        part="network-policy",
+    ),
 )
 
 #: The scripts/testenv component that installs each binary.
@@ -191,6 +198,7 @@ TESTENV_COMPONENTS = {
     "pause": "pause",
     "coredns": "coredns",
     "metrics-server": "metrics_server",
+    "kube-router": "kube_router",
 }
 
 

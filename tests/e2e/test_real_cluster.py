@@ -303,3 +303,66 @@ def test_helm_uninstall_leaves_exactly_what_the_docs_say(kubevod: Release) -> No
     assert "videoassets.kubevod.io" in crds
     cluster_wide = cluster.get_json("clusterroles,clusterrolebindings", "-l", instance)["items"]
     assert cluster_wide == []
+
+
+def _probe_pod(
+    kubevod: Release, name: str, namespace: str, labels: dict[str, str], targets: list[str]
+) -> dict[str, str]:
+    """Run a pod that tries a TCP connection to each ``host:port``; what each got."""
+    cluster = kubevod.cluster
+    script = (
+        "import socket, sys\n"
+        "for t in sys.argv[1:]:\n"
+        "    h, p = t.rsplit(':', 1)\n"
+        "    s = socket.socket(); s.settimeout(4)\n"
+        "    try: s.connect((h, int(p))); print(t, 'open')\n"
+        "    except OSError as e: print(t, 'closed', type(e).__name__)\n"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "restartPolicy": "Never",
+            "automountServiceAccountToken": False,
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": support.project_image("worker"),
+                    "imagePullPolicy": "Never",
+                    "command": ["python3", "-c", script, *targets],
+                }
+            ],
+        },
+    }
+    cluster.apply([pod])
+    wait_for(
+        f"{name} done",
+        lambda: cluster.get_json("pod", "-n", namespace, name)["status"].get("phase")
+        in ("Succeeded", "Failed"),
+        90,
+    )
+    out = cluster.kubectl("logs", "-n", namespace, name).stdout
+    cluster.kubectl("delete", "pod", "-n", namespace, name, "--wait=false")
+    return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+
+
+def test_network_policies_keep_minio_and_mongodb_to_the_release(kubevod: Release) -> None:
+    """Enforced for real (kube-router's policy controller, as k3s embeds it)."""
+    cluster = kubevod.cluster
+    cluster.kubectl("create", "namespace", "outsider", check=False)
+    fqdn = lambda c, port: f"{release.component(c)}.{NS}.svc.cluster.local:{port}"  # noqa: E731
+    targets = [fqdn("minio", 9000), fqdn("mongodb", 27017), fqdn("cache", 80), fqdn("api", 8000)]
+    outside = _probe_pod(kubevod, "outsider-probe", "outsider", {"app": "probe"}, targets)
+    assert outside == {
+        targets[0]: "closed",
+        targets[1]: "closed",
+        targets[2]: "open",
+        targets[3]: "open",
+    }, outside
+    unlabelled = _probe_pod(kubevod, "unlabelled-probe", NS, {"app": "probe"}, targets[:2])
+    assert set(unlabelled.values()) == {"closed"}, unlabelled
+    ours = _probe_pod(
+        kubevod, "kubevod-probe", NS, {"app.kubernetes.io/part-of": "kubevod"}, targets[:2]
+    )
+    assert set(ours.values()) == {"open"}, ours

@@ -44,12 +44,15 @@ def test_each_stand_in_names_the_repository_it_replaces() -> None:
             assert chart[item.value]["repository"] == item.upstream, item.name
 
 
-def test_the_cluster_parts_are_the_pause_coredns_and_metrics_server_images() -> None:
+def test_the_cluster_parts_are_the_images_the_cluster_runs() -> None:
+    from tests.cluster import addons, config
+
     parts = {item.part: item.reference for item in IMAGES if item.part}
     assert parts == {
-        "pause": "localhost/kubevod-test/pause:3.10",
-        "coredns": "localhost/kubevod-test/coredns:1.12.0",
-        "metrics-server": "localhost/kubevod-test/metrics-server:v0.8.0",
+        "pause": config.PAUSE_IMAGE,
+        "coredns": addons.COREDNS_IMAGE,
+        "metrics-server": addons.METRICS_SERVER_IMAGE,
+        "network-policy": addons.KUBE_ROUTER_IMAGE,
     }
     assert all(bool(item.value) != bool(item.part) for item in IMAGES)
 
