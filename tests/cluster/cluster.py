@@ -238,6 +238,7 @@ class Cluster:
             )
             pki.make(lay)
             lay.host_kubeconfig.write_text(pki.host_kubeconfig(lay, self.api_port))
+            lay.host_kubeconfig.chmod(0o600)
             self._write_configs()
             step("pki and configs")
             self.start(

@@ -34,9 +34,10 @@ def test_every_workload_rolls_out_and_helm_test_passes(kubevod: Release) -> None
         for item in cluster.get_json(kind, "-n", NS)["items"]:
             want = item["spec"].get("replicas", 1)
             assert item["status"].get("readyReplicas", 0) == want, item["metadata"]["name"]
-    out = release.helm(cluster, "test", release.RELEASE, "-n", NS, "--logs", timeout=300)
+    # The test pod is deleted once it succeeds (its hook policy), so only its phase is left.
+    out = release.helm(cluster, "test", release.RELEASE, "-n", NS, timeout=300)
+    assert "TEST SUITE:     kubevod-test" in out.stdout
     assert "Phase:          Succeeded" in out.stdout
-    assert "kubevod answers through the cache" in out.stdout
     # What NOTES.txt tells a person to do first: reach the UI through the cache Service.
     code, _, body = kubevod.get("/")
     assert code == 200 and b"<html" in body.lower()

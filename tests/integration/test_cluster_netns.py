@@ -42,11 +42,11 @@ def test_the_proof_catches_a_namespace_with_a_way_out() -> None:
 
 def test_the_host_fence_is_added_and_removed_without_a_trace() -> None:
     before = host.snapshot()
-    netns.fence_up()
+    netns.fence_up("KV-FENCE-selftest")
     try:
         rules = netns.run(["iptables", "-S", "OUTPUT"]).stdout
-        assert "-j KUBEVOD-FENCE" in rules
-        assert netns.fence_counters() == 0
+        assert "-j KV-FENCE-selftest" in rules
+        assert netns.fence_counters("KV-FENCE-selftest") == 0
     finally:
-        netns.fence_down()
+        netns.fence_down("KV-FENCE-selftest")
     assert host.differences(before, host.snapshot()) == []

@@ -110,12 +110,17 @@ def test_the_proof_covers_service_private_metadata_and_public_addresses_v4_and_v
 
 
 def test_fence_drops_each_cluster_range_both_ways_on_every_uplink() -> None:
-    rules = netns.fence_rules(["eth0", "wlan0"])
+    rules = netns.fence_rules(LAY.fence_chain, ["eth0", "wlan0"])
     assert len(rules) == 2 * len(layout.FENCED_RANGES) * 2
     for dev in ("eth0", "wlan0"):
         for cidr in layout.FENCED_RANGES:
             for flag in ("-d", "-s"):
-                assert ["-A", layout.FENCE_CHAIN, "-o", dev, flag, cidr, "-j", "DROP"] in rules
+                assert ["-A", LAY.fence_chain, "-o", dev, flag, cidr, "-j", "DROP"] in rules
+
+
+def test_each_cluster_has_its_own_fence_chain_within_iptables_limits() -> None:
+    names = {Layout(Path("/s"), n).fence_chain for n in ("kubevod-test", "kubevod-test-123456")}
+    assert len(names) == 2 and all(len(n) <= 28 for n in names)
 
 
 def test_host_differences_name_what_was_added_and_removed() -> None:
