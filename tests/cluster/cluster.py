@@ -18,10 +18,14 @@ import contextlib
 import fcntl
 import json
 import os
+import random
 import signal
+import ssl
 import subprocess
+import tarfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,38 @@ from tests.cluster import addons, config, forward, host, layout, netns, pki
 from tests.cluster.layout import Layout
 
 Progress = Callable[[str], None]
+
+
+def ready_endpoint(service: dict[str, Any], slices: dict[str, Any], port: int) -> tuple[str, int]:
+    """A ready endpoint (pod IP, target port) of a Service port, chosen at random as
+    kube-proxy would, from the Service and its EndpointSlices (API objects).
+
+    Raises:
+        LookupError: no endpoint of that port is ready.
+    """
+    wanted = next((p for p in service["spec"]["ports"] if p["port"] == port), None)
+    if wanted is None:
+        raise LookupError(f"service {service['metadata']['name']} has no port {port}")
+    name = wanted.get("name") or ""
+    ready = []
+    for s in slices["items"]:
+        ports = [p for p in s.get("ports") or [] if (p.get("name") or "") == name]
+        for ep in s.get("endpoints") or [] if ports else []:
+            if (ep.get("conditions") or {}).get("ready"):
+                ready += [(address, int(ports[0]["port"])) for address in ep["addresses"]]
+    if not ready:
+        raise LookupError(f"service {service['metadata']['name']}:{port} has no ready endpoint")
+    return random.choice(ready)
+
+
+def archive_reference(archive: Path) -> tuple[str, str]:
+    """(name, manifest digest) of the one image in an OCI archive (its index.json)."""
+    with tarfile.open(archive) as tar:
+        member = tar.extractfile("index.json")
+        assert member is not None, f"{archive} has no index.json"
+        index = json.load(member)
+    manifest = index["manifests"][0]
+    return manifest["annotations"]["org.opencontainers.image.ref.name"], manifest["digest"]
 
 
 class ClusterError(RuntimeError):
@@ -181,28 +217,34 @@ class Cluster:
             raise ClusterError(f"ctr {' '.join(args)} failed: {r.stderr}")
         return r
 
-    def service_endpoint(self, namespace: str, service: str, port: int) -> tuple[str, int]:
-        """A ready endpoint (pod IP, target port) of a Service, looked up now."""
-        slices = self.get_json(
-            "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}"
+    def _api_get_inside(self, path: str) -> Any:
+        """GET from the API server at its node address: only from a thread inside the namespace.
+
+        The forwarders' threads live in the namespace, where neither kubectl's
+        host kubeconfig (127.0.0.1) nor a ClusterIP works; the node address does.
+        """
+        k = self.layout.pki
+        context = ssl.create_default_context(cafile=str(k / "ca.crt"))
+        token = (k / "admin.token").read_text().strip()
+        req = urllib.request.Request(
+            config.api_server_url() + path, headers={"Authorization": f"Bearer {token}"}
         )
-        svc = self.get_json("service", "-n", namespace, service)
-        wanted = next(p for p in svc["spec"]["ports"] if p["port"] == port)
-        name = wanted.get("name")
-        for s in slices["items"]:
-            ports = [p for p in s.get("ports") or [] if p.get("name", "") == (name or "")]
-            if not ports:
-                continue
-            for ep in s.get("endpoints") or []:
-                if ep.get("conditions", {}).get("ready"):
-                    return ep["addresses"][0], int(ports[0]["port"])
-        raise LookupError(f"service {namespace}/{service}:{port} has no ready endpoint")
+        with urllib.request.urlopen(req, context=context, timeout=5) as r:
+            return json.loads(r.read())
+
+    def _endpoint_inside(self, namespace: str, service: str, port: int) -> tuple[str, int]:
+        svc = self._api_get_inside(f"/api/v1/namespaces/{namespace}/services/{service}")
+        slices = self._api_get_inside(
+            f"/apis/discovery.k8s.io/v1/namespaces/{namespace}/endpointslices"
+            f"?labelSelector=kubernetes.io%2Fservice-name%3D{service}"
+        )
+        return ready_endpoint(svc, slices, port)
 
     def forward_service(self, namespace: str, service: str, port: int, local: int = 0) -> int:
-        """Forward host 127.0.0.1:local to a ready pod of the Service (asked per connection)."""
+        """Forward host 127.0.0.1:local to a ready pod of the Service (looked up per connection)."""
         return self.forwarders.add(
             f"{namespace}/{service}:{port}",
-            lambda: self.service_endpoint(namespace, service, port),
+            lambda: self._endpoint_inside(namespace, service, port),
             local,
         )
 
@@ -305,7 +347,14 @@ class Cluster:
         self._import_error = ""
 
         def run() -> None:
+            try:
+                listing = self.ctr("images", "ls", timeout=30).stdout
+            except (ClusterError, subprocess.TimeoutExpired):
+                listing = ""
+            present = {tuple(line.split()[::2][:2]) for line in listing.splitlines()[1:] if line}
             for archive in archives:
+                if archive_reference(archive) in present:
+                    continue  # already in the kept image store, same digest
                 try:
                     self.ctr("images", "import", str(archive), timeout=600)
                 except (ClusterError, subprocess.TimeoutExpired) as e:

@@ -76,7 +76,7 @@ class Forwarder:
                 host, port = self.target() if callable(self.target) else self.target
                 upstream = socket.create_connection((host, port), timeout=5)
                 upstream.settimeout(None)
-            except (OSError, LookupError) as e:
+            except Exception as e:
                 print(f"forward {self.name}: no connection: {e}", file=sys.stderr, flush=True)
                 client.close()
                 continue

@@ -157,6 +157,7 @@ def wait_phase(
 
 
 def video_id(st: dict[str, Any]) -> str:
-    """The catalog id, from the playback URL in status (…/v/<id>/master.m3u8)."""
-    hls: str = st["playback"]["hls"]
-    return hls.rsplit("/v/", 1)[1].split("/")[0]
+    """The catalog id, as status shows it; it is also in the playback URLs."""
+    vid: str = st["videoId"]
+    assert f"/v/{vid}/master.m3u8" in st["playback"]["hls"]
+    return vid

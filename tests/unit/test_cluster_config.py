@@ -148,3 +148,35 @@ def test_coredns_never_resolves_outside_the_cluster() -> None:
     corefile = next(d for d in addons.coredns() if d["kind"] == "ConfigMap")["data"]["Corefile"]
     assert "forward" not in corefile
     assert f"kubernetes {layout.CLUSTER_DOMAIN}" in corefile
+
+
+def _service(*ports: tuple[str, int]) -> dict[str, object]:
+    return {
+        "metadata": {"name": "web"},
+        "spec": {"ports": [{"name": n, "port": p} for n, p in ports]},
+    }
+
+
+def _slice(name: str, target: int, *endpoints: tuple[str, bool]) -> dict[str, object]:
+    return {
+        "ports": [{"name": name, "port": target}],
+        "endpoints": [{"addresses": [a], "conditions": {"ready": r}} for a, r in endpoints],
+    }
+
+
+def test_a_service_is_forwarded_to_a_ready_pod_of_the_right_port() -> None:
+    from tests.cluster.cluster import ready_endpoint
+
+    svc = _service(("http", 80), ("metrics", 9113))
+    slices = {
+        "items": [
+            _slice("http", 8080, ("10.88.0.5", False), ("10.88.0.6", True)),
+            _slice("metrics", 9113, ("10.88.0.7", True)),
+        ]
+    }
+    assert ready_endpoint(svc, slices, 80) == ("10.88.0.6", 8080)
+    assert ready_endpoint(svc, slices, 9113) == ("10.88.0.7", 9113)
+    with pytest.raises(LookupError, match="no port 443"):
+        ready_endpoint(svc, slices, 443)
+    with pytest.raises(LookupError, match="no ready endpoint"):
+        ready_endpoint(svc, {"items": [_slice("http", 8080, ("10.88.0.5", False))]}, 80)
