@@ -60,9 +60,11 @@ def test_a_worker_pod_deleted_mid_encode_is_replaced_and_every_segment_is_there_
     )
     cluster.kubectl("delete", "pod", "-n", NS, first["metadata"]["name"], "--wait=false")
     st = wait_phase(cluster, "interrupted", ("Ready",), timeout=300)
+    # The deleted pod is gone; the Job's next pod finished the video.
     pods = _pods(kubevod, f"job-name={job}")
-    assert len(pods) >= 2, "the Job made a second pod"
-    assert st["attempts"] >= 2
+    assert [p["status"]["phase"] for p in pods] == ["Succeeded"], pods
+    assert pods[0]["metadata"]["name"] != first["metadata"]["name"]
+    assert cluster.get_json("job", "-n", NS, job)["status"].get("succeeded") == 1
     vid = support.video_id(st)
     playlists = _segments(kubevod, vid)
     assert playlists
@@ -181,7 +183,7 @@ def test_the_hpa_scales_the_api_under_load_and_back_without_a_failed_request(
             code = kubevod.get("/api/videos", timeout=10)[0]
             if code != 200:
                 failures.append(f"steady GET /api/videos -> {code}")
-            time.sleep(0.05)
+            time.sleep(0.25)  # light: the HPA must be able to scale back in under it
 
     viewer = threading.Thread(target=steady, daemon=True)
     viewer.start()
@@ -203,7 +205,12 @@ def test_the_hpa_scales_the_api_under_load_and_back_without_a_failed_request(
         load.terminate()
         out, _ = load.communicate(timeout=30)
         assert "Non-2xx" not in out and "Socket errors" not in out, out
-        wait_for("the HPA scaling back in", lambda: _api_replicas(kubevod) == 1, 240, every=3)
+        wait_for(
+            "the HPA scaling back in",
+            lambda: _api_replicas(kubevod) == 1,
+            300,
+            every=3,
+        )
     finally:
         stop.set()
         viewer.join(15)
