@@ -44,6 +44,7 @@ def up() -> int:
     cluster.up(archives, api_port=API_PORT)
     try:
         cluster.wait_addons()
+        cluster.wait_metrics()
         print("[cluster] helm install charts/kubevod ...")
         release.install(cluster)
     except BaseException:

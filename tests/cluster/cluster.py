@@ -311,7 +311,7 @@ class Cluster:
             raise
 
     def wait_addons(self, progress: Progress = print) -> None:
-        """Wait until CoreDNS and metrics-server are ready."""
+        """Wait until CoreDNS, metrics-server and the policy controller are ready."""
         t0 = time.monotonic()
         for ns, deploy in addons.DEPLOYMENTS:
             r = self.kubectl(
@@ -339,8 +339,11 @@ class Cluster:
             )
             if r.returncode != 0:
                 raise ClusterError(f"{ns}/{ds} not ready: {r.stderr}\n{self.diagnose(ns)}")
-        self._wait(self._metrics_ready, "metrics API", 120)
         progress(f"[cluster] addons ready in {time.monotonic() - t0:.1f} s")
+
+    def wait_metrics(self, timeout: float = 120) -> None:
+        """Wait until the metrics API serves the node's usage (its first scrape; for the HPA)."""
+        self._wait(self._metrics_ready, "metrics API", timeout)
 
     def _import_images(self, archives: Sequence[Path]) -> threading.Thread:
         """Import the image archives into containerd (one ``ctr import`` per file), meanwhile."""

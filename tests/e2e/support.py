@@ -40,7 +40,7 @@ def project_image(component: str) -> str:
     return f"{values[f'{component}.image.repository']}:{values[f'{component}.image.tag']}"
 
 
-def media_server(clip_seconds: int = 16, long_seconds: int = 90) -> list[dict[str, Any]]:
+def media_server(clip_seconds: int = 16, long_seconds: int = 48) -> list[dict[str, Any]]:
     """A Deployment + Service inside the cluster serving a clip it makes with ffmpeg.
 
     It runs the worker image (which has ffmpeg); the clip is made by ffmpeg's

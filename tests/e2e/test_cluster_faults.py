@@ -174,6 +174,7 @@ def test_the_hpa_scales_the_api_under_load_and_back_without_a_failed_request(
     from tests.fixtures.util import require
 
     wrk = require("wrk")
+    kubevod.cluster.wait_metrics()
     assert _api_replicas(kubevod) == 1, "the release starts with one API replica"
     failures: list[str] = []
     stop = threading.Event()
