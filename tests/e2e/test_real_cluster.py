@@ -19,6 +19,7 @@ import urllib.request
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.cluster import release
 from tests.e2e import support
@@ -157,13 +158,20 @@ def test_an_s3_source_is_read_from_the_releases_minio(kubevod: Release) -> None:
     assert st["duration"] == pytest.approx(16, abs=0.5)
 
 
-def test_a_pvc_source_on_a_hostpath_volume_is_transcoded(kubevod: Release) -> None:
+def test_the_pvc_example_is_transcoded_from_a_hostpath_volume(kubevod: Release) -> None:
+    """``kubectl apply -f manifests/examples/pvc-source.yaml`` as it is, on a NAS-like PVC."""
     cluster = kubevod.cluster
+    example = yaml.safe_load((release.ROOT / "manifests/examples/pvc-source.yaml").read_text())
+    claim, path = (
+        example["spec"]["source"]["pvc"]["claimName"],
+        example["spec"]["source"]["pvc"]["path"],
+    )
     nas = cluster.layout.volumes / "nas"
-    (nas / "films").mkdir(parents=True, exist_ok=True)
-    (nas / "films" / "clip.mp4").write_bytes(_clip_bytes(kubevod))
-    for p in (nas, nas / "films", nas / "films" / "clip.mp4"):
-        p.chmod(0o755 if p.is_dir() else 0o644)
+    (nas / path).parent.mkdir(parents=True, exist_ok=True)
+    (nas / path).write_bytes(_clip_bytes(kubevod))
+    for p in [nas, *(nas / path).parents, nas / path]:
+        if p.is_relative_to(nas):
+            p.chmod(0o755 if p.is_dir() else 0o644)
     cluster.apply(
         [
             {
@@ -174,14 +182,14 @@ def test_a_pvc_source_on_a_hostpath_volume_is_transcoded(kubevod: Release) -> No
                     "capacity": {"storage": "1Gi"},
                     "accessModes": ["ReadOnlyMany"],
                     "storageClassName": "nas",
-                    "claimRef": {"namespace": NS, "name": "nas-videos"},
+                    "claimRef": {"namespace": NS, "name": claim},
                     "hostPath": {"path": str(nas), "type": "Directory"},
                 },
             },
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
-                "metadata": {"name": "nas-videos", "namespace": NS},
+                "metadata": {"name": claim, "namespace": NS},
                 "spec": {
                     "accessModes": ["ReadOnlyMany"],
                     "storageClassName": "nas",
@@ -190,11 +198,11 @@ def test_a_pvc_source_on_a_hostpath_volume_is_transcoded(kubevod: Release) -> No
             },
         ]
     )
-    cluster.apply(
-        [video_asset("from-pvc", {"pvc": {"claimName": "nas-videos", "path": "films/clip.mp4"}})],
-        namespace=NS,
+    cluster.kubectl(
+        "apply", "-n", NS, "-f", str(release.ROOT / "manifests/examples/pvc-source.yaml")
     )
-    st = wait_phase(cluster, "from-pvc", ("Ready",), timeout=240)
+    name = example["metadata"]["name"]
+    st = wait_phase(cluster, name, ("Ready",), timeout=240)
     assert st["duration"] == pytest.approx(16, abs=0.5)
 
 
@@ -315,16 +323,17 @@ def _probe_pod(
     # address within seconds of its start), all at once.
     script = (
         "import socket, sys, threading, time\n"
+        "seen = {}\n"
         "def probe(t):\n"
-        "    h, p = t.rsplit(':', 1); end = time.monotonic() + 20\n"
+        "    h, p = t.rsplit(':', 1); end = time.monotonic() + 20; seen[t] = 'closed'\n"
         "    while time.monotonic() < end:\n"
         "        s = socket.socket(); s.settimeout(3)\n"
-        "        try: s.connect((h, int(p))); print(t, 'open', flush=True); return\n"
+        "        try: s.connect((h, int(p))); seen[t] = 'open'; return\n"
         "        except OSError: time.sleep(0.5)\n"
         "        finally: s.close()\n"
-        "    print(t, 'closed', flush=True)\n"
         "ts = [threading.Thread(target=probe, args=(t,)) for t in sys.argv[1:]]\n"
         "[t.start() for t in ts]; [t.join() for t in ts]\n"
+        "print('\\n'.join(f'{t} {r}' for t, r in seen.items()))\n"
     )
     pod = {
         "apiVersion": "v1",
