@@ -23,8 +23,12 @@ STORAGE_CLASS = "kubevod-test-local"
 PERSISTENT_VOLUMES = 8
 #: GPU feature discovery would set the first; the chart's GPU node selector uses it.
 NODE_LABELS = "nvidia.com/gpu.present=true,kubevod.io/test-node=true"
-DEPLOYMENTS = (("kube-system", "coredns"), ("kube-system", "metrics-server"))
-DAEMONSETS = (("kube-system", "kube-router"),)
+#: What must have rolled out before the cluster is ready: namespace/kind/name.
+WORKLOADS = (
+    "kube-system/deploy/coredns",
+    "kube-system/deploy/metrics-server",
+    "kube-system/ds/kube-router",
+)
 
 
 def _meta(name: str, namespace: str | None = "kube-system", **labels: str) -> dict[str, Any]:

@@ -115,15 +115,11 @@ def _kill(pids: Iterable[int], grace: float = 5) -> None:
 class Cluster:
     """One cluster's processes, files and host-side forwarders."""
 
-    DAEMONS = (
-        "containerd",
-        "etcd",
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "kubelet",
-        "kube-proxy",
-    )
+    #: The programs of the test environment a cluster runs or drives.
+    BINARIES = (
+        "containerd", "ctr", "runc", "etcd", "kube-apiserver", "kube-controller-manager",
+        "kube-scheduler", "kubelet", "kube-proxy", "kubectl", "helm",
+    )  # fmt: skip
 
     def __init__(self, state: Path, netns_name: str = "kubevod-test") -> None:
         self.layout = Layout(state.resolve(), netns_name)
@@ -313,32 +309,13 @@ class Cluster:
     def wait_addons(self, progress: Progress = print) -> None:
         """Wait until CoreDNS, metrics-server and the policy controller are ready."""
         t0 = time.monotonic()
-        for ns, deploy in addons.DEPLOYMENTS:
+        for workload in addons.WORKLOADS:
+            ns, name = workload.split("/", 1)
             r = self.kubectl(
-                "-n",
-                ns,
-                "rollout",
-                "status",
-                f"deploy/{deploy}",
-                "--timeout=180s",
-                check=False,
-                timeout=200,
-            )
+                "-n", ns, "rollout", "status", name, "--timeout=180s", check=False, timeout=200
+            )  # fmt: skip
             if r.returncode != 0:
-                raise ClusterError(f"{ns}/{deploy} not ready: {r.stderr}\n{self.diagnose(ns)}")
-        for ns, ds in addons.DAEMONSETS:
-            r = self.kubectl(
-                "-n",
-                ns,
-                "rollout",
-                "status",
-                f"ds/{ds}",
-                "--timeout=180s",
-                check=False,
-                timeout=200,
-            )
-            if r.returncode != 0:
-                raise ClusterError(f"{ns}/{ds} not ready: {r.stderr}\n{self.diagnose(ns)}")
+                raise ClusterError(f"{workload} not ready: {r.stderr}\n{self.diagnose(ns)}")
         progress(f"[cluster] addons ready in {time.monotonic() - t0:.1f} s")
 
     def wait_metrics(self, timeout: float = 120) -> None:

@@ -5,29 +5,15 @@ from __future__ import annotations
 
 import base64
 import json
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from tests.cluster import images, release
 from tests.cluster.cluster import Cluster
+from tests.integration.operator_support import wait_for
 
-T = TypeVar("T")
 NS = release.NAMESPACE
 MEDIA_SERVER = "media-server"
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
-    """Call ``probe`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout} s (last: {last!r})")
 
 
 def secret_value(cluster: Cluster, name: str, key: str, namespace: str = NS) -> str:
