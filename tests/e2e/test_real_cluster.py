@@ -227,15 +227,20 @@ def test_delete_removes_the_job_its_pods_the_objects_and_the_catalog_entry(
     assert code == 404
 
 
-def test_helm_upgrade_keeps_videos_and_credentials(
+def test_helm_upgrade_keeps_videos_and_credentials_and_turns_tracing_on(
     kubevod: Release, ready_video: dict[str, Any]
 ) -> None:
+    """The upgrade also turns the chart's collector on: it runs and receives spans."""
     cluster = kubevod.cluster
     secrets = {
         name: cluster.get_json("secret", "-n", NS, release.component(name))["data"]
         for name in ("minio", "mongodb")
     }
-    release.install(cluster, {**VALUES, "cache.manifestTTL": "2s"}, upgrade=True)
+    release.install(
+        cluster,
+        {**VALUES, "cache.manifestTTL": "2s", "telemetry.collector.enabled": True},
+        upgrade=True,
+    )
     for name, data in secrets.items():
         assert cluster.get_json("secret", "-n", NS, release.component(name))["data"] == data
     vid = support.video_id(ready_video["status"])
@@ -246,6 +251,14 @@ def test_helm_upgrade_keeps_videos_and_credentials(
     )
     assert json.loads(body)["id"] == vid
     assert support.status(cluster, "clip")["phase"] == "Ready"
+    collector = f"deploy/{release.component('otel-collector')}"
+
+    def spans_logged() -> bool:
+        kubevod.get(f"/api/videos/{vid}")
+        log = cluster.kubectl("logs", "-n", NS, collector, check=False).stdout
+        return "spans" in log.lower()
+
+    wait_for("the collector logging the API's spans", spans_logged, 90, every=3)
 
 
 def test_pods_cannot_reach_anything_off_the_machine(kubevod: Release) -> None:
