@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import random
+import shutil
 import signal
 import ssl
 import subprocess
@@ -264,9 +265,21 @@ class Cluster:
                 f"network namespace {lay.netns} already exists: a cluster is running "
                 "(stop it with `make cluster-down`)"
             )
+        if self._mounts_under_state():
+            raise ClusterError(
+                f"{lay.state} still has mounts of a cluster: run `make cluster-down`"
+            )
+        # A state folder used before (make cluster) starts from nothing: a new etcd,
+        # PKI and node; the logs of the last run are kept beside it.
+        if lay.state.exists():
+            shutil.rmtree(lay.logs.with_name("logs.previous"), ignore_errors=True)
+            if lay.logs.exists():
+                lay.logs.rename(lay.logs.with_name("logs.previous"))
+            for item in lay.state.iterdir():
+                if item.name != "logs.previous":
+                    shutil.rmtree(item) if item.is_dir() else item.unlink()
         lay.state.mkdir(parents=True, exist_ok=True)
-        if not lay.baseline.exists():
-            host.save(lay.baseline)
+        host.save(lay.baseline)
         try:
             netns.create(lay.netns)
             netns.fence_up(lay.fence_chain)
