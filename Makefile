@@ -37,7 +37,7 @@ fmt: venv
 	$(BIN)/ruff check --fix .
 
 test: venv testenv lint
-	PATH="$$(scripts/testenv --bin):$$PATH" $(BIN)/pytest -q -ra $(PYTEST_ARGS)
+	PATH="$$(scripts/testenv --bin):$$PATH" $(BIN)/pytest -q -ra --durations=15 $(PYTEST_ARGS)
 
 run: venv
 	scripts/testenv ffmpeg hlsjs
