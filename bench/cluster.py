@@ -109,10 +109,7 @@ def main() -> int:
     from tests.cluster.cluster import Cluster
     from tests.e2e import support
 
-    archives = [
-        *images.build_all(progress=lambda _: None),
-        *images.build_project(progress=lambda _: None),
-    ]
+    archives = images.build_cluster_images(progress=lambda _: None)
     with tempfile.TemporaryDirectory(prefix="kubevod-bench-cluster-") as tmp:
         cluster = Cluster(Path(tmp))
         t0 = time.monotonic()

@@ -51,6 +51,22 @@ def _restricted() -> dict[str, Any]:
     }
 
 
+def deployment(
+    name: str, labels: dict[str, str], pod: dict[str, Any], namespace: str | None = "kube-system"
+) -> dict[str, Any]:
+    """A one-replica Deployment of ``pod`` (a pod spec), selected by ``labels``."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(name, namespace, **labels),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": pod},
+        },
+    }
+
+
 def coredns() -> list[dict[str, Any]]:
     corefile = f"""\
 .:53 {{
@@ -103,47 +119,39 @@ def coredns() -> list[dict[str, Any]]:
             "metadata": _meta("coredns"),
             "data": {"Corefile": corefile},
         },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": _meta("coredns", **labels),
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "serviceAccountName": "coredns",
-                        "dnsPolicy": "Default",
-                        "priorityClassName": "system-cluster-critical",
-                        "containers": [
-                            {
-                                "name": "coredns",
-                                "image": COREDNS_IMAGE,
-                                "imagePullPolicy": "Never",
-                                "args": ["-conf", "/etc/coredns/Corefile"],
-                                "ports": [
-                                    {"containerPort": 53, "protocol": "UDP", "name": "dns"},
-                                    {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"},
-                                ],
-                                "securityContext": {
-                                    **_restricted(),
-                                    "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
-                                },
-                                "readinessProbe": {
-                                    "httpGet": {"path": "/ready", "port": 8181},
-                                    "periodSeconds": 2,
-                                },
-                                "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
-                                "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
-                                "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns"}],
-                            }
+        deployment(
+            "coredns",
+            labels,
+            {
+                "serviceAccountName": "coredns",
+                "dnsPolicy": "Default",
+                "priorityClassName": "system-cluster-critical",
+                "containers": [
+                    {
+                        "name": "coredns",
+                        "image": COREDNS_IMAGE,
+                        "imagePullPolicy": "Never",
+                        "args": ["-conf", "/etc/coredns/Corefile"],
+                        "ports": [
+                            {"containerPort": 53, "protocol": "UDP", "name": "dns"},
+                            {"containerPort": 53, "protocol": "TCP", "name": "dns-tcp"},
                         ],
-                        "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
-                    },
-                },
+                        "securityContext": {
+                            **_restricted(),
+                            "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+                        },
+                        "readinessProbe": {
+                            "httpGet": {"path": "/ready", "port": 8181},
+                            "periodSeconds": 2,
+                        },
+                        "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}},
+                        "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}},
+                        "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns"}],
+                    }
+                ],
+                "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
             },
-        },
+        ),
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -233,51 +241,43 @@ def metrics_server() -> list[dict[str, Any]]:
             },
             "subjects": sa,
         },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": _meta("metrics-server", **labels),
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "serviceAccountName": "metrics-server",
-                        "priorityClassName": "system-cluster-critical",
-                        "containers": [
-                            {
-                                "name": "metrics-server",
-                                "image": METRICS_SERVER_IMAGE,
-                                "imagePullPolicy": "Never",
-                                "args": [
-                                    "--cert-dir=/tmp",
-                                    "--secure-port=10250",
-                                    "--kubelet-preferred-address-types=InternalIP",
-                                    # kubelet's serving certificate is self-signed on this node.
-                                    "--kubelet-insecure-tls",
-                                    "--kubelet-use-node-status-port",
-                                    "--metric-resolution=15s",
-                                ],
-                                "ports": [{"name": "https", "containerPort": 10250}],
-                                "readinessProbe": {
-                                    "httpGet": {
-                                        "path": "/readyz",
-                                        "port": "https",
-                                        "scheme": "HTTPS",
-                                    },
-                                    "periodSeconds": 2,
-                                },
-                                "securityContext": _restricted(),
-                                "resources": {"requests": {"cpu": "20m", "memory": "48Mi"}},
-                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-                            }
+        deployment(
+            "metrics-server",
+            labels,
+            {
+                "serviceAccountName": "metrics-server",
+                "priorityClassName": "system-cluster-critical",
+                "containers": [
+                    {
+                        "name": "metrics-server",
+                        "image": METRICS_SERVER_IMAGE,
+                        "imagePullPolicy": "Never",
+                        "args": [
+                            "--cert-dir=/tmp",
+                            "--secure-port=10250",
+                            "--kubelet-preferred-address-types=InternalIP",
+                            # kubelet's serving certificate is self-signed on this node.
+                            "--kubelet-insecure-tls",
+                            "--kubelet-use-node-status-port",
+                            "--metric-resolution=15s",
                         ],
-                        "volumes": [{"name": "tmp", "emptyDir": {}}],
-                    },
-                },
+                        "ports": [{"name": "https", "containerPort": 10250}],
+                        "readinessProbe": {
+                            "httpGet": {
+                                "path": "/readyz",
+                                "port": "https",
+                                "scheme": "HTTPS",
+                            },
+                            "periodSeconds": 2,
+                        },
+                        "securityContext": _restricted(),
+                        "resources": {"requests": {"cpu": "20m", "memory": "48Mi"}},
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                    }
+                ],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
             },
-        },
+        ),
         {
             "apiVersion": "v1",
             "kind": "Service",

@@ -237,6 +237,10 @@ class Cluster:
         )
         return ready_endpoint(svc, slices, port)
 
+    def forward_api(self, local: int = 0) -> int:
+        """Forward host 127.0.0.1:local to the API server's node address."""
+        return self.forwarders.add("apiserver", (layout.NODE_IP, layout.API_PORT), local)
+
     def forward_service(self, namespace: str, service: str, port: int, local: int = 0) -> int:
         """Forward host 127.0.0.1:local to a ready pod of the Service (looked up per connection)."""
         return self.forwarders.add(
@@ -284,9 +288,7 @@ class Cluster:
             netns.create(lay.netns)
             netns.fence_up(lay.fence_chain)
             step("namespace sealed, host fenced")
-            self.api_port = self.forwarders.add(
-                "apiserver", (layout.NODE_IP, layout.API_PORT), api_port
-            )
+            self.api_port = self.forward_api(api_port)
             pki.make(lay)
             lay.host_kubeconfig.write_text(pki.host_kubeconfig(lay, self.api_port))
             lay.host_kubeconfig.chmod(0o600)

@@ -674,6 +674,11 @@ def build_all(
     return archives
 
 
+def build_cluster_images(progress: Progress = print) -> list[Path]:
+    """Every archive a test cluster imports: the stand-ins, then the project's images."""
+    return [*build_all(progress=progress), *build_project(progress=progress)]
+
+
 def project_context_files(root: Path = ROOT, dockerfile: Path | None = None) -> dict[str, bytes]:
     """What the project's build reads: the context .dockerignore lets through,
     plus the Dockerfile and the .dockerignore themselves."""

@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.cluster import images, release
+from tests.cluster import addons, images, release
 from tests.cluster.cluster import Cluster
 from tests.integration.operator_support import wait_for
 
@@ -48,36 +48,29 @@ def media_server(clip_seconds: int = 16, long_seconds: int = 48) -> list[dict[st
         "&& exec python3 -m http.server 8080 --bind 0.0.0.0"
     )
     return [
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": MEDIA_SERVER, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "automountServiceAccountToken": False,
-                        "containers": [
-                            {
-                                "name": "http",
-                                "image": project_image("worker"),
-                                "imagePullPolicy": "Never",
-                                "command": ["/bin/sh", "-ec", script],
-                                "ports": [{"containerPort": 8080, "name": "http"}],
-                                "readinessProbe": {
-                                    "httpGet": {"path": "/clip.mp4", "port": "http"},
-                                    "periodSeconds": 1,
-                                },
-                                "volumeMounts": [{"name": "srv", "mountPath": "/srv"}],
-                            }
-                        ],
-                        "volumes": [{"name": "srv", "emptyDir": {}}],
-                    },
-                },
+        addons.deployment(
+            MEDIA_SERVER,
+            labels,
+            {
+                "automountServiceAccountToken": False,
+                "containers": [
+                    {
+                        "name": "http",
+                        "image": project_image("worker"),
+                        "imagePullPolicy": "Never",
+                        "command": ["/bin/sh", "-ec", script],
+                        "ports": [{"containerPort": 8080, "name": "http"}],
+                        "readinessProbe": {
+                            "httpGet": {"path": "/clip.mp4", "port": "http"},
+                            "periodSeconds": 1,
+                        },
+                        "volumeMounts": [{"name": "srv", "mountPath": "/srv"}],
+                    }
+                ],
+                "volumes": [{"name": "srv", "emptyDir": {}}],
             },
-        },
+            namespace=None,
+        ),
         {
             "apiVersion": "v1",
             "kind": "Service",
