@@ -9,16 +9,16 @@ python -m tests.cluster serve   (internal) the forwarder process that ``up`` lea
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from tests.cluster import images, layout, release
+from tests.cluster import images, release
 from tests.cluster.cluster import Cluster, ClusterError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,13 +33,28 @@ def _env_text(cluster: Cluster) -> str:
     return f"KUBECONFIG={cluster.kubeconfig}\nKUBEVOD_URL=http://127.0.0.1:{CACHE_PORT}\n"
 
 
+def _wait_listening(proc: subprocess.Popen[bytes], ports: tuple[int, ...]) -> None:
+    """Return once the forwarder process accepts on every port (it starts in the background)."""
+    deadline = time.monotonic() + 30
+    for port in ports:
+        while True:
+            if proc.poll() is not None:
+                raise ClusterError(f"the forwarder exited ({proc.returncode}): see its log")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the forwarder does not listen on 127.0.0.1:{port}")
+            time.sleep(0.1)
+
+
 def up() -> int:
     if os.geteuid() != 0:
         print(
             "make cluster needs root (network namespaces, mounts, cgroups): run `sudo make cluster`"
         )
         return 2
-    archives = [*images.build_all(progress=print), *images.build_project(progress=print)]
+    archives = images.build_cluster_images(progress=print)
     cluster = Cluster(STATE)
     cluster.up(archives, api_port=API_PORT)
     try:
@@ -51,16 +66,23 @@ def up() -> int:
         cluster.down()
         raise
     cluster.forwarders.stop()  # the serve process takes the same ports over
-    log = (STATE / "logs" / "forwarder.log").open("ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.cluster", "serve"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    (STATE / "pids" / "forwarder.pid").write_text(str(proc.pid))
+    # Not Cluster.start: the forwarders listen on the host, outside the namespace.
+    with cluster.layout.log_file("forwarder").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.cluster", "serve"],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    cluster.layout.pid_file("forwarder").write_text(str(proc.pid))
+    try:
+        _wait_listening(proc, (API_PORT, CACHE_PORT))
+    except ClusterError:
+        cluster.stop_daemon("forwarder")
+        cluster.down()
+        raise
     ENV.write_text(_env_text(cluster))
     print(
         f"""
@@ -78,7 +100,7 @@ Stop it with `make cluster-down`."""
 
 def serve() -> int:
     cluster = Cluster(STATE)
-    cluster.forwarders.add("apiserver", (layout.NODE_IP, layout.API_PORT), API_PORT)
+    cluster.forward_api(API_PORT)
     cluster.forward_service(release.NAMESPACE, release.component("cache"), 80, CACHE_PORT)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -94,10 +116,7 @@ def down() -> int:
         print("make cluster-down needs root: run `sudo make cluster-down`")
         return 2
     cluster = Cluster(STATE)
-    pid = cluster.pid("forwarder")
-    if pid:
-        with_suppress_kill(pid)
-        time.sleep(0.5)
+    cluster.stop_daemon("forwarder")  # it holds the namespace open
     left = cluster.down()
     ENV.unlink(missing_ok=True)
     if left:
@@ -105,11 +124,6 @@ def down() -> int:
         return 1
     print("[cluster] down; the host is as it was before `make cluster`")
     return 0
-
-
-def with_suppress_kill(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
 
 
 def main() -> int:
