@@ -150,8 +150,18 @@ def test_the_api_turns_unready_while_mongodb_restarts_and_recovers(kubevod: Rele
             f"statefulset/{release.component('mongodb')}",
             "--timeout=180s",
         )
-        wait_for("the API ready again", lambda: codes and codes[-1][1] == 200, 120)
-        recovered = codes[-1][0]
+        # Recovered: every API pod is Ready again (not merely the one /readyz reached).
+        wait_for(
+            "every API pod ready again",
+            lambda: codes
+            and codes[-1][1] == 200
+            and _api_replicas(kubevod)
+            == kubevod.cluster.get_json("deploy", "-n", NS, release.component("api"))["spec"][
+                "replicas"
+            ],
+            120,
+        )
+        recovered = time.monotonic()
         time.sleep(5)
     finally:
         stop.set()
