@@ -41,6 +41,27 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))
 
 
+def public_source(source: str) -> str:
+    """A video's source as anyone may see it: no user, password, query or fragment.
+
+    Pre-signed URLs carry their credentials in the query string
+    (``X-Amz-Signature=…``), so a source URL is shown as scheme, host and path
+    only. Local paths and ``s3://bucket/key`` come back unchanged.
+    """
+    if "://" not in source:
+        return source
+    try:
+        parts = urlsplit(source)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "<unparsable url>"
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def _split(url: str) -> SplitResult:
     try:
         return urlsplit(url)
