@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import math
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -104,3 +105,25 @@ class UrlSigner:
         # A window no longer than the TTL, so a short TTL is not stretched many times over.
         granularity = max(1, min(self.granularity_s, self.ttl_s))
         return signed_query(video_id, expires_at(now, self.ttl_s, granularity), self.secret)
+
+    def verify(self, video_id: str, md5: str | None, expires: str | None, now: float) -> bool:
+        """True when ``md5``/``expires`` is a valid, unexpired signature of ``video_id``.
+
+        The API checks it itself on the routes nginx guards with ``secure_link``, so
+        reaching the API past the cache does not open a private library.
+
+        Args:
+            video_id: the video the request is for.
+            md5: the ``md5`` query value, None when absent.
+            expires: the ``expires`` query value (unix time, digits), None when absent.
+            now: the current unix time, seconds.
+
+        Returns:
+            False for a missing, malformed, wrong or expired signature.
+        """
+        if not md5 or not expires or not expires.isdigit() or len(expires) > 12:
+            return False
+        if int(expires) < now:
+            return False
+        expected = token(video_id, int(expires), self.secret)
+        return hmac.compare_digest(md5.encode(), expected.encode())

@@ -148,7 +148,11 @@ def test_settings_read_the_secret_and_ttl_from_the_environment(
 @pytest.mark.parametrize("blank", ["", "   "])
 def test_an_empty_secret_means_signing_is_off(blank: str) -> None:
     for environment in ("development", "production"):
-        settings = ApiSettings(signing_secret=blank, environment=environment)  # type: ignore[arg-type]
+        settings = ApiSettings(
+            signing_secret=blank,  # type: ignore[arg-type]
+            environment=environment,
+            api_token="Zq8wKd3mVt6pXr2n",  # type: ignore[arg-type]
+        )
         assert settings.url_signer() is None
 
 

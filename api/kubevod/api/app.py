@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from kubevod.api import errors, health, library, media, metrics, playback, qoe, ui
 from kubevod.api.deps import Services
+from kubevod.api.guard import RequestGuard
 from kubevod.api.manifest_cache import ManifestCache
 from kubevod.api.metrics import Metrics, MetricsMiddleware
+from kubevod.api.qoe_limits import RateLimiter, SessionCap
 from kubevod.api.settings import ApiSettings
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
@@ -91,6 +93,8 @@ def create_app(
         ingestor=ingestor,
         metrics=Metrics(),
         manifests=ManifestCache(),
+        qoe_rate=RateLimiter(settings.qoe_rate_per_s, settings.qoe_burst, settings.qoe_max_clients),
+        qoe_sessions=SessionCap(settings.qoe_max_sessions_per_video),
     )
     app.state.services = services
 
@@ -107,6 +111,10 @@ def create_app(
 
     # Outermost last: metrics see every request, including gzip and CORS answers.
     app.add_middleware(TextGZip)
+    # Host allowlist and the cross-origin write check, before any route (DNS rebinding, CSRF).
+    app.add_middleware(
+        RequestGuard, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -7,6 +7,8 @@ a few lines long. The (blocking) catalog is only ever called in the threadpool.
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import time
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
@@ -16,7 +18,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kubevod.api.errors import Unauthorized
 from kubevod.api.manifest_cache import ManifestCache
 from kubevod.api.metrics import Metrics
+from kubevod.api.qoe_limits import RateLimiter, SessionCap
 from kubevod.api.settings import ApiSettings
+from pydantic import SecretStr
 from starlette.concurrency import run_in_threadpool
 
 from kubevod.catalog.base import Catalog
@@ -35,6 +39,8 @@ class Services:
     ingestor: Ingestor | None
     metrics: Metrics
     manifests: ManifestCache
+    qoe_rate: RateLimiter
+    qoe_sessions: SessionCap
 
 
 async def get_services(request: Request) -> Services:
@@ -90,6 +96,55 @@ SignedQuery = Annotated[str, Depends(signed_query)]
 _bearer = HTTPBearer(auto_error=False, description="KUBEVOD_API_TOKEN, when one is set")
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, None without one."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+def token_matches(given: str | None, expected: SecretStr | None) -> bool:
+    """True when a token is configured and ``given`` is it (constant-time compare)."""
+    if expected is None or given is None:
+        return False
+    return hmac.compare_digest(given.encode(), expected.get_secret_value().encode())
+
+
+def is_loopback(address: str | None) -> bool:
+    """True for a loopback IP address (127.0.0.0/8, ::1, ::ffff:127.x)."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def is_owner(request: Request, settings: ApiSettings) -> bool:
+    """Whether the caller owns this server and may read the precise reason of an error.
+
+    With a token configured: the caller presents it. Without one (local mode on
+    loopback): the caller connects from this machine. Behind a reverse proxy the
+    client address is the one uvicorn took from a trusted ``X-Forwarded-For``.
+    """
+    if settings.api_token is not None:
+        return token_matches(bearer_token(request), settings.api_token)
+    return is_loopback(request.client.host if request.client else None)
+
+
+def may_read(request: Request, settings: ApiSettings) -> bool:
+    """Whether the caller may list a private library (``ApiSettings.private_library``)."""
+    if not settings.private_library():
+        return True
+    given = bearer_token(request)
+    return token_matches(given, settings.api_token) or token_matches(given, settings.viewer_token)
+
+
+_PRIVATE = "this library is private: send Authorization: Bearer <token>"
+
+
 async def require_token(
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -98,9 +153,44 @@ async def require_token(
     expected = services.settings.api_token
     if expected is None:
         return
-    given = credentials.credentials if credentials is not None else ""
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+    if not token_matches(credentials.credentials if credentials else None, expected):
         raise Unauthorized("a valid bearer token is required (Authorization: Bearer <token>)")
 
 
+async def require_reader(
+    request: Request,
+    services: ServicesDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """A private library's listing and details: the API or viewer token (401 otherwise)."""
+    if not may_read(request, services.settings):
+        raise Unauthorized(_PRIVATE)
+
+
+async def require_playback(
+    request: Request,
+    video_id: VideoId,
+    services: ServicesDep,
+    _: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """A private video's manifests and media: a token, or this video's valid signature.
+
+    Players fetch manifests and segments without headers, so the signed query the
+    (token-protected) details handed out is enough; the API checks it itself, as
+    nginx does, so reaching the API past the cache opens nothing.
+    """
+    settings = services.settings
+    if may_read(request, settings):
+        return
+    signer = settings.url_signer()
+    params = request.query_params
+    if signer is not None and signer.verify(
+        video_id, params.get("md5"), params.get("expires"), time.time()
+    ):
+        return
+    raise Unauthorized(_PRIVATE + ", or use the signed links its details give")
+
+
 TokenDep = Depends(require_token)
+ReaderDep = Depends(require_reader)
+PlaybackDep = Depends(require_playback)

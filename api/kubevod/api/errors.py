@@ -2,8 +2,10 @@
 
 Every :class:`kubevod.errors.KubevodError` a route lets escape is turned into
 a JSON body ``{"detail": "<message a person understands>", "error": "<kind>"}``:
-Unauthorized 401 (with ``WWW-Authenticate``), NotFound 404, InvalidInput 422,
-Conflict 409, Unavailable 503 with ``Retry-After``. Request validation errors
+Unauthorized 401 (with ``WWW-Authenticate``), Forbidden 403, NotFound 404,
+InvalidInput 422, Conflict 409, Unavailable 503 with ``Retry-After``. Errors
+whose message is for the owner only (``KubevodError.public_detail``: source
+errors, outages) show that fixed line instead to anyone else. Request validation errors
 keep FastAPI's own 422 shape (the one the OpenAPI schema documents) and add a
 ``message`` line a person can read.
 """
@@ -29,9 +31,14 @@ class Unauthorized(KubevodError):
     """The bearer token is missing or wrong (401)."""
 
 
+class Forbidden(KubevodError):
+    """The caller is known but may not do this (403)."""
+
+
 #: Domain error -> (HTTP status, short machine-readable kind). Subclasses match their base.
 STATUS: list[tuple[type[KubevodError], int, str]] = [
     (Unauthorized, 401, "unauthorized"),
+    (Forbidden, 403, "forbidden"),
     (NotFound, 404, "not_found"),
     (InvalidInput, 422, "invalid_input"),
     (Conflict, 409, "conflict"),
@@ -105,9 +112,21 @@ def install(app: FastAPI, *, retry_after_s: int) -> None:
             headers = {"WWW-Authenticate": "Bearer"}
         if status >= 500:
             log.warning("%s %s: %s", request.method, request.url.path, exc)
-        return error_response(status, kind, str(exc) or kind.replace("_", " "), headers)
+        detail = str(exc) or kind.replace("_", " ")
+        if exc.public_detail is not None and not _caller_is_owner(request):
+            # The precise reason names paths, files and ports: the owner's, not a stranger's.
+            log.info("%s %s (shown to a non-owner as %r): %s", request.method,
+                     request.url.path, exc.public_detail, exc)  # fmt: skip
+            detail = exc.public_detail
+        return error_response(status, kind, detail, headers)
 
     app.add_exception_handler(KubevodError, handle)
+
+
+def _caller_is_owner(request: Request) -> bool:
+    from kubevod.api.deps import is_owner  # deps imports this module's Unauthorized
+
+    return is_owner(request, request.app.state.services.settings)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -118,6 +137,7 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """
     text = {
         401: "Missing or wrong bearer token",
+        403: "Not allowed for this caller",
         404: "No such video or object",
         409: "Not possible in the video's current state",
         413: "Body too large",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
-from kubevod.api.deps import ServicesDep, TokenDep, VideoDep
-from kubevod.api.errors import responses
+from fastapi import APIRouter, Query, Request, Response
+from kubevod.api.deps import ReaderDep, ServicesDep, TokenDep, VideoDep, is_owner
+from kubevod.api.errors import Forbidden, responses
 from kubevod.api.views import VideoView, VideoViewPage, view
 from starlette.concurrency import run_in_threadpool
 
@@ -18,7 +18,9 @@ from kubevod.models import QoeStats, VideoPatch, VideoState
 router = APIRouter(prefix="/api/videos", tags=["library"])
 
 
-@router.get("", response_model=VideoViewPage, responses=responses(503))
+@router.get(
+    "", response_model=VideoViewPage, dependencies=[ReaderDep], responses=responses(401, 503)
+)
 def list_videos(
     services: ServicesDep,
     q: Annotated[str | None, Query(max_length=200, description="Title or tag contains")] = None,
@@ -40,13 +42,23 @@ def list_videos(
     )
 
 
-@router.get("/{video_id}", response_model=VideoView, responses=responses(404, 503))
+@router.get(
+    "/{video_id}",
+    response_model=VideoView,
+    dependencies=[ReaderDep],
+    responses=responses(401, 404, 503),
+)
 def get_video(video: VideoDep, services: ServicesDep) -> VideoView:
     """Everything known about one video, with its playback URLs."""
     return view(video, services.settings)
 
 
-@router.get("/{video_id}/qoe", response_model=QoeStats, responses=responses(404, 503))
+@router.get(
+    "/{video_id}/qoe",
+    response_model=QoeStats,
+    dependencies=[ReaderDep],
+    responses=responses(401, 404, 503),
+)
 def get_video_qoe(video: VideoDep, services: ServicesDep) -> QoeStats:
     """Aggregated player beacons of one video."""
     return services.catalog.qoe_stats(video.id)
@@ -82,6 +94,13 @@ def delete_video(video: VideoDep, services: ServicesDep) -> Response:
     return Response(status_code=204)
 
 
+def names_a_url(source: str) -> bool:
+    """True when ``source`` names a URL rather than a path on the server's disk."""
+    from kubevod.local.ingest import is_url
+
+    return is_url(source)
+
+
 def ingest_router() -> APIRouter:
     """``POST /api/videos``, mounted only when the app has an ingestor (local mode)."""
     add = APIRouter(prefix="/api/videos", tags=["library"])
@@ -91,11 +110,14 @@ def ingest_router() -> APIRouter:
         status_code=202,
         response_model=VideoView,
         dependencies=[TokenDep],
-        responses=responses(401, 409, 422, 503),
+        responses=responses(401, 403, 409, 422, 503),
     )
-    async def add_video(request: IngestRequest, services: ServicesDep) -> VideoView:
+    async def add_video(request: IngestRequest, http: Request, services: ServicesDep) -> VideoView:
         """Add a video from a path or URL; it is queued for transcoding (202)."""
         assert services.ingestor is not None
+        if not names_a_url(request.source) and not is_owner(http, services.settings):
+            # A stranger must not publish this machine's files (nor probe which exist).
+            raise Forbidden("only the server's owner may add files from its disk; give a URL")
         video = await run_in_threadpool(services.ingestor.ingest, request)
         return view(video, services.settings)
 

@@ -9,11 +9,13 @@ Scale by running more pods (the chart's HPA), not more workers per pod.
 
 from __future__ import annotations
 
+import sys
 from urllib.parse import urlsplit
 
 import uvicorn
 from kubevod.api.app import create_app
 from kubevod.api.settings import ApiSettings
+from pydantic import ValidationError
 
 from kubevod import telemetry
 from kubevod.backends import redact_url
@@ -24,7 +26,13 @@ def main() -> None:
     """Entry point of the ``kubevod-api`` console script."""
     # JSON lines in a pod, text in a terminal; trace ids on every line inside a span.
     setup_logging(service="kubevod-api")
-    settings = ApiSettings()
+    try:
+        settings = ApiSettings()
+    except ValidationError as exc:
+        # One line a person reads in `kubectl logs`, not a traceback (pydantic says which field).
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        print(f"kubevod-api: refusing to start: {reasons}", file=sys.stderr)
+        raise SystemExit(2) from None
     for secret in (settings.api_token, settings.signing_secret):
         if secret is not None:
             register_secret(secret.get_secret_value())  # never in a log line, whatever the context

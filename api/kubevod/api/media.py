@@ -1,6 +1,7 @@
 """The media fallback origin: ``GET``/``HEAD /media/{id}/{path}`` from the object store.
 
-Serves object ``videos/<id>/<path>`` with byte ranges (single, suffix,
+Serves object ``videos/<id>/<path>`` (only keys under ``MEDIA_ROOT``, and no
+``logs`` folder) with byte ranges (single, suffix,
 multiple), validators (ETag, Last-Modified, 304) and immutable caching for
 segments. In the cluster nginx serves these paths straight from MinIO and
 this route is only the fallback; in local mode it is the origin. Bodies are
@@ -15,7 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
-from kubevod.api.deps import ServicesDep, VideoId
+from kubevod.api.deps import PlaybackDep, ServicesDep, VideoId
 from kubevod.api.errors import error_response, responses
 from kubevod.api.http_semantics import (
     ByteRange,
@@ -39,6 +40,8 @@ from kubevod.store.base import ObjectInfo, ObjectStore, check_key
 router = APIRouter(tags=["playback"])
 
 _MUTABLE_MEDIA = "public, max-age=300"
+#: A path component the media origin never serves (see ``_object_key``).
+LOGS_DIR = "logs"
 
 
 def _object_key(video_id: str, path: str) -> str:
@@ -46,6 +49,10 @@ def _object_key(video_id: str, path: str) -> str:
     parts = path.split("/")
     if any(len(p.encode()) > 255 for p in parts):
         raise InvalidInput("a path component is longer than 255 bytes")
+    if LOGS_DIR in parts:
+        # Logs are not media: one signature must never open them (old layouts kept
+        # them at videos/<id>/g<n>/logs/; they now live under logs/, outside MEDIA_ROOT).
+        raise NotFound(f"no media object {path!r}")
     return check_key(media_key(video_id, path))
 
 
@@ -90,7 +97,7 @@ _MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"video/mp4": {}}, "description": "The whole object"},
     206: {"content": {"video/mp4": {}}, "description": "The requested byte range(s)"},
     304: {"description": "Not modified"},
-    **responses(404, 416, 422, 503),
+    **responses(401, 404, 416, 422, 503),
 }
 
 
@@ -98,12 +105,14 @@ _MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
     "/media/{video_id}/{path:path}",
     response_class=Response,
     operation_id="get_media_object",
+    dependencies=[PlaybackDep],
     responses=_MEDIA_RESPONSES,
 )
 @router.head(
     "/media/{video_id}/{path:path}",
     response_class=Response,
     operation_id="head_media_object",
+    dependencies=[PlaybackDep],
     responses=_MEDIA_RESPONSES,
 )
 def media_object(request: Request, video_id: VideoId, path: str, services: ServicesDep) -> Response:

@@ -99,6 +99,18 @@ class Metrics:
             "kubevod_qoe_rebuffer_seconds", "Time spent stalled, all sessions", registry=r
         )
         self.qoe_errors = Counter("kubevod_qoe_player_errors", "Player errors reported", registry=r)
+        self.qoe_dropped = Counter(
+            "kubevod_qoe_beacons_dropped",
+            "QoE beacons not recorded: rate_limited (429) or session_cap (204, not counted)",
+            ["reason"],
+            registry=r,
+        )
+        self.qoe_clamped = Counter(
+            "kubevod_qoe_values_clamped",
+            "Beacon values brought into their sane range, by field",
+            ["field"],
+            registry=r,
+        )
 
     def observe_beacon(self, beacon: QoeBeacon, previous: QoeBeacon | None) -> None:
         """Feed one recorded beacon into the QoE metrics, as its difference from ``previous``.

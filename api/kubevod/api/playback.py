@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from fastapi import APIRouter, Path, Request, Response
-from kubevod.api.deps import RenditionName, ServicesDep, SignedQuery, VideoDep
+from kubevod.api.deps import PlaybackDep, RenditionName, ServicesDep, SignedQuery, VideoDep
 from kubevod.api.errors import responses
 from kubevod.api.http_semantics import etag_matches, http_date, quote_etag
 from starlette.concurrency import run_in_threadpool
@@ -98,7 +98,7 @@ async def _manifest(
     return Response(body, media_type=media_type, headers=headers)
 
 
-_MANIFEST_RESPONSES = responses(404, 409, 503)
+_MANIFEST_RESPONSES = responses(401, 404, 409, 503)
 _M3U8: dict[int | str, dict[str, Any]] = {
     200: {"content": {hls.CONTENT_TYPE: {}}, "description": "HLS playlist"}
 }
@@ -110,6 +110,7 @@ _MPD: dict[int | str, dict[str, Any]] = {
 @router.get(
     "/v/{video_id}/master.m3u8",
     response_class=Response,
+    dependencies=[PlaybackDep],
     responses={**_M3U8, **_MANIFEST_RESPONSES},
 )
 async def master_playlist(
@@ -131,6 +132,7 @@ async def master_playlist(
 @router.get(
     "/v/{video_id}/manifest.mpd",
     response_class=Response,
+    dependencies=[PlaybackDep],
     responses={**_MPD, **_MANIFEST_RESPONSES},
 )
 async def dash_manifest(
@@ -154,6 +156,7 @@ async def dash_manifest(
 @router.get(
     "/v/{video_id}/subtitles/{index}.m3u8",
     response_class=Response,
+    dependencies=[PlaybackDep],
     responses={**_M3U8, **_MANIFEST_RESPONSES},
 )
 async def subtitle_playlist(
@@ -182,6 +185,7 @@ async def subtitle_playlist(
 @router.get(
     "/v/{video_id}/{rendition}.m3u8",
     response_class=Response,
+    dependencies=[PlaybackDep],
     responses={**_M3U8, **_MANIFEST_RESPONSES},
 )
 async def media_playlist(

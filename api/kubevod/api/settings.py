@@ -73,8 +73,20 @@ class ApiSettings(BaseSettings):
     store_url: str = ""
     #: Where manifests point players for media: the API's own ``/media`` or an nginx/CDN URL.
     media_base_url: str = "/media"
-    #: Bearer token required by POST, PATCH and DELETE; None leaves them open (local mode).
+    #: Bearer token required by every state-changing call (POST, PATCH, PUT, DELETE; QoE
+    #: beacons aside); None leaves them open, which only ``development`` allows.
     api_token: SecretStr | None = None
+    #: A second bearer token that may read a private library but never write (share it
+    #: with viewers); None: only ``api_token`` opens a private library.
+    viewer_token: SecretStr | None = None
+    #: With signed URLs on and a token set, the library listing, a video's details and
+    #: its manifests need a bearer token (or a valid signature, for manifests and media)
+    #: unless this is true. Default false: a signature is handed only to token holders.
+    public_library: bool = False
+    #: Host header names (or IP literals) the app answers to; any other Host gets 421,
+    #: which defeats DNS rebinding. None: every Host (the cluster's Ingress routes by
+    #: Host already). Local mode fills it (loopback names, the bind address, extras).
+    allowed_hosts: list[str] | None = None
     #: Origins allowed by CORS (e.g. ``["https://tv.example"]``); empty: same origin only.
     cors_origins: list[str] = Field(default_factory=list)
     #: Largest accepted QoE beacon body, bytes (bigger ones get 413).
@@ -92,6 +104,22 @@ class ApiSettings(BaseSettings):
     signing_secret: SecretStr | None = None
     #: Least lifetime of a signed URL, seconds (default 6 h: a long film with pauses).
     signing_ttl_s: int = Field(default=6 * 3600, ge=60, le=30 * 86_400)
+    #: QoE intake, per client address: beacons per second refilled into its bucket
+    #: (a player sends one every 30 s; 1/s leaves room for a household behind one NAT).
+    qoe_rate_per_s: float = Field(default=1.0, gt=0, le=1000)
+    #: QoE intake, per client address: bucket size, beacons (a burst beyond it gets 429).
+    qoe_burst: int = Field(default=20, ge=1, le=10_000)
+    #: Client addresses whose buckets are remembered (least recently seen are dropped).
+    qoe_max_clients: int = Field(default=10_000, ge=1, le=1_000_000)
+    #: Playback sessions counted per video; beacons of further new sessions are accepted
+    #: (204) but not recorded, and counted in ``kubevod_qoe_beacons_dropped_total``.
+    qoe_max_sessions_per_video: int = Field(default=10_000, ge=1, le=10_000_000)
+    #: Startup times above this many milliseconds are recorded as this (60 s).
+    qoe_max_startup_ms: float = Field(default=60_000, gt=0, le=600_000)
+    #: A session's watch and stall totals are clamped to this many seconds (6 h).
+    qoe_max_session_s: float = Field(default=6 * 3600, gt=0, le=86_400)
+    #: A session's stall and quality-switch counts are clamped to this.
+    qoe_max_events: int = Field(default=1_000, ge=1, le=100_000)
 
     @field_validator("signing_secret", mode="after")
     @classmethod
@@ -103,12 +131,20 @@ class ApiSettings(BaseSettings):
             raise ValueError("KUBEVOD_SIGNING_SECRET must not hold spaces, quotes, $ or \\")
         return value
 
+    @field_validator("api_token", "viewer_token", mode="after")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None  # an empty KUBEVOD_API_TOKEN= means "none", never "the empty token"
+        return value
+
     @model_validator(mode="after")
     def _refuse_placeholders(self) -> ApiSettings:
         if self.environment == "development":
             return self
         for name, secret in (
             ("KUBEVOD_API_TOKEN", self.api_token),
+            ("KUBEVOD_VIEWER_TOKEN", self.viewer_token),
             ("KUBEVOD_SIGNING_SECRET", self.signing_secret),
         ):
             if secret is not None and is_placeholder(secret.get_secret_value()):
@@ -120,7 +156,24 @@ class ApiSettings(BaseSettings):
             password = url_password(url)
             if password is not None and is_placeholder(password):
                 raise ValueError(f"{name} holds a placeholder password; set a real secret")
+        if self.api_token is None:
+            raise ValueError(
+                "KUBEVOD_ENVIRONMENT=production needs KUBEVOD_API_TOKEN: without it anyone"
+                " who reaches the API may edit and delete videos"
+            )
         return self
+
+    def private_library(self) -> bool:
+        """True when reading the library and its manifests needs a token or a signature.
+
+        Signed URLs on, a token to check against, and not declared public: the listing
+        would otherwise hand a valid signature for every video to anyone.
+        """
+        return (
+            self.signing_secret is not None
+            and self.api_token is not None
+            and not (self.public_library)
+        )
 
     def url_signer(self) -> UrlSigner | None:
         """What signs playback URLs; None when no signing secret is set."""

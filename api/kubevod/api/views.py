@@ -14,7 +14,7 @@ import time
 from kubevod.api.settings import ApiSettings
 from pydantic import BaseModel
 
-from kubevod.backends import redact_url
+from kubevod.backends import public_source
 from kubevod.manifests.common import media_url, with_query
 from kubevod.models import Video
 
@@ -92,7 +92,7 @@ def playback_urls(video: Video, media_base: str, query: str = "") -> PlaybackUrl
 
 
 def view(video: Video, settings: ApiSettings, now: float | None = None) -> VideoView:
-    """The API's view of a catalog entry (a source URL's password is never shown).
+    """The API's view of a catalog entry (a source URL's credentials and query never shown).
 
     Args:
         video: the catalog entry.
@@ -103,8 +103,7 @@ def view(video: Video, settings: ApiSettings, now: float | None = None) -> Video
         The entry with its ``playback`` URLs, signed when a secret is set.
     """
     fields = dict(video)
-    if "@" in video.source:
-        fields["source"] = redact_url(video.source)
+    fields["source"] = public_source(video.source)  # no password, no pre-signed query
     signer = settings.url_signer()
     query = signer.query(video.id, time.time() if now is None else now) if signer else ""
     playback = playback_urls(video, settings.media_base_url, query)
