@@ -14,6 +14,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from kubevod import keys
+
 #: Video ids are short, URL-safe and safe as object-store prefixes and k8s names.
 VIDEO_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 _VIDEO_ID_RE = re.compile(VIDEO_ID_PATTERN)
@@ -150,7 +152,7 @@ class Video(BaseModel):
 
     def media_prefix(self) -> str:
         """The object-store prefix of this video's current generation."""
-        return self.prefix or f"videos/{self.id}/g{self.generation}"
+        return self.prefix or keys.media_prefix(self.id, self.generation)
 
 
 class VideoPatch(BaseModel):

@@ -4,9 +4,13 @@ local mode, and the watch folder) into a catalog entry plus a queued transcode.
 - De-duplication by content: the sha256 of a file's bytes, or of the URL for
   a URL, so adding the same file twice (or dropping a copy of it into the
   watch folder) gives one video, not two.
-- A quick ffprobe check before anything is recorded: a missing, unreadable or
-  broken file, or an unreachable URL, fails at add time with a one-line
-  reason (``SourceError``) and leaves nothing in the library.
+- A quick check before anything is recorded: a missing, unreadable or broken
+  file (ffprobe under the worker's input policy), or a URL the fetch guard
+  refuses or that does not answer, fails at add time with a one-line reason
+  (``SourceError``) and leaves nothing in the library. A URL is not probed
+  here: ffprobe would fetch it itself, around the guard, and a server can
+  answer the check differently from the download. The worker fetches it
+  through the guard and holds the downloaded bytes to the input policy.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from kubevod.backends import public_source
 from kubevod.catalog.base import Catalog
 from kubevod.errors import SourceError
+from kubevod.fetchguard import FetchLimits, FetchPolicy, GuardedFetch
 from kubevod.jobs import IngestRequest, Runner
 from kubevod.local.pool import LocalPool, job_for
 from kubevod.models import Video, VideoState
@@ -61,18 +67,16 @@ def default_title(source: str) -> str:
     return stem.replace("_", " ") or source
 
 
-def probe_argv(ffprobe: str, source: str) -> list[str]:
-    """The ffprobe command of the add-time check (pure).
+def probe_argv(ffprobe: str, source: str, input_args: list[str]) -> list[str]:
+    """The ffprobe command of the add-time check of a local file (pure).
 
-    URLs get an I/O timeout and a protocol whitelist, so a redirect to
-    ``file:`` or a hung server cannot pass the check.
+    ``input_args`` is the worker's input policy (``kubevod.worker.policy.input_args``):
+    only video container demuxers, only the ``file`` protocol.
     """
-    argv = [ffprobe, "-v", "error", "-hide_banner"]
-    if is_url(source):
-        argv += ["-rw_timeout", str(int(PROBE_TIMEOUT * 1_000_000))]
-        argv += ["-protocol_whitelist", "http,https,tcp,tls,crypto"]
-    argv += ["-show_entries", "stream=codec_type:format=duration", "-of", "json", source]
-    return argv
+    return [
+        ffprobe, "-v", "error", "-hide_banner", *input_args,
+        "-show_entries", "stream=codec_type:format=duration", "-of", "json", source,
+    ]  # fmt: skip
 
 
 def probe_reason(source: str, returncode: int, stdout: str, stderr: str) -> str | None:
@@ -82,6 +86,8 @@ def probe_reason(source: str, returncode: int, stdout: str, stderr: str) -> str 
         last = lines[-1] if lines else f"ffprobe exited with {returncode}"
         if last.startswith(source + ":"):
             last = last[len(source) + 1 :].strip()
+        if "not on whitelist" in last.lower():
+            return "not a video container kubevod decodes (mp4, mkv, webm, mov, avi, ts, ...)"
         verb = "cannot fetch" if is_url(source) else "not a readable video"
         return f"{verb}: {last}"
     try:
@@ -97,10 +103,18 @@ def probe_reason(source: str, returncode: int, stdout: str, stderr: str) -> str 
 class LocalIngestor:
     """The ``Ingestor`` of local mode: checks, de-duplicates, records and queues."""
 
-    def __init__(self, *, catalog: Catalog, runner: Runner, ffprobe: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        runner: Runner,
+        ffprobe: str | None = None,
+        fetch_policy: FetchPolicy | None = None,
+    ) -> None:
         self._catalog = catalog
         self._runner = runner
         self._ffprobe = ffprobe
+        self._fetch_policy = fetch_policy
         # One add at a time, so two adds of the same file race to one entry.
         self._lock = threading.Lock()
 
@@ -169,19 +183,39 @@ class LocalIngestor:
             raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
     def _check(self, source: str) -> None:
+        if is_url(source):
+            self._check_url(source)
+            return
+        from kubevod.worker import policy  # local mode runs the worker's code in-process
+        from kubevod.worker.process import ffmpeg_env
+
         ffprobe = self._ffprobe or shutil.which("ffprobe")
         if ffprobe is None:
             raise SourceError("ffprobe is not installed (run scripts/testenv debian)")
         try:
             done = subprocess.run(
-                probe_argv(ffprobe, source),
+                probe_argv(ffprobe, source, policy.input_args()),
                 capture_output=True,
                 text=True,
-                timeout=PROBE_TIMEOUT + 5,
+                timeout=PROBE_TIMEOUT,
                 check=False,
+                env=ffmpeg_env(),
             )
         except subprocess.TimeoutExpired:
             raise SourceError(f"{source}: timed out reading the source") from None
         reason = probe_reason(source, done.returncode, done.stdout, done.stderr)
         if reason is not None:
             raise SourceError(f"{source}: {reason}")
+
+    def _check_url(self, url: str) -> None:
+        """The fetch guard's verdict on every hop, and a 2xx answer (the body is not read)."""
+        policy = self._fetch_policy
+        if policy is None:
+            from kubevod.worker.settings import WorkerSettings
+
+            policy = WorkerSettings().fetch_policy()
+        limits = FetchLimits(timeout=PROBE_TIMEOUT, deadline=PROBE_TIMEOUT)
+        try:
+            GuardedFetch(policy, limits).preflight(url)
+        except SourceError as exc:
+            raise SourceError(f"{public_source(url)}: {exc}") from None

@@ -15,10 +15,9 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
+from kubevod.keys import MEDIA_ROOT as MEDIA_ROOT  # every media key starts with this
 from kubevod.models import Segment, Video
 
-#: Every media key starts with this; the media origin serves the rest.
-MEDIA_ROOT = "videos/"
 #: The default media origin: the API's own ``/media`` route (or nginx in front of it).
 DEFAULT_MEDIA_BASE = "/media"
 _URL_SAFE = re.compile(r"^[A-Za-z0-9._~/-]*$")

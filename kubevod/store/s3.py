@@ -9,6 +9,7 @@ either succeed or raise: nothing is ever reported as stored when it is not.
 from __future__ import annotations
 
 import builtins
+import copy
 import functools
 import io
 import os
@@ -100,6 +101,12 @@ class S3Store:
         )
         if create_bucket:
             self.ensure_bucket()
+
+    def with_bucket(self, bucket: str) -> S3Store:
+        """The same service and credentials on another bucket (an allowed source bucket)."""
+        other = copy.copy(self)
+        other.bucket = bucket
+        return other
 
     def __repr__(self) -> str:
         scheme = "https" if self.secure else "http"

@@ -4,25 +4,33 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubevod.worker.errors import FetchError
-from kubevod.worker.fetch import open_source
+from kubevod.worker.fetch import LocalSource, open_source
 from kubevod.worker.pipeline import run
 
+from kubevod.backends import open_store
 from kubevod.catalog.sqlite import SqliteCatalog
 from kubevod.errors import SourceError
+from kubevod.fetchguard import FetchLimits, FetchPolicy
 from kubevod.jobs import TranscodeJob
 from kubevod.models import VideoState, new_video_id
 from kubevod.store.file import FileStore
+from kubevod.store.s3 import S3Store
 from tests.fixtures.media import make_video
 from tests.integration.worker_media import fast_settings
 
 pytestmark = pytest.mark.integration
 
+#: The test server is on loopback, which the guard refuses unless allowed (the NAS case).
+LOOP = ["127.0.0.1/32"]
+LOOPBACK = FetchPolicy.parse(allow=LOOP)
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
 TEN_GB = 10 * 1024**3
 
@@ -78,6 +86,11 @@ class Handler(BaseHTTPRequestHandler):
             self._send(404, b"not here")
 
 
+def fetch(url: str, scratch: Path, **limits: float) -> LocalSource:
+    """open_source with the loopback server allowed and the given FetchLimits fields."""
+    return open_source(url, scratch, policy=LOOPBACK, limits=FetchLimits(**limits))  # type: ignore[arg-type]
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     Handler.video = make_video(tmp_path_factory.mktemp("http") / "v.mp4", seconds=2, width=320,
@@ -92,21 +105,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_http_source_is_streamed_to_scratch(server: str, tmp_path: Path) -> None:
-    got = open_source(f"{server}/ok.bin", tmp_path, max_bytes=1024**2)
+    got = fetch(f"{server}/ok.bin", tmp_path, max_bytes=1024**2)
     assert got.downloaded and got.path.read_bytes() == PAYLOAD
 
 
 def test_redirects_are_followed_up_to_the_cap(server: str, tmp_path: Path) -> None:
     # /hop/N answers with N+1 redirects before the file
-    assert open_source(f"{server}/hop/2", tmp_path, max_redirects=3).path.read_bytes() == PAYLOAD
+    assert fetch(f"{server}/hop/2", tmp_path, max_redirects=3).path.read_bytes() == PAYLOAD
     with pytest.raises(FetchError, match="too many redirects"):
-        open_source(f"{server}/hop/3", tmp_path, max_redirects=3)
+        fetch(f"{server}/hop/3", tmp_path, max_redirects=3)
 
 
 def test_a_redirect_loop_ends(server: str, tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(FetchError, match="too many redirects"):
-        open_source(f"{server}/loop", tmp_path)
+        fetch(f"{server}/loop", tmp_path)
     assert time.monotonic() - started < 5
 
 
@@ -114,7 +127,7 @@ def test_a_redirect_loop_ends(server: str, tmp_path: Path) -> None:
 def test_size_limit_stops_a_10gb_response(server: str, tmp_path: Path, path: str) -> None:
     started = time.monotonic()
     with pytest.raises(FetchError, match=r"over the limit of 1\.0 MiB"):
-        open_source(f"{server}{path}", tmp_path, max_bytes=1024**2)
+        fetch(f"{server}{path}", tmp_path, max_bytes=1024**2)
     assert time.monotonic() - started < 10
     assert not list(tmp_path.iterdir()), "a partial download was left behind"
 
@@ -130,32 +143,48 @@ def test_size_limit_stops_a_10gb_response(server: str, tmp_path: Path, path: str
 )
 def test_non_http_schemes_are_refused(url: str, tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="refusing"):
-        open_source(url, tmp_path)
+        fetch(url, tmp_path)
 
 
 def test_a_redirect_to_a_file_url_is_refused(server: str, tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="refusing to fetch a file: URL"):
-        open_source(f"{server}/to-file", tmp_path)
+        fetch(f"{server}/to-file", tmp_path)
 
 
 def test_http_errors_and_timeouts(server: str, tmp_path: Path) -> None:
     with pytest.raises(FetchError, match="HTTP 404"):
-        open_source(f"{server}/nothing.mp4", tmp_path)
+        fetch(f"{server}/nothing.mp4", tmp_path)
     with pytest.raises(FetchError, match="timed out"):
-        open_source(f"{server}/slow", tmp_path, timeout=0.5)
+        fetch(f"{server}/slow", tmp_path, timeout=0.5)
     with pytest.raises(FetchError, match="cannot fetch"):
-        open_source("http://127.0.0.1:9/none.mp4", tmp_path)  # nothing listens on discard
+        fetch("http://127.0.0.1:9/none.mp4", tmp_path)  # nothing listens on discard
 
 
-def test_s3_source_is_read_through_the_store(tmp_path: Path) -> None:
-    store = FileStore(tmp_path / "media")
+def test_s3_source_honours_the_bucket_it_names(minio: Any, tmp_path: Path) -> None:
+    store = open_store(minio.store_url)
+    assert isinstance(store, S3Store)
+    client = minio.client()
+    other = f"uploads-{uuid.uuid4().hex[:8]}"
+    client.make_bucket(other)
     store.put_bytes("uploads/a.bin", PAYLOAD, content_type="application/octet-stream")
-    got = open_source("s3://kubevod/uploads/a.bin", tmp_path, store=store)
-    assert got.path.read_bytes() == PAYLOAD
+    store.with_bucket(other).put_bytes("a.bin", PAYLOAD[::-1], content_type="application/x")
+    own = f"s3://{minio.bucket}/uploads/a.bin"
+    assert open_source(own, tmp_path, store=store).path.read_bytes() == PAYLOAD
+    # Another bucket is refused unless allowed, and read from that bucket when it is.
+    with pytest.raises(FetchError, match=f"bucket '{other}' is not one sources may be read"):
+        open_source(f"s3://{other}/a.bin", tmp_path, store=store)
+    allowed = open_source(f"s3://{other}/a.bin", tmp_path, store=store, s3_buckets=(other,))
+    assert allowed.path.read_bytes() == PAYLOAD[::-1]
     with pytest.raises(FetchError, match="no object"):
-        open_source("s3://kubevod/uploads/missing.bin", tmp_path, store=store)
+        open_source(f"s3://{minio.bucket}/uploads/missing.bin", tmp_path, store=store)
     with pytest.raises(FetchError, match="over the limit"):
-        open_source("s3://kubevod/uploads/a.bin", tmp_path, store=store, max_bytes=10)
+        open_source(own, tmp_path, store=store, limits=FetchLimits(max_bytes=10))
+
+
+def test_s3_source_needs_an_s3_store(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "media")
+    with pytest.raises(FetchError, match="s3:// sources need an S3 object store"):
+        open_source("s3://kubevod/uploads/a.bin", tmp_path, store=store)
 
 
 def test_pipeline_transcodes_an_http_source_and_fails_cleanly_on_404(
@@ -164,12 +193,12 @@ def test_pipeline_transcodes_an_http_source_and_fails_cleanly_on_404(
     store, catalog = FileStore(tmp_path / "media"), SqliteCatalog(tmp_path / "c.db")
     try:
         ok = TranscodeJob(video_id=new_video_id(), source=f"{server}/video.mp4")
-        video = run(ok, store=store, catalog=catalog, settings=fast_settings())
+        video = run(ok, store=store, catalog=catalog, settings=fast_settings(fetch_allow=LOOP))
         assert video.state == VideoState.READY and video.title == "video"
         assert video.source == f"{server}/video.mp4"
         bad = TranscodeJob(video_id=new_video_id(), source=f"{server}/gone.mp4")
         with pytest.raises(SourceError, match="HTTP 404"):
-            run(bad, store=store, catalog=catalog, settings=fast_settings())
+            run(bad, store=store, catalog=catalog, settings=fast_settings(fetch_allow=LOOP))
         failed = catalog.get(bad.video_id)
         assert (
             failed.state == VideoState.FAILED

@@ -179,7 +179,7 @@ def test_bad_sources_fail_cleanly(
     assert reason in video.message and "\n" not in video.message and len(video.message) <= 300
     assert env.catalog.segments(job.video_id) == []
     leftovers = [o.key for o in env.store.list(f"videos/{job.video_id}/")]
-    assert all("/logs/" in key for key in leftovers), leftovers
+    assert leftovers == []  # nothing published; a log tail may be kept under logs/ (private)
 
 
 def test_decode_errors_in_the_middle_are_concealed_or_fail_cleanly(

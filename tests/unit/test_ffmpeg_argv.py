@@ -56,7 +56,10 @@ def after(argv: list[str], flag: str) -> list[str]:
 SOFTWARE_SNAPSHOT = [
     "ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning",
     "-nostats", "-progress", "pipe:1", "-stats_period", "0.5",
-    "-filter_complex_threads", "1", "-i", "/in/src.mkv",
+    "-filter_complex_threads", "1",
+    "-protocol_whitelist", "file",
+    "-format_whitelist", "mov,matroska,avi,mpegts,mpeg,flv,ogg,asf,mxf,nut,rm,dv,h264,hevc",
+    "-i", "/in/src.mkv",
     "-filter_complex",
     "[0:0]split=2[s0][stp];"
     "[s0]scale=1280:720:flags=bicubic,setsar=1,format=yuv420p,split=2[v0][c0_1];"
@@ -305,8 +308,10 @@ def test_x264_preset_and_threads_are_settable() -> None:
 
 
 def test_small_builders() -> None:
-    assert poster_argv("in.mp4", at=2.5, width=640, height=360, out="p.jpg")[6:10] == [
-        "-ss", "2.5", "-i", "in.mp4",
+    assert poster_argv("in.mp4", at=2.5, width=640, height=360, out="p.jpg")[6:14] == [
+        "-ss", "2.5", "-protocol_whitelist", "file",
+        "-format_whitelist", "mov,matroska,avi,mpegts,mpeg,flv,ogg,asf,mxf,nut,rm,dv,h264,hevc",
+        "-i", "in.mp4",
     ]  # fmt: skip
     subs = subtitles_argv("in.mkv", [(2, "subs/0.vtt"), (3, "subs/1.vtt")])
     assert after(subs, "-map") == ["0:2", "0:3"] and after(subs, "-c:s") == ["webvtt", "webvtt"]

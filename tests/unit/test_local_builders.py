@@ -57,19 +57,12 @@ def test_default_title_is_the_file_name(source: str, title: str) -> None:
     assert default_title(source) == title
 
 
-def test_probe_argv_limits_urls_to_http_and_a_timeout() -> None:
-    assert probe_argv("ffprobe", "/v/a.mp4") == [
-        "ffprobe", "-v", "error", "-hide_banner",
+def test_probe_argv_puts_the_input_policy_before_the_file() -> None:
+    policy = ["-protocol_whitelist", "file", "-format_whitelist", "mov,matroska"]
+    assert probe_argv("ffprobe", "/v/a.mp4", policy) == [
+        "ffprobe", "-v", "error", "-hide_banner", *policy,
         "-show_entries", "stream=codec_type:format=duration", "-of", "json", "/v/a.mp4",
     ]  # fmt: skip
-    url_argv = probe_argv("ffprobe", "https://nas/a.mp4")
-    assert url_argv[4:8] == [
-        "-rw_timeout",
-        "30000000",
-        "-protocol_whitelist",
-        "http,https,tcp,tls,crypto",
-    ]
-    assert url_argv[-1] == "https://nas/a.mp4"
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from kubevod.worker import encoders
+from kubevod.worker import encoders, policy
 from kubevod.worker.encoders import Accel as Accel
 from kubevod.worker.encoders import Codec as Codec
 from kubevod.worker.encoders import encoder_name, keyframes_by_gop
@@ -357,7 +357,7 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     argv += ["-filter_complex_threads", "1"]
     if decoder := thread_plan(plan)[0]:
         argv += ["-threads", str(decoder)]
-    argv += ["-i", plan.source, "-filter_complex", filter_graph(plan)]
+    argv += [*policy.input_args(), "-i", plan.source, "-filter_complex", filter_graph(plan)]
     first, every = plan.first_segment, plan.segment_seconds
     for i, rung in enumerate(plan.rungs):
         argv += ["-map", f"[v{i}]", "-map_metadata", "-1", "-map_chapters", "-1"]
@@ -388,7 +388,7 @@ def poster_argv(
     """One JPEG frame of the source at ``at`` seconds (input seeking: decodes one GOP at most)."""
     return [
         ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-ss", _num(at),
-        "-i", source, "-map", "0:V:0", "-frames:v", "1",
+        *policy.input_args(), "-i", source, "-map", "0:V:0", "-frames:v", "1",
         "-vf", f"scale={width}:{height},setsar=1,format=yuvj420p", "-q:v", "3", out,
     ]  # fmt: skip
 
@@ -397,7 +397,8 @@ def subtitles_argv(
     source: str, streams: Sequence[tuple[int, str]], ffmpeg: str = "ffmpeg"
 ) -> list[str]:
     """Export text subtitle streams ``(stream index, output .vtt path)`` as WebVTT in one pass."""
-    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-i", source]
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *policy.input_args(),
+            "-i", source]  # fmt: skip
     for index, out in streams:
         argv += ["-map", f"0:{index}", "-c:s", "webvtt", "-f", "webvtt", out]
     return argv

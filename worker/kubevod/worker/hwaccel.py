@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from kubevod.worker.encoders import Codec, encoder_name
 from kubevod.worker.errors import one_line
 from kubevod.worker.ffmpeg import ACCELERATORS, Accel, Scaler, trial_argv
+from kubevod.worker.process import ffmpeg_env
 
 from kubevod.jobs import Accelerator
 
@@ -62,6 +63,7 @@ def trial(
                 capture_output=True,
                 text=True,
                 timeout=timeout,
+                env=ffmpeg_env(),
             )
             ok = done.returncode == 0
             tail = (done.stderr.strip().splitlines() or ["exit status " + str(done.returncode)])[-1]
@@ -88,7 +90,7 @@ def filters(ffmpeg: str = "ffmpeg", timeout: float = 20.0) -> frozenset[str]:
     try:
         done = subprocess.run(
             [ffmpeg, "-hide_banner", "-nostdin", "-filters"],
-            capture_output=True, text=True, timeout=timeout,
+            capture_output=True, text=True, timeout=timeout, env=ffmpeg_env(),
         )  # fmt: skip
         lines = done.stdout.splitlines() if done.returncode == 0 else []
     except (OSError, subprocess.TimeoutExpired):

@@ -6,8 +6,10 @@ segment) → poster, trickplay, subtitles → final metadata, state ``ready``.
 
 Failures leave nothing half-done: the video is ``failed`` with a one-line
 reason, its segments are forgotten and its objects deleted (the ffmpeg log is
-kept under ``<prefix>/logs/``), and a cancelled run stops ffmpeg and says so.
-Running the same job again starts from scratch under the same keys.
+kept under ``logs/``, outside the public prefix), and a cancelled run stops
+ffmpeg and says so. Every attempt writes under keys of its own
+(``kubevod.keys``): running the same job again never rewrites a key a cache
+already holds; the older attempts' media go once the new one is ready.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kubevod.worker import extras, hwaccel, thumbs
+from kubevod.worker import extras, hwaccel, policy, thumbs
 from kubevod.worker.encoders import CODECS
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
@@ -39,6 +41,7 @@ from kubevod.worker.settings import WorkerSettings
 from kubevod.worker.tracker import ENCODE_SHARE, ProgressTracker
 from kubevod.worker.upload import SegmentUploader, Track
 
+from kubevod import keys
 from kubevod.catalog.base import Catalog
 from kubevod.errors import Conflict, NotFound, SourceError
 from kubevod.jobs import TranscodeJob
@@ -100,14 +103,15 @@ def run(
         try:
             return transcode.run()
         except Cancelled:
-            _abandon(catalog, store, job, "transcode cancelled", log)
+            _abandon(catalog, store, job, transcode.prefix, "transcode cancelled", log)
             raise
         except SourceError as exc:
-            _abandon(catalog, store, job, one_line(str(exc)), log)
+            _abandon(catalog, store, job, transcode.prefix, one_line(str(exc)), log)
             transcode.save_log()
             raise
         except Exception as exc:
-            _abandon(catalog, store, job, one_line(f"transcode failed: {exc}"), log)
+            message = one_line(f"transcode failed: {exc}")
+            _abandon(catalog, store, job, transcode.prefix, message, log)
             transcode.save_log()
             raise
         finally:
@@ -141,11 +145,11 @@ def _claim(catalog: Catalog, job: TranscodeJob) -> Video:
 
 
 def _abandon(
-    catalog: Catalog, store: ObjectStore, job: TranscodeJob, message: str, log: ContextLogger,
+    catalog: Catalog, store: ObjectStore, job: TranscodeJob, prefix: str, message: str,
+    log: ContextLogger,
 ) -> None:  # fmt: skip
     """Leave a failed or cancelled run with nothing claiming progress or playability."""
     log.warning("transcode did not finish: %s", message)
-    prefix = f"videos/{job.video_id}/g{job.generation}"
     try:
         catalog.clear_segments(job.video_id)
         catalog.update(
@@ -195,7 +199,9 @@ class _Transcode:
         self.work, self.cancel, self.on_progress, self.settings, self.log = (
             work, cancel, on_progress, settings, log,
         )  # fmt: skip
-        self.prefix = f"videos/{job.video_id}/g{job.generation}"
+        self.run_id = keys.new_run()
+        self.prefix = keys.media_prefix(job.video_id, job.generation, self.run_id)
+        self._started = time.monotonic()
         self._tracker: ProgressTracker | None = None
         self._accelerator = "none"  # set before each encode starts
         self._fps = 0.0  # the source's average frame rate
@@ -208,7 +214,6 @@ class _Transcode:
     def run(self) -> Video:
         vid = self.job.video_id
         self.catalog.clear_segments(vid)
-        self.store.delete_prefix(self.prefix + "/")  # a rerun after a crash starts clean
         self.catalog.update(
             vid, state=VideoState.TRANSCODING, progress=0.0, playable=False,
             message="fetching the source", generation=self.job.generation, prefix=self.prefix,
@@ -221,11 +226,12 @@ class _Transcode:
         with stage("fetch"):
             source = open_source(
                 self.job.source, self.work, store=self.store,
-                max_bytes=self.settings.max_source_bytes, timeout=self.settings.http_timeout,
-                max_redirects=self.settings.max_redirects,
+                policy=self.settings.fetch_policy(), limits=self.settings.fetch_limits(),
+                s3_buckets=tuple(self.settings.s3_source_buckets),
             ).path  # fmt: skip
         with stage("probe"):
             info = probe(source, ffprobe=self.settings.ffprobe)
+            policy.check_source(info, self._limits())
         self._languages = {a.index: a.language for a in info.audio}
         self._check_cancel()
         codec = self.job.codec
@@ -254,10 +260,15 @@ class _Transcode:
             # A device that passed the one-frame trial can still fail on the real thing.
             self.log.warning("%s failed (%s); encoding again in software", plan.accelerator, exc)
             self.catalog.clear_segments(vid)
-            self.store.delete_prefix(self.prefix + "/")
+            # New keys for the new attempt: players may hold the GPU attempt's segments.
+            failed, self.run_id = self.prefix, keys.new_run()
+            self.prefix = keys.media_prefix(vid, self.job.generation, self.run_id)
             shutil.rmtree(self.work / "out", ignore_errors=True)
             plan = self._plan(source, info, rungs, "software")
-            self.catalog.update(vid, accelerator="software", playable=False)
+            self.catalog.update(
+                vid, accelerator="software", playable=False, prefix=self.prefix, renditions=[]
+            )
+            self.store.delete_prefix(failed + "/")
             uploader, proc = self._encode(plan, info)
         return self._finish(source, info, plan, uploader, proc)
 
@@ -345,6 +356,13 @@ class _Transcode:
                         f"ffmpeg made no progress for {self.settings.stall_timeout:g} s "
                         "and was stopped",
                         argv=argv, log_tail=proc.log_tail(),
+                    )  # fmt: skip
+                if time.monotonic() - self._started > self.settings.transcode_timeout:
+                    proc.stop(self.settings.kill_grace)
+                    self._keep_log(proc)
+                    raise TranscodeFailed(
+                        f"the transcode ran longer than {self.settings.transcode_timeout:g} s "
+                        "and was stopped", argv=argv, log_tail=proc.log_tail(),
                     )  # fmt: skip
                 if not playable and uploader.all_started():
                     playable = self._mark_playable(plan, uploader)
@@ -454,25 +472,34 @@ class _Transcode:
         self.log.warning("ffmpeg log tail:\n%s", proc.log_tail())
 
     def save_log(self) -> None:
-        """After a failure: keep ffmpeg's log tail at ``<prefix>/logs/ffmpeg.log`` for debugging."""
+        """After a failure: keep ffmpeg's log tail (``keys.log_key``, private) for debugging."""
         if not self._log_tail:
             return
+        key = keys.log_key(self.job.video_id, self.job.generation, self.run_id)
         try:
             self.store.put_bytes(
-                f"{self.prefix}/logs/ffmpeg.log", self._log_tail.encode(),
+                key, self._log_tail.encode(),
                 content_type="text/plain; charset=utf-8", cache_control="no-store",
             )  # fmt: skip
         except Exception:
             self.log.exception("could not keep the ffmpeg log")
 
+    def _limits(self) -> policy.SourceLimits:
+        s = self.settings
+        return policy.SourceLimits(
+            max_pixels=s.max_pixels, max_fps=s.max_fps, max_duration=s.max_duration,
+            max_streams=s.max_streams,
+        )  # fmt: skip
+
     def _drop_old_generations(self) -> None:
-        """Delete media of earlier generations of this video (the catalog points here now)."""
-        root = f"videos/{self.job.video_id}/"
+        """Delete media of earlier generations and attempts (the catalog points here now)."""
+        root = keys.video_root(self.job.video_id)
+        mine = self.prefix[len(root) :]
         old = set()
         for obj in self.store.list(root):
-            generation = obj.key[len(root) :].split("/", 1)[0]
-            number = generation[1:]
-            if generation[:1] == "g" and number.isdigit() and int(number) < self.job.generation:
-                old.add(generation)
-        for generation in sorted(old):
-            self.store.delete_prefix(f"{root}{generation}/")
+            name = obj.key[len(root) :].split("/", 1)[0]
+            generation = keys.attempt_generation(name)
+            if name != mine and generation is not None and generation <= self.job.generation:
+                old.add(name)
+        for name in sorted(old):
+            self.store.delete_prefix(f"{root}{name}/")

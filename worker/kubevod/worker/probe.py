@@ -16,7 +16,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from kubevod.worker import policy
 from kubevod.worker.errors import one_line
+from kubevod.worker.process import ffmpeg_env
 
 from kubevod.errors import SourceError
 from kubevod.models import SourceSummary
@@ -90,6 +92,7 @@ class SourceInfo:
     size: int  # bytes
     bitrate: int | None
     video: VideoStream
+    streams: int = 1  # every stream of the container (video, audio, subtitles, data...)
     audio: list[AudioStream] = field(default_factory=list)
     subtitles: list[SubtitleStream] = field(default_factory=list)
 
@@ -249,6 +252,7 @@ def parse_probe(data: dict[str, Any], path: str = "") -> SourceInfo:
         size=_int(fmt.get("size")) or 0,
         bitrate=_int(fmt.get("bit_rate")),
         video=video,
+        streams=len(streams),
         audio=audio,
         subtitles=subtitles,
     )
@@ -266,14 +270,19 @@ def probe(path: Path, *, ffprobe: str = "ffprobe", timeout: float = 60.0) -> Sou
         raise SourceError(f"cannot read the source: {exc.strerror or exc}") from exc
     if size == 0:
         raise SourceError("the source file is empty (0 bytes)")
-    argv = [ffprobe, "-v", "error", "-of", "json", "-show_format", "-show_streams", str(path)]
+    argv = [ffprobe, "-v", "error", *policy.input_args(), "-of", "json", "-show_format",
+            "-show_streams", str(path)]  # fmt: skip
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=timeout, check=False, env=ffmpeg_env()
+        )
     except subprocess.TimeoutExpired as exc:
         raise SourceError(f"ffprobe took longer than {timeout:.0f} s") from exc
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
         last = last.replace(str(path), "source")
+        if "not on whitelist" in last.lower():
+            last = "not a video container kubevod decodes (mp4, mkv, webm, mov, avi, ts, ...)"
         raise SourceError(one_line(f"not a readable media file: {last}"))
     try:
         data = json.loads(done.stdout or "{}")

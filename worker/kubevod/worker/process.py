@@ -29,9 +29,30 @@ LOG_TAIL_LINES = 30
 MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "268435456", "MALLOC_TRIM_THRESHOLD_": "1073741824"}
 
 
+#: What ffmpeg and ffprobe may see of the worker's environment. Everything else stays
+#: behind, above all KUBEVOD_STORE_URL and KUBEVOD_CATALOG_URL (credentials): a decoder
+#: bug exploited by a hostile file must find no secret to take (docs/security.md).
+ENV_KEEP = frozenset(
+    {"PATH", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_NUMERIC", "TZ", "TMPDIR", "HOME",
+     "LD_LIBRARY_PATH", "LIBVA_DRIVER_NAME", "LIBVA_DRIVERS_PATH", "LIBVA_MESSAGING_LEVEL",
+     "CUDA_VISIBLE_DEVICES", "CUDA_DEVICE_ORDER", "SSL_CERT_FILE"}
+)  # fmt: skip
+#: Hardware runtimes read these (device selection, driver capabilities; never secrets).
+ENV_KEEP_PREFIXES = ("NVIDIA_", "ONEVPL_", "MFX_", "INTEL_MEDIA_")
+
+
 def ffmpeg_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment ffmpeg runs with: ours, plus MALLOC_ENV unless already set."""
-    env = dict(os.environ if base is None else base)
+    """The environment ffmpeg and ffprobe run with (pure given ``base``).
+
+    Only ``ENV_KEEP`` and ``ENV_KEEP_PREFIXES`` of ``base`` (default: ours), plus
+    ``MALLOC_ENV`` unless already set.
+    """
+    source = os.environ if base is None else base
+    env = {
+        key: value
+        for key, value in source.items()
+        if key in ENV_KEEP or key.startswith(ENV_KEEP_PREFIXES) or key in MALLOC_ENV
+    }
     for key, value in MALLOC_ENV.items():
         env.setdefault(key, value)
     return env

@@ -7,11 +7,14 @@ ignored here.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from kubevod.fetchguard import FetchLimits, FetchPolicy, split_list
 
 X264Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
@@ -76,12 +79,59 @@ class WorkerSettings(BaseSettings):
     )
     max_audio_tracks: int = Field(default=4, ge=1, le=16, description="audio tracks kept")
 
-    # --- fetching sources
+    # --- fetching sources (the fetch guard: kubevod/fetchguard.py, docs/security.md)
     max_source_bytes: int = Field(
-        default=200 * 1024**3, ge=1, description="largest source fetched over http(s) (bytes)"
+        default=200 * 1024**3,
+        ge=1,
+        description="largest source fetched over http(s) or s3 (bytes); the chart sets it "
+        "below the scratch volume's size, so a download cannot fill the node's disk",
     )
     http_timeout: float = Field(default=30.0, gt=0, description="connect/read timeout (s)")
+    fetch_deadline: float = Field(
+        default=3600.0,
+        gt=0,
+        description="seconds a whole download may take (redirects included): a server that "
+        "trickles bytes just fast enough for the read timeout cannot hold a worker; an hour "
+        "fetches 200 GiB at 60 MB/s",
+    )
     max_redirects: int = Field(default=5, ge=0, le=20, description="http redirects followed")
+    fetch_allow: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs and host names a source URL may reach although they are not "
+        "public (loopback, private, link-local are refused by default): a NAS on the home "
+        "network, e.g. 192.168.1.20/32 or nas.lan. Comma list.",
+    )
+    fetch_deny: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs never fetched from, whatever fetch_allow says: the cluster's Pod "
+        "and Service ranges (the chart sets k3s's 10.42.0.0/16 and 10.43.0.0/16). Comma list.",
+    )
+    s3_source_buckets: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="buckets an s3:// source may name besides the store's own (read with the "
+        "worker's store credentials); any other bucket is refused. Comma list.",
+    )
+
+    # --- what the worker agrees to decode (kubevod/worker/policy.py)
+    max_pixels: int = Field(
+        default=7680 * 4320,
+        ge=16 * 16,
+        description="largest frame (width x height) decoded; default 8K UHD. A 64k x 64k "
+        "frame would need gigabytes per decoded picture",
+    )
+    max_fps: float = Field(default=240.0, gt=0, description="highest source frame rate (1/s)")
+    max_duration: float = Field(
+        default=24 * 3600.0, gt=0, description="longest source (s); default a day"
+    )
+    max_streams: int = Field(
+        default=64, ge=1, description="most streams a source may hold (video+audio+subtitles)"
+    )
+    transcode_timeout: float = Field(
+        default=6 * 3600.0,
+        gt=0,
+        description="seconds one transcode may run before it is stopped and failed: local "
+        "mode's counterpart of the Job's activeDeadlineSeconds",
+    )
 
     # --- running
     scratch_dir: Path | None = Field(
@@ -109,3 +159,33 @@ class WorkerSettings(BaseSettings):
     kill_grace: float = Field(
         default=3.0, gt=0, description="seconds between SIGTERM and SIGKILL of ffmpeg on cancel"
     )
+
+    @field_validator("fetch_allow", "fetch_deny", "s3_source_buckets", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> list[str]:
+        if isinstance(value, str) and value.strip().startswith("["):
+            value = json.loads(value)
+        return split_list(value)
+
+    @field_validator("fetch_allow", mode="after")
+    @classmethod
+    def _valid_allow(cls, value: list[str]) -> list[str]:
+        FetchPolicy.parse(allow=value)  # a typo fails at start, not at the first fetch
+        return value
+
+    @field_validator("fetch_deny", mode="after")
+    @classmethod
+    def _valid_deny(cls, value: list[str]) -> list[str]:
+        FetchPolicy.parse(deny=value)
+        return value
+
+    def fetch_policy(self) -> FetchPolicy:
+        """The fetch guard's policy from ``fetch_allow`` and ``fetch_deny``."""
+        return FetchPolicy.parse(self.fetch_allow, self.fetch_deny)
+
+    def fetch_limits(self) -> FetchLimits:
+        """The fetch guard's limits."""
+        return FetchLimits(
+            max_bytes=self.max_source_bytes, timeout=self.http_timeout,
+            deadline=self.fetch_deadline, max_redirects=self.max_redirects,
+        )  # fmt: skip

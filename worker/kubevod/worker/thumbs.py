@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kubevod.worker.ffmpeg import PosterOut, TrickplayOut, poster_argv, subtitles_argv
 from kubevod.worker.probe import SubtitleStream
+from kubevod.worker.process import ffmpeg_env
 
 THUMB_LONG_SIDE = 160
 POSTER_LONG_SIDE = 1280
@@ -130,11 +131,11 @@ def make_poster(
     poster = plan_poster(duration, width, height)
     at, w, h = poster.at, poster.width, poster.height
     argv = poster_argv(str(source), at=at, width=w, height=h, out=str(out), ffmpeg=ffmpeg)
-    done = subprocess.run(argv, capture_output=True, timeout=120, check=False)
+    done = subprocess.run(argv, capture_output=True, timeout=120, check=False, env=ffmpeg_env())
     if done.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
         at = 0.0  # a seek past the last keyframe of a short or odd file: take the first frame
         argv = poster_argv(str(source), at=at, width=w, height=h, out=str(out), ffmpeg=ffmpeg)
-        done = subprocess.run(argv, capture_output=True, timeout=120, check=False)
+        done = subprocess.run(argv, capture_output=True, timeout=120, check=False, env=ffmpeg_env())
     return out if done.returncode == 0 and out.is_file() and out.stat().st_size > 0 else None
 
 
@@ -147,8 +148,9 @@ def export_subtitles(
     out_dir.mkdir(parents=True, exist_ok=True)
     pairs = [(s.stream, str(out_dir / f"{s.name}.vtt")) for s in subs]
     done = subprocess.run(
-        subtitles_argv(str(source), pairs, ffmpeg), capture_output=True, timeout=600, check=False
-    )
+        subtitles_argv(str(source), pairs, ffmpeg),
+        capture_output=True, timeout=600, check=False, env=ffmpeg_env(),
+    )  # fmt: skip
     if done.returncode != 0:  # one bad track must not lose the others: go one by one
         for stream, path in pairs:
             subprocess.run(
@@ -156,6 +158,7 @@ def export_subtitles(
                 capture_output=True,
                 timeout=600,
                 check=False,
+                env=ffmpeg_env(),
             )
     results: list[tuple[SubtitleOut, Path]] = []
     for sub in subs:
