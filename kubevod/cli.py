@@ -39,6 +39,9 @@ Json = dict[str, Any]
 DATA_HELP = "Data folder (catalog, media). [env KUBEVOD_DATA; default ~/.local/share/kubevod]"
 SERVER_HELP = "URL of a running server. [env KUBEVOD_SERVER; default: the one using --data]"
 CONFIG_HELP = "TOML config file. [default <data>/kubevod.toml]"
+ALLOWED_HOST_HELP = (
+    "Another Host name to answer to, e.g. nas.lan (repeat for more). [env KUBEVOD_ALLOWED_HOSTS]"
+)
 
 
 def _version(value: bool) -> None:
@@ -84,12 +87,25 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="TCP port. [default 8080]"),
     watch: Path | None = typer.Option(None, "--watch", help="Add new video files from here."),
     workers: int | None = typer.Option(None, "--workers", help="Parallel transcodes. [1]"),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help=ALLOWED_HOST_HELP),
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
-    """Run the API, the player and the transcoder in one process (Ctrl-C stops cleanly)."""
+    """Run the API, the player and the transcoder in one process (Ctrl-C stops cleanly).
+
+    Beyond loopback (--host 0.0.0.0) every change needs a token: KUBEVOD_API_TOKEN, or
+    one made at start and printed once.
+    """
     from kubevod.local.server import serve as run_server
 
-    settings = settings_from(config, data=data, host=host, port=port, watch=watch, workers=workers)
+    settings = settings_from(
+        config,
+        data=data,
+        host=host,
+        port=port,
+        watch=watch,
+        workers=workers,
+        allowed_hosts=allowed_host or None,
+    )
     _setup_logging()
     try:
         code = run_server(settings, echo=_say)
@@ -104,10 +120,12 @@ def _say(line: str) -> None:
 
 
 def _library(settings: LocalSettings, server: str | None) -> Any:
-    from kubevod.local.client import DirectLibrary, HttpLibrary, server_url
+    from kubevod.local.client import DirectLibrary, HttpLibrary, server_url, token_for
 
     url = server_url(settings, server)
-    return HttpLibrary(url) if url else DirectLibrary(settings.layout)
+    if url:
+        return HttpLibrary(url, token=token_for(settings, url))
+    return DirectLibrary(settings.layout)
 
 
 def _on_library(
@@ -171,7 +189,7 @@ def add(
     url = server_url(settings, server)
     console = Console(stderr=as_json, highlight=False)
     try:
-        final = _add_via_server(url, request, console, no_wait) if url else None
+        final = _add_via_server(settings, url, request, console, no_wait) if url else None
         if url is None:
             final = _add_direct(settings, request, console, no_wait)
     except KubevodError as exc:
@@ -197,11 +215,13 @@ def _announce(console: Console, video: Json) -> None:
     console.print(f"{title} (id {video['id']}): {video.get('state', '?')}")
 
 
-def _add_via_server(url: str, request: IngestRequest, console: Console, no_wait: bool) -> Json:
-    from kubevod.local.client import HttpLibrary
+def _add_via_server(
+    settings: LocalSettings, url: str, request: IngestRequest, console: Console, no_wait: bool
+) -> Json:
+    from kubevod.local.client import HttpLibrary, token_for
     from kubevod.local.progress import follow
 
-    library = HttpLibrary(url)
+    library = HttpLibrary(url, token=token_for(settings, url))
     try:
         video = library.add(request)
         _announce(console, video)

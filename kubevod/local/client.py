@@ -8,11 +8,11 @@ same whichever way the CLI went.
 from __future__ import annotations
 
 import contextlib
-import os
 from typing import Any, Protocol
 
 import httpx
 
+from kubevod.backends import public_source
 from kubevod.catalog.base import Catalog
 from kubevod.errors import KubevodError, NotFound, SourceError, Unavailable
 from kubevod.jobs import IngestRequest
@@ -40,8 +40,10 @@ class Library(Protocol):
 
 
 def video_json(video: Video) -> Json:
-    """A catalog video as JSON-ready data (the API's field names)."""
-    return video.model_dump(mode="json")
+    """A catalog video as JSON-ready data (the API's field names, the source as shown)."""
+    data = video.model_dump(mode="json")
+    data["source"] = public_source(video.source)
+    return data
 
 
 def error_reason(response: httpx.Response) -> str:
@@ -67,9 +69,8 @@ def error_reason(response: httpx.Response) -> str:
 class HttpLibrary:
     """A running server's ``/api/videos``."""
 
-    def __init__(self, url: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 60.0) -> None:
         self.url = url.rstrip("/")
-        token = os.environ.get("KUBEVOD_API_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
@@ -140,6 +141,26 @@ class DirectLibrary:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._catalog.close()
+
+
+def token_for(settings: LocalSettings, url: str) -> str | None:
+    """The token to send to ``url``: the one given (``KUBEVOD_API_TOKEN``, config), else
+    the one the server using this data folder keeps in it, when ``url`` is that server.
+
+    The data folder's token is never sent anywhere else, so ``--server`` naming another
+    machine cannot collect it.
+    """
+    from kubevod.local.server import read_server_file
+
+    if settings.token:
+        return settings.token
+    running = read_server_file(settings.layout)
+    if running is None or str(running["url"]).rstrip("/") != url.rstrip("/"):
+        return None
+    try:
+        return settings.layout.token_file.read_text().strip() or None
+    except OSError:
+        return None
 
 
 def server_url(settings: LocalSettings, explicit: str | None) -> str | None:

@@ -7,6 +7,11 @@ pool and the ingestor; ``kubevod add --data`` uses it without HTTP when no
 server runs. :func:`serve` adds uvicorn, the watch folder and
 ``<data>/server.json`` (url + pid, so ``kubevod add`` finds the server).
 
+Exposure (DESIGN.md §10): it binds loopback unless told otherwise; it answers
+only to known Host names and refuses cross-origin writes (``kubevod.api.guard``);
+on any other bind every write needs a token, generated at start unless given,
+printed once and kept in ``<data>/api-token`` (mode 0600) while it runs.
+
 Ctrl-C or SIGTERM: uvicorn stops accepting, then the pool cancels running
 transcodes (the pipeline stops its ffmpeg) and leaves interrupted videos
 ``queued``; the next start resumes them from scratch.
@@ -16,9 +21,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -44,11 +51,65 @@ log = logging.getLogger("kubevod.local")
 
 def client_url(host: str, port: int) -> str:
     """The URL a browser on this machine opens for a server bound to ``host:port`` (pure)."""
-    if host in ("", "0.0.0.0", "::", "[::]"):
+    if host in _WILDCARDS:
         host = "127.0.0.1"
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"http://{host}:{port}"
+
+
+_WILDCARDS = ("", "0.0.0.0", "::", "[::]")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when binding ``host`` exposes the server to this machine only (pure)."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(host: str, extra: list[str], hostname: str) -> list[str]:
+    """The Host names a server bound to ``host`` answers to (pure).
+
+    Loopback names and addresses always (``kubevod.api.guard``); the bind address;
+    on a wildcard bind every IP literal (a Host that is an address cannot come from
+    DNS rebinding) and the machine's own name; then the user's ``extra`` names.
+    """
+    hosts = ["localhost", "127.0.0.0/8", "::1"]
+    if host in _WILDCARDS:
+        hosts += ["0.0.0.0/0", "::/0", hostname]
+    else:
+        hosts.append(host)
+    return [*hosts, *extra]
+
+
+def api_token(settings: LocalSettings) -> tuple[str | None, bool]:
+    """The token write calls need, and whether it was generated now.
+
+    Given (``KUBEVOD_API_TOKEN`` or the config file): that one. Else, on a bind other
+    than loopback, a new random one per start; on loopback, none.
+    """
+    if settings.token:
+        return settings.token, False
+    if is_loopback_host(settings.host):
+        return None, False
+    return secrets.token_urlsafe(24), True
+
+
+def write_token_file(layout: DataLayout, token: str | None) -> None:
+    """Keep the token where ``kubevod add/list/rm`` find it (owner-only), or remove it."""
+    path = layout.token_file
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    if token is None:
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
 
 
 def read_server_file(layout: DataLayout) -> dict[str, Any] | None:
@@ -217,7 +278,8 @@ def serve(
     from kubevod.api.app import create_app
 
     check_port(settings.host, settings.port)
-    api = api_settings(settings)  # refuse bad settings before touching the data folder
+    token, generated = api_token(settings)
+    api = api_settings(settings, token)  # refuse bad settings before touching the data folder
     runtime = LocalRuntime(settings)
     runtime.open()
     watcher: FolderWatcher | None = None
@@ -245,8 +307,18 @@ def serve(
 
         def started(server: uvicorn.Server) -> None:
             url = client_url(settings.host, bound_port(server, settings.port))
+            write_token_file(runtime.layout, token)
             runtime.layout.server_file.write_text(json.dumps({"url": url, "pid": os.getpid()}))
             echo(f"kubevod is serving {settings.data} at {url}/  (Ctrl-C to stop)")
+            if token is not None:
+                echo(
+                    f"Changes need the API token ({'made for this run' if generated else 'given'},"
+                    f" kept in {runtime.layout.token_file} for `kubevod add/list/rm`)."
+                )
+            if generated:
+                # Printed once. The fragment never leaves the browser; the UI keeps it.
+                echo(f"  token: {token}")
+                echo(f"  a browser that should use it: {url}/#token={token}")
             for video in added:
                 echo(f"  {video.title}: {url}/watch/{video.id}")
 
@@ -267,6 +339,7 @@ def serve(
             watcher.stop()
         with contextlib.suppress(FileNotFoundError):
             runtime.layout.server_file.unlink()
+        write_token_file(runtime.layout, None)
         interrupted = runtime.close()
         if interrupted:
             echo(f"Stopped; {len(interrupted)} unfinished transcode(s) resume on the next start.")
@@ -279,13 +352,21 @@ def _add_watched(ingestor: LocalIngestor, path: Path) -> None:
     log.info("watch folder: %s -> video %s (%s)", path.name, video.id, video.state)
 
 
-def api_settings(settings: LocalSettings) -> Any:
-    """The API's settings: its ``KUBEVOD_*`` env (e.g. ``KUBEVOD_API_TOKEN``), our data folder."""
+def api_settings(settings: LocalSettings, token: str | None = None) -> Any:
+    """The API's settings: its ``KUBEVOD_*`` env, our data folder, token and Host allowlist."""
     from kubevod.api.settings import ApiSettings
-    from pydantic import ValidationError
+    from pydantic import SecretStr, ValidationError
 
     try:
-        return ApiSettings(data_dir=settings.data, host=settings.host, port=settings.port)
+        return ApiSettings(
+            data_dir=settings.data,
+            host=settings.host,
+            port=settings.port,
+            api_token=SecretStr(token) if token else None,
+            allowed_hosts=allowed_hosts(
+                settings.host, settings.allowed_hosts, socket.gethostname()
+            ),
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InvalidInput(f"API settings (KUBEVOD_* environment): {first['msg']}") from None

@@ -33,6 +33,8 @@ ENV_NAMES: dict[str, str] = {
     "watch": "KUBEVOD_WATCH",
     "watch_interval": "KUBEVOD_WATCH_INTERVAL",
     "server": "KUBEVOD_SERVER",
+    "token": "KUBEVOD_API_TOKEN",
+    "allowed_hosts": "KUBEVOD_ALLOWED_HOSTS",
 }
 
 
@@ -62,11 +64,30 @@ class LocalSettings(BaseModel):
     watch_interval: float = Field(default=2.0, gt=0, le=3600)
     #: URL of a running server for ``add``/``list``/``show``/``rm`` (None: find one).
     server: str | None = None
+    #: Bearer token that state-changing calls need (``Authorization: Bearer``). None: on a
+    #: loopback bind, none is needed; on any other bind, ``serve`` generates one at start.
+    token: str | None = Field(default=None, min_length=16, max_length=256, repr=False)
+    #: Extra Host names the server answers to (a name, an address or a CIDR range), beside
+    #: loopback names and the bind address; others get 421 (DNS rebinding). From the
+    #: environment or a flag: comma-separated.
+    allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
 
     @field_validator("data", "watch", mode="after")
     @classmethod
     def _absolute(cls, value: Path | None) -> Path | None:
         return None if value is None else value.expanduser().absolute()
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _blank_token(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("server", mode="after")
     @classmethod
@@ -85,7 +106,8 @@ class LocalSettings(BaseModel):
 
 @dataclass(frozen=True)
 class DataLayout:
-    """The data folder: ``catalog.db``, ``media/``, ``scratch/``, ``server.json``, config."""
+    """The data folder: ``catalog.db``, ``media/``, ``scratch/``, ``server.json``,
+    ``api-token``, config."""
 
     root: Path
 
@@ -104,6 +126,11 @@ class DataLayout:
     @property
     def server_file(self) -> Path:
         return self.root / "server.json"
+
+    @property
+    def token_file(self) -> Path:
+        """The running server's API token (mode 0600), for ``kubevod add/list/rm``."""
+        return self.root / "api-token"
 
     @property
     def config(self) -> Path:

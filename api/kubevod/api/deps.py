@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from kubevod.api.errors import Unauthorized
+from kubevod.api.errors import Forbidden, Unauthorized
 from kubevod.api.manifest_cache import ManifestCache
 from kubevod.api.metrics import Metrics
 from kubevod.api.qoe_limits import RateLimiter, SessionCap
@@ -146,15 +146,23 @@ _PRIVATE = "this library is private: send Authorization: Bearer <token>"
 
 
 async def require_token(
+    request: Request,
     services: ServicesDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Let the request through when no token is configured or the bearer token matches."""
+    """Writes need the owner: the bearer token when one is set, else a caller on this machine.
+
+    Without a token (local mode on loopback, development) a client elsewhere, e.g.
+    behind a reverse proxy that sends ``X-Forwarded-For``, may read but not change
+    anything, nor make the server fetch or open a source of its choosing.
+    """
     expected = services.settings.api_token
-    if expected is None:
+    if expected is not None:
+        if not token_matches(credentials.credentials if credentials else None, expected):
+            raise Unauthorized("a valid bearer token is required (Authorization: Bearer <token>)")
         return
-    if not token_matches(credentials.credentials if credentials else None, expected):
-        raise Unauthorized("a valid bearer token is required (Authorization: Bearer <token>)")
+    if not is_owner(request, services.settings):
+        raise Forbidden("changes from another machine need an API token (KUBEVOD_API_TOKEN)")
 
 
 async def require_reader(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
-from kubevod.api.deps import ReaderDep, ServicesDep, TokenDep, VideoDep, is_owner
-from kubevod.api.errors import Forbidden, responses
+from fastapi import APIRouter, Query, Response
+from kubevod.api.deps import ReaderDep, ServicesDep, TokenDep, VideoDep
+from kubevod.api.errors import responses
 from kubevod.api.views import VideoView, VideoViewPage, view
 from starlette.concurrency import run_in_threadpool
 
@@ -68,7 +68,7 @@ def get_video_qoe(video: VideoDep, services: ServicesDep) -> QoeStats:
     "/{video_id}",
     response_model=VideoView,
     dependencies=[TokenDep],
-    responses=responses(401, 404, 503),
+    responses=responses(401, 403, 404, 503),
 )
 def patch_video(video: VideoDep, patch: VideoPatch, services: ServicesDep) -> VideoView:
     """Change the title, description or tags of a video."""
@@ -82,7 +82,7 @@ def patch_video(video: VideoDep, patch: VideoPatch, services: ServicesDep) -> Vi
     status_code=204,
     response_class=Response,
     dependencies=[TokenDep],
-    responses=responses(401, 404, 503),
+    responses=responses(401, 403, 404, 503),
 )
 def delete_video(video: VideoDep, services: ServicesDep) -> Response:
     """Stop any transcode, delete every stored object of the video, then its catalog entry."""
@@ -92,13 +92,6 @@ def delete_video(video: VideoDep, services: ServicesDep) -> Response:
     services.store.delete_prefix(f"{MEDIA_ROOT}{video.id}/")
     services.catalog.delete(video.id)
     return Response(status_code=204)
-
-
-def names_a_url(source: str) -> bool:
-    """True when ``source`` names a URL rather than a path on the server's disk."""
-    from kubevod.local.ingest import is_url
-
-    return is_url(source)
 
 
 def ingest_router() -> APIRouter:
@@ -112,12 +105,9 @@ def ingest_router() -> APIRouter:
         dependencies=[TokenDep],
         responses=responses(401, 403, 409, 422, 503),
     )
-    async def add_video(request: IngestRequest, http: Request, services: ServicesDep) -> VideoView:
+    async def add_video(request: IngestRequest, services: ServicesDep) -> VideoView:
         """Add a video from a path or URL; it is queued for transcoding (202)."""
         assert services.ingestor is not None
-        if not names_a_url(request.source) and not is_owner(http, services.settings):
-            # A stranger must not publish this machine's files (nor probe which exist).
-            raise Forbidden("only the server's owner may add files from its disk; give a URL")
         video = await run_in_threadpool(services.ingestor.ingest, request)
         return view(video, services.settings)
 

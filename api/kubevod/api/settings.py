@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubevod.signing import UrlSigner
 
@@ -86,7 +86,8 @@ class ApiSettings(BaseSettings):
     #: Host header names (or IP literals) the app answers to; any other Host gets 421,
     #: which defeats DNS rebinding. None: every Host (the cluster's Ingress routes by
     #: Host already). Local mode fills it (loopback names, the bind address, extras).
-    allowed_hosts: list[str] | None = None
+    #: From the environment: a comma-separated list (``KUBEVOD_ALLOWED_HOSTS=tv.lan,nas``).
+    allowed_hosts: Annotated[list[str] | None, NoDecode] = None
     #: Origins allowed by CORS (e.g. ``["https://tv.example"]``); empty: same origin only.
     cors_origins: list[str] = Field(default_factory=list)
     #: Largest accepted QoE beacon body, bytes (bigger ones get 413).
@@ -129,6 +130,13 @@ class ApiSettings(BaseSettings):
         if _NGINX_UNSAFE.search(value.get_secret_value()):
             # nginx.conf gets the secret by envsubst inside a quoted string.
             raise ValueError("KUBEVOD_SIGNING_SECRET must not hold spaces, quotes, $ or \\")
+        return value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
         return value
 
     @field_validator("api_token", "viewer_token", mode="after")

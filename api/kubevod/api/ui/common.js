@@ -52,11 +52,45 @@ export function playbackUrls(video) {
   };
 }
 
+// A private library's token (kubevod.api.deps.require_reader). `kubevod serve` prints a
+// link ending in #token=...: the fragment never reaches a server, a proxy or a log. It is
+// kept in this origin's localStorage, removed from the address bar, and sent as a bearer
+// token on the UI's own API reads. Players fetch manifests and media with the signed
+// links the API hands out, which need no header.
+const TOKEN_KEY = "kubevod.token";
+
+function takeTokenFromUrl() {
+  const match = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+  if (!match) return;
+  try {
+    localStorage.setItem(TOKEN_KEY, decodeURIComponent(match[1]));
+  } catch {
+    /* storage disabled: the token works for this page only */
+    sessionToken = decodeURIComponent(match[1]);
+  }
+  history.replaceState(null, "", location.pathname + location.search);
+}
+
+let sessionToken = null;
+takeTokenFromUrl();
+
+/** The stored bearer token, or null. */
+export function apiToken() {
+  try {
+    return localStorage.getItem(TOKEN_KEY) || sessionToken;
+  } catch {
+    return sessionToken;
+  }
+}
+
 /** GET JSON; throws an Error whose message a person can read. */
 export async function getJson(url, { signal } = {}) {
   let resp;
+  const token = apiToken();
+  const sameOrigin = new URL(url, location.href).origin === location.origin;
+  const headers = token && sameOrigin ? { Authorization: `Bearer ${token}` } : {};
   try {
-    resp = await fetch(url, { signal });
+    resp = await fetch(url, { signal, headers });
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new Error(navigator.onLine === false ? "You are offline." : "Cannot reach the server.");
@@ -69,6 +103,9 @@ export async function getJson(url, { signal } = {}) {
       if (typeof msg === "string") detail = msg;
     } catch {
       /* not JSON: keep the status line */
+    }
+    if (resp.status === 401) {
+      detail = "This library is private: open the link kubevod printed (ending in #token=…).";
     }
     const error = new Error(detail);
     error.status = resp.status;
