@@ -50,7 +50,6 @@ METADATA_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("fd00:ec2::254/128"),  # AWS over IPv6
 )
 SCHEMES = ("http", "https")
-_CHUNK = 1024 * 1024
 
 
 class FetchRefused(SourceError):
@@ -348,7 +347,9 @@ class GuardedFetch:
                     raise SourceError(f"the source is {size}, over the limit of {limit}")
                 received = 0
                 with dest.open("wb") as out:
-                    for chunk in response.iter_bytes(_CHUNK):
+                    # Chunks as they arrive (a chunk size would wait for a whole MiB of a
+                    # trickle, past the deadline): the deadline is looked at after each read.
+                    for chunk in response.iter_bytes():
                         received += len(chunk)
                         if received > limits.max_bytes:
                             raise SourceError(
