@@ -349,12 +349,26 @@ def test_a_gpu_that_fails_mid_encode_falls_back_to_software(
     from kubevod.worker import hwaccel
 
     monkeypatch.setattr(hwaccel, "choose", lambda *a, **k: hwaccel.HwChoice("vaapi", "mocked GPU"))
+    prefixes: list[str] = []
+    real_update = local_backends.catalog.update
+
+    def update(video_id: str, **changes: Any) -> Any:
+        if changes.get("prefix"):
+            prefixes.append(changes["prefix"])
+        return real_update(video_id, **changes)
+
+    monkeypatch.setattr(local_backends.catalog, "update", update)
     job = TranscodeJob(video_id=new_video_id(), source=str(clip), accelerator="vaapi")
     video = run(
         job, store=local_backends.store, catalog=local_backends.catalog, settings=fast_settings()
     )
     assert video.state == VideoState.READY and video.accelerator == "software"
     assert [r.name for r in video.renditions] == ["360p", "240p", "audio"]
+    # The software attempt wrote keys of its own: nothing the GPU attempt may have
+    # published (and a cache may hold as immutable) was rewritten.
+    gpu, software = prefixes
+    assert gpu != software == video.prefix
+    assert not list(local_backends.store.list(gpu + "/"))
 
 
 class ProgressCatalog(SqliteCatalog):
