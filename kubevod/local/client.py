@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from kubevod import keys
 from kubevod.backends import public_source
 from kubevod.catalog.base import Catalog
 from kubevod.errors import KubevodError, NotFound, SourceError, Unavailable
@@ -135,7 +136,8 @@ class DirectLibrary:
 
     def remove(self, video_id: str) -> None:
         video = self._catalog.get(video_id)
-        self._store.delete_prefix(f"videos/{video.id}/")
+        self._store.delete_prefix(keys.video_root(video.id))
+        self._store.delete_prefix(keys.logs_root(video.id))
         self._catalog.delete(video.id)
 
     def close(self) -> None:

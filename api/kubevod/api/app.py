@@ -113,7 +113,10 @@ def create_app(
     app.add_middleware(TextGZip)
     # Host allowlist and the cross-origin write check, before any route (DNS rebinding, CSRF).
     app.add_middleware(
-        RequestGuard, allowed_hosts=settings.allowed_hosts, cors_origins=settings.cors_origins
+        RequestGuard,
+        allowed_hosts=settings.allowed_hosts,
+        cors_origins=settings.cors_origins,
+        any_origin_paths=frozenset({qoe.PATH}),
     )
     if settings.cors_origins:
         app.add_middleware(

@@ -14,6 +14,10 @@ Two checks in one pure ASGI middleware, before any route runs:
   one of ``cors_origins`` gets 403, as does ``Origin: null`` and, without an
   Origin, ``Sec-Fetch-Site: cross-site``/``same-site``. Without either header
   (curl, the CLI) nothing is refused here; the token check still applies.
+  QoE beacons are exempt: players embedded anywhere send them, they change
+  nothing but counters, and ``kubevod.api.qoe_limits`` bounds them (also, a
+  proxy such as nginx with ``Host $host`` drops a non-default port that the
+  page's Origin keeps).
 """
 
 from __future__ import annotations
@@ -123,11 +127,17 @@ class RequestGuard:
     """Pure ASGI middleware applying the Host allowlist and the Origin check."""
 
     def __init__(
-        self, app: ASGIApp, *, allowed_hosts: list[str] | None, cors_origins: list[str]
+        self,
+        app: ASGIApp,
+        *,
+        allowed_hosts: list[str] | None,
+        cors_origins: list[str],
+        any_origin_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.hosts = HostAllowlist(allowed_hosts) if allowed_hosts is not None else None
         self.cors_origins = list(cors_origins)
+        self.any_origin_paths = any_origin_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -142,7 +152,7 @@ class RequestGuard:
             )
             await error_response(421, "misdirected", detail)(scope, receive, send)
             return
-        if scope["method"] in UNSAFE_METHODS:
+        if scope["method"] in UNSAFE_METHODS and scope["path"] not in self.any_origin_paths:
             reason = cross_origin_reason(headers, self.cors_origins, scope.get("scheme", "http"))
             if reason is not None:
                 await error_response(403, "cross_origin", reason)(scope, receive, send)

@@ -10,9 +10,9 @@ from kubevod.api.errors import responses
 from kubevod.api.views import VideoView, VideoViewPage, view
 from starlette.concurrency import run_in_threadpool
 
+from kubevod import keys
 from kubevod.catalog.base import SortKey
 from kubevod.jobs import IngestRequest
-from kubevod.manifests.common import MEDIA_ROOT
 from kubevod.models import QoeStats, VideoPatch, VideoState
 
 router = APIRouter(prefix="/api/videos", tags=["library"])
@@ -89,7 +89,8 @@ def delete_video(video: VideoDep, services: ServicesDep) -> Response:
     if services.ingestor is not None:
         services.ingestor.cancel(video.id)
     # Objects first: if the store is down the entry stays, and the DELETE can be retried.
-    services.store.delete_prefix(f"{MEDIA_ROOT}{video.id}/")
+    services.store.delete_prefix(keys.video_root(video.id))
+    services.store.delete_prefix(keys.logs_root(video.id))  # failed runs' logs, outside videos/
     services.catalog.delete(video.id)
     return Response(status_code=204)
 

@@ -26,6 +26,9 @@ from kubevod.models import QoeBeacon
 
 router = APIRouter(tags=["qoe"])
 
+#: Where beacons go; exempt from the cross-origin write check (``kubevod.api.guard``).
+PATH = "/api/qoe"
+
 
 class BodyTooLarge(Exception):
     """The request body passed the configured limit."""
@@ -45,7 +48,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 
 @router.post(
-    "/api/qoe",
+    PATH,
     status_code=204,
     response_class=Response,
     responses={
