@@ -89,15 +89,15 @@ def _netloc(origin_or_host: str, scheme: str) -> str:
     return f"{name}:{port}" if port else name
 
 
-def cross_origin_reason(
-    headers: Mapping[str, str], allowed_origins: Iterable[str], scheme: str
-) -> str | None:
+def cross_origin_reason(headers: Mapping[str, str], allowed_origins: Iterable[str]) -> str | None:
     """Why a state-changing request looks sent by another site's page, None when it does not.
+
+    The Origin's host and port are compared with the Host header's, a default port
+    counting as none: behind a proxy ending TLS, the scheme here is not the page's.
 
     Args:
         headers: the request headers, names lowercased.
         allowed_origins: ``cors_origins``, which may write from their pages.
-        scheme: the request's scheme, for the Host header's default port.
 
     Returns:
         A one-line reason for the 403, or None.
@@ -110,7 +110,7 @@ def cross_origin_reason(
         if origin.rstrip("/") in {o.rstrip("/") for o in allowed_origins}:
             return None
         parts = urlsplit(origin)
-        own = _netloc(headers.get("host", ""), scheme)
+        own = _netloc(headers.get("host", ""), parts.scheme)
         if parts.scheme in _DEFAULT_PORTS and _netloc(parts.netloc, parts.scheme) == own:
             return None
         return (
@@ -153,7 +153,7 @@ class RequestGuard:
             await error_response(421, "misdirected", detail)(scope, receive, send)
             return
         if scope["method"] in UNSAFE_METHODS and scope["path"] not in self.any_origin_paths:
-            reason = cross_origin_reason(headers, self.cors_origins, scope.get("scheme", "http"))
+            reason = cross_origin_reason(headers, self.cors_origins)
             if reason is not None:
                 await error_response(403, "cross_origin", reason)(scope, receive, send)
                 return
