@@ -11,7 +11,9 @@ import importlib
 import sys
 import time
 
-ALL = ("transcode", "api_manifests", "startup", "nginx_cache", "viewers", "tracing_overhead")
+ALL = (
+    "transcode", "api_manifests", "startup", "nginx_cache", "viewers", "tracing_overhead", "fetch"
+)  # fmt: skip
 
 
 def main(argv: list[str]) -> int:
