@@ -52,11 +52,13 @@ def local_values(
     signing_secret: str = "",
     manifest_ttl: str = "1s",
     metrics_syslog: str = "",
+    api_token: str = "",
 ) -> dict[str, str]:
     """Placeholder values for nginx on loopback in front of local servers.
 
     ``metrics_syslog`` (host:port) turns on the copy of the access log to the
-    metrics exporter's UDP syslog receiver.
+    metrics exporter's UDP syslog receiver. ``api_token`` is what write calls
+    on /api/ must carry (empty: nginx refuses every write but QoE beacons).
     """
     media_host, media_port = media.rsplit(":", 1)
     return {
@@ -73,4 +75,5 @@ def local_values(
         "KUBEVOD_ACCESS_LOG": access_log,
         "KUBEVOD_METRICS_LOG": "1" if metrics_syslog else "0",
         "KUBEVOD_METRICS_SYSLOG": metrics_syslog or "127.0.0.1:5514",
+        "KUBEVOD_API_TOKEN": api_token,
     }
