@@ -165,11 +165,12 @@ def test_operator_is_refused_everything_else(
         assert not can_i(kube, ns, "vod-kubevod-operator", *check), (mode, check)
 
 
-def test_api_and_worker_accounts_have_no_kubernetes_rights(
+def test_api_worker_cache_and_store_accounts_have_no_kubernetes_rights(
     kube: KubeCluster, installed: dict[str, str]
 ) -> None:
     ns = installed["cluster"]
-    for sa in ("vod-kubevod-api", "vod-kubevod-worker"):
+    for sa in ("vod-kubevod-api", "vod-kubevod-worker", "vod-kubevod-cache",
+               "vod-kubevod-minio", "vod-kubevod-mongodb"):  # fmt: skip
         for check in (("list", "videoassets.kubevod.io"), ("get", "secrets"),
                       ("list", "pods"), ("create", "jobs.batch")):  # fmt: skip
             assert not can_i(kube, ns, sa, *check, "-n", ns), (sa, check)
@@ -194,7 +195,8 @@ def test_generated_credentials_survive_helm_upgrade(
 
     def secrets() -> dict[str, dict[str, str]]:
         out = {}
-        for name in ("kubevod-minio", "kubevod-mongodb", "kubevod-connections"):
+        for name in ("kubevod-minio", "kubevod-mongodb", "kubevod-connections",
+                     "kubevod-api-token"):  # fmt: skip
             got = kube.kubectl("get", "secret", name, "-n", namespace, "-o", "json")
             out[name] = json.loads(got.stdout)["data"]
         return out

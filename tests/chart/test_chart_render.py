@@ -163,25 +163,111 @@ def test_signed_urls_give_the_api_the_secret_and_the_link_lifetime(
     assert container_env(find(docs, "Deployment", "-api"))["KUBEVOD_SIGNING_TTL_S"] == "900"
 
 
-def test_connection_urls_use_the_generated_passwords(
+def test_connection_urls_use_scoped_users_and_root_stays_with_the_servers(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
     import base64
 
+    def decoded(secret: dict[str, Any]) -> dict[str, str]:
+        return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+
     docs = rendered["default"]
-    minio = find(docs, "Secret", "-minio")["data"]
-    mongo = find(docs, "Secret", "-mongodb")["data"]
-    connections = find(docs, "Secret", "-connections")["data"]
-    urls = {k: base64.b64decode(v).decode() for k, v in connections.items()}
-    password = base64.b64decode(minio["root-password"]).decode()
-    assert len(password) >= 32
-    assert urls["store-url"] == (
-        f"s3://kubevod:{password}@vod-kubevod-minio:9000/kubevod?secure=false"
-    )
-    mongo_password = base64.b64decode(mongo["root-password"]).decode()
-    assert f":{mongo_password}@vod-kubevod-mongodb:27017/kubevod" in urls["catalog-url"]
+    minio = decoded(find(docs, "Secret", "-minio"))
+    mongo = decoded(find(docs, "Secret", "-mongodb"))
+    urls = decoded(find(docs, "Secret", "-connections"))
+    assert set(urls) == {"store-url", "catalog-url", "api-store-url", "api-catalog-url"}
+    for key in ("root-password", "worker-password", "api-password"):
+        assert len(minio[key]) >= 32 and len(mongo[key]) >= 32
+    assert len({minio["root-password"], minio["worker-password"], minio["api-password"]}) == 3
+    host = "vod-kubevod-minio:9000/kubevod?secure=false"
+    assert urls["store-url"] == f"s3://kubevod-worker:{minio['worker-password']}@{host}"
+    assert urls["api-store-url"] == f"s3://kubevod-api:{minio['api-password']}@{host}"
+    db = "vod-kubevod-mongodb:27017/kubevod?authSource=kubevod"
+    assert urls["catalog-url"] == f"mongodb://kubevod-worker:{mongo['worker-password']}@{db}"
+    assert urls["api-catalog-url"] == f"mongodb://kubevod-api:{mongo['api-password']}@{db}"
+    every_url = " ".join(urls.values())
+    assert minio["root-password"] not in every_url and mongo["root-password"] not in every_url
     keep = find(docs, "Secret", "-minio")["metadata"]["annotations"]["helm.sh/resource-policy"]
     assert keep == "keep"
+    # Root credentials reach only the MinIO and MongoDB pods themselves.
+    for name, pod in pod_specs(docs):
+        refs = {
+            e["valueFrom"]["secretKeyRef"]["key"]
+            for c in pod["containers"]
+            for e in c.get("env", [])
+            if "secretKeyRef" in e.get("valueFrom", {})
+        }
+        if any(k.startswith("root-") for k in refs):
+            assert name.endswith(("-minio", "-mongodb")), name
+
+
+def test_api_reads_with_its_own_users_and_operator_with_the_workers(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    docs = rendered["default"]
+    api = container_env(find(docs, "Deployment", "-api"))
+    operator = container_env(find(docs, "Deployment", "-operator"))
+    assert api["KUBEVOD_STORE_URL"]["secretKeyRef"]["key"] == "api-store-url"
+    assert api["KUBEVOD_CATALOG_URL"]["secretKeyRef"]["key"] == "api-catalog-url"
+    assert operator["KUBEVOD_STORE_URL"]["secretKeyRef"]["key"] == "store-url"
+    assert operator["KUBEVOD_CATALOG_URL"]["secretKeyRef"]["key"] == "catalog-url"
+
+
+def test_without_scoped_mongo_users_the_catalog_urls_are_root_s(tmp_path: Path) -> None:
+    import base64
+
+    docs = documents(
+        template_text({"mongodb": {"scopedUsers": {"enabled": False}}}, tmp=tmp_path).stdout
+    )
+    urls = {
+        k: base64.b64decode(v).decode()
+        for k, v in find(docs, "Secret", "-connections")["data"].items()
+    }
+    assert urls["catalog-url"].startswith("mongodb://kubevod:")
+    assert urls["catalog-url"].endswith("?authSource=admin")
+    sts = find(docs, "StatefulSet", "-mongodb")["spec"]["template"]["spec"]
+    assert [c["name"] for c in sts["containers"]] == ["mongodb"]
+
+
+def test_mongodb_users_get_read_write_on_the_catalog_database_only(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    sts = find(rendered["default"], "StatefulSet", "-mongodb")["spec"]["template"]["spec"]
+    users = next(c for c in sts["containers"] if c["name"] == "users")
+    script = users["args"][0]
+    assert 'const roles = [{role: "readWrite", db: env.CATALOG_DB}];' in script
+    assert "root" not in script.replace("ROOT_USERNAME", "").replace("ROOT_PASSWORD", "")
+    assert "createUser" in script and "updateUser" in script  # idempotent on every start
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in users["env"]}
+    assert env["CATALOG_DB"] == "kubevod"
+    assert env["WORKER_PASSWORD"]["secretKeyRef"]["key"] == "worker-password"
+    assert users["readinessProbe"]["exec"]["command"] == ["test", "-f", "/tmp/users/ready"]
+
+
+def test_the_api_token_is_generated_given_or_taken_from_a_secret(
+    rendered: dict[str, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    import base64
+
+    docs = rendered["default"]
+    token = base64.b64decode(find(docs, "Secret", "-api-token")["data"]["token"]).decode()
+    assert len(token) == 48 and token.isalnum()
+    for workload in ("-api", "-cache"):
+        env = container_env(find(docs, "Deployment", workload))
+        assert env["KUBEVOD_API_TOKEN"]["secretKeyRef"] == {"name": "vod-kubevod-api-token",
+                                                             "key": "token"}  # fmt: skip
+    api = container_env(find(docs, "Deployment", "-api"))
+    assert api["KUBEVOD_ENVIRONMENT"] == "production"
+    given = {"api": {"apiToken": {"value": "my-long-token_1.2"}}}
+    docs = documents(template_text(given, tmp=tmp_path).stdout)
+    secret = find(docs, "Secret", "-api-token")["data"]["token"]
+    assert base64.b64decode(secret).decode() == "my-long-token_1.2"
+    existing = rendered["external-existing-secrets"]
+    for workload in ("-api", "-cache"):
+        env = container_env(find(existing, "Deployment", workload))
+        assert env["KUBEVOD_API_TOKEN"]["secretKeyRef"]["name"] == "my-token"
+    bad = {"api": {"apiToken": {"value": 'with"quote'}}}
+    assert template_text(bad, tmp=tmp_path, check=False).returncode != 0
 
 
 def test_images_are_pinned_by_tag_and_digest_when_a_digest_is_given(
@@ -249,20 +335,51 @@ def test_namespaced_rbac_watches_only_the_release_namespace(
     assert peering["metadata"]["name"] == cluster_env["KUBEVOD_PEERING__NAME"]
 
 
-def test_network_policies_keep_store_and_catalog_private(
+def test_network_policies_let_each_server_be_reached_only_by_who_needs_it(
     rendered: dict[str, list[dict[str, Any]]],
 ) -> None:
+    def component(peer: dict[str, Any]) -> str:
+        labels = peer["podSelector"]["matchLabels"]
+        if "namespaceSelector" in peer:
+            assert peer["namespaceSelector"] == {}  # Jobs run in the VideoAssets' namespaces
+        return str(labels.get("app.kubernetes.io/component"))
+
     docs = rendered["default"]
-    for private in ("-minio", "-mongodb"):
-        rule = find(docs, "NetworkPolicy", private)["spec"]["ingress"]
-        assert rule[0]["from"] == [
-            {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "kubevod"}}}
-        ]
-    for public in ("-cache", "-api"):
-        rule = find(docs, "NetworkPolicy", public)["spec"]["ingress"]
-        assert "from" not in rule[0]
+
+    def sources(name: str) -> list[str]:
+        rule = find(docs, "NetworkPolicy", name)["spec"]["ingress"]
+        assert len(rule) == 1
+        return [component(p) if "podSelector" in p else "namespace" for p in rule[0]["from"]]
+
+    assert sources("-minio") == ["cache", "api", "operator", "transcoder"]
+    assert sources("-mongodb") == ["api", "operator", "transcoder"]
+    # The API only behind the cache (and Prometheus' namespace for /metrics), never the Ingress.
+    assert sources("-api") == ["cache", "namespace"]
+    api_from = find(docs, "NetworkPolicy", "-api")["spec"]["ingress"][0]["from"]
+    assert api_from[1] == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    }
+    cache = find(docs, "NetworkPolicy", "-cache")["spec"]["ingress"]
+    assert "from" not in cache[0]
     operator = find(docs, "NetworkPolicy", "-operator")["spec"]["ingress"]
     assert operator == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]  # scrapes only
+    # The peers are the real pods' labels: the Job's builder and each Deployment's.
+    from kubevod.operator.jobs import labels as job_labels
+    from kubevod.operator.resource import Asset
+
+    asset = Asset.from_body({"metadata": {"name": "a", "uid": "u"}, "spec": {"source": {}}})
+    minio_from = find(docs, "NetworkPolicy", "-minio")["spec"]["ingress"][0]["from"]
+    assert minio_from[3]["podSelector"]["matchLabels"].items() <= job_labels(asset, "v").items()
+    for peer, workload in zip(minio_from[:3], ("-cache", "-api", "-operator"), strict=True):
+        pod_labels = find(docs, "Deployment", workload)["spec"]["template"]["metadata"]["labels"]
+        assert peer["podSelector"]["matchLabels"].items() <= pod_labels.items()
+
+
+def test_namespaced_network_policies_take_jobs_from_the_release_namespace_only(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    rule = find(rendered["namespaced-rbac"], "NetworkPolicy", "-minio")["spec"]["ingress"]
+    assert not [p for p in rule[0]["from"] if "namespaceSelector" in p]
 
 
 def test_ingress_tls_by_cert_manager_and_class_is_settable(

@@ -82,19 +82,23 @@ imagePullSecrets:
 {{- default (include "kubevod.componentName" (dict "root" . "component" "connections")) .Values.connections.existingSecret }}
 {{- end }}
 
-{{/* Env entries every kubevod component shares: where the catalog and store are, telemetry. */}}
+{{/* Env entries every kubevod component shares: where the catalog and store are, telemetry.
+Called with (dict "root" . "keys" "api") for the API's scoped URLs, else with the root context
+(operator: the same URLs as its Jobs). */}}
 {{- define "kubevod.commonEnv" -}}
+{{- $root := .root | default . }}
+{{- $prefix := ternary "api-" "" (eq (.keys | default "") "api") }}
 - name: KUBEVOD_CATALOG_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "kubevod.connectionsSecret" . }}
-      key: catalog-url
+      name: {{ include "kubevod.connectionsSecret" $root }}
+      key: {{ $prefix }}catalog-url
 - name: KUBEVOD_STORE_URL
   valueFrom:
     secretKeyRef:
-      name: {{ include "kubevod.connectionsSecret" . }}
-      key: store-url
-{{- with include "kubevod.otlpEndpoint" . }}
+      name: {{ include "kubevod.connectionsSecret" $root }}
+      key: {{ $prefix }}store-url
+{{- with include "kubevod.otlpEndpoint" $root }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}
 {{- end }}
@@ -157,3 +161,14 @@ prefix: /media/
 {{- printf "%s-%s" .Release.Namespace $name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+
+{{/* The API token's Secret name: the user's, or the one the chart makes. */}}
+{{- define "kubevod.apiTokenSecretName" -}}
+{{- default (include "kubevod.componentName" (dict "root" . "component" "api-token")) .Values.api.apiToken.existingSecret }}
+{{- end }}
+
+{{/* Scoped users the chart makes in its own MinIO and MongoDB (root stays with each server). */}}
+{{- define "kubevod.minioWorkerUser" -}}kubevod-worker{{- end }}
+{{- define "kubevod.minioApiUser" -}}kubevod-api{{- end }}
+{{- define "kubevod.mongoWorkerUser" -}}kubevod-worker{{- end }}
+{{- define "kubevod.mongoApiUser" -}}kubevod-api{{- end }}
