@@ -196,7 +196,8 @@ def test_video_becomes_ready_with_playback_urls_then_delete_removes_everything(
     assert 'kubevod_operator_transcode_duration_seconds_count{outcome="ready"} 1.0' in metrics
 
     store, catalog = open_store(ns.store_url), open_catalog(ns.catalog_url)
-    assert any(store.list(f"videos/{vid}/g1/"))
+    # Each attempt writes under its own g<generation>-<run>/ folder (kubevod.keys).
+    assert any(store.list(f"videos/{vid}/g1-"))
     assert catalog.get(vid).title == "clip"
     ns.kubectl("delete", "videoasset", "clip", "--wait=true", "--timeout=60s")
     assert ns.jobs() == []
@@ -254,7 +255,7 @@ def test_spec_change_supersedes_the_running_job(
     assert "Superseded" in {e["reason"] for e in ns.events("clip")}
     vid = ready["videoId"]
     assert open_catalog(ns.catalog_url).get(vid).title == "Renamed"
-    assert any(open_store(ns.store_url).list(f"videos/{vid}/g3/"))
+    assert any(open_store(ns.store_url).list(f"videos/{vid}/g3-"))
 
 
 def test_operator_killed_mid_way_converges_without_a_second_job(

@@ -162,6 +162,14 @@ def test_url_source_job_matches_snapshot() -> None:
                                 },
                                 {"name": "TMPDIR", "value": "/scratch"},
                                 {"name": "HOME", "value": "/scratch"},
+                                # The fetch guard: k3s's Pod/Service ranges refused,
+                                # half of the 20Gi scratch volume for the source.
+                                {
+                                    "name": "KUBEVOD_FETCH_DENY",
+                                    "value": "10.42.0.0/16,10.43.0.0/16",
+                                },
+                                {"name": "KUBEVOD_FETCH_DEADLINE", "value": "3600"},
+                                {"name": "KUBEVOD_MAX_SOURCE_BYTES", "value": str(10 * 1024**3)},
                             ],
                             "resources": {
                                 "requests": {"cpu": "1", "memory": "1Gi"},
@@ -346,3 +354,48 @@ def test_settings_read_nested_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.worker.image == "registry.local/worker:dev"
     assert s.gpu.nvidia_node_selector == {"gpu": "yes"}
     assert s.public_url == "https://tv.home"
+
+
+def test_fetch_settings_reach_the_worker_and_the_source_fits_the_scratch_volume() -> None:
+    worker = WorkerSettings(
+        fetch_allow=["10.87.0.2/32", "nas.home.arpa"],
+        fetch_deny=["10.88.0.0/16", "10.96.0.0/16"],
+        fetch_deadline_seconds=90.5,
+        s3_source_buckets=["recordings", "inbox"],
+        scratch_size_limit="3Gi",
+    )
+    a = asset(URL_SPEC)
+    job = build_job(
+        a, video_id=a.video_id, worker=worker, gpu=GpuSettings(), traceparent=TRACEPARENT
+    )
+    e = env(job)
+    assert e["KUBEVOD_FETCH_ALLOW"] == "10.87.0.2/32,nas.home.arpa"
+    assert e["KUBEVOD_FETCH_DENY"] == "10.88.0.0/16,10.96.0.0/16"
+    assert e["KUBEVOD_FETCH_DEADLINE"] == "90.5"
+    assert e["KUBEVOD_S3_SOURCE_BUCKETS"] == "recordings,inbox"
+    limit = int(e["KUBEVOD_MAX_SOURCE_BYTES"])
+    assert limit == 3 * 1024**3 // 2
+    assert pod(job)["volumes"][0]["emptyDir"]["sizeLimit"] == "3Gi"
+
+
+def test_the_worker_reads_the_fetch_settings_the_job_carries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kubevod.worker.settings import WorkerSettings as WorkerSide
+
+    worker = WorkerSettings(
+        fetch_allow=["10.87.0.2/32"], s3_source_buckets=["inbox"], fetch_deadline_seconds=42
+    )
+    a = asset(URL_SPEC)
+    job = build_job(
+        a, video_id=a.video_id, worker=worker, gpu=GpuSettings(), traceparent=TRACEPARENT
+    )
+    for name, value in env(job).items():
+        if name.startswith("KUBEVOD_") and isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    side = WorkerSide()
+    assert [str(x) for x in side.fetch_allow] == ["10.87.0.2/32"]
+    assert [str(x) for x in side.fetch_deny] == ["10.42.0.0/16", "10.43.0.0/16"]
+    assert side.fetch_deadline == 42
+    assert side.max_source_bytes == 10 * 1024**3
+    assert side.s3_source_buckets == ["inbox"]

@@ -20,9 +20,9 @@ from typing import Any
 import kopf
 from kubernetes import client
 from kubevod.operator import cleanup as cleaning
-from kubevod.operator import entries, kube, naming, validation
+from kubevod.operator import entries, errors, kube, limits, naming, validation
 from kubevod.operator import status as st
-from kubevod.operator.errors import InvalidSpec
+from kubevod.operator.errors import InvalidSpec, OverLimit, Rejected, Unschedulable
 from kubevod.operator.jobs import build_job
 from kubevod.operator.queue import Entry, Key, Ledger
 from kubevod.operator.resource import TERMINAL, Asset, Phase
@@ -113,6 +113,27 @@ _OWNED = frozenset(
 def _temporary(exc: Exception) -> kopf.TemporaryError:
     operator_metrics().handler_errors.labels("temporary").inc()
     return kopf.TemporaryError(str(exc), delay=SETTINGS.timing.retry_seconds)
+
+
+def _fail(
+    asset: Asset,
+    body: kopf.Body,
+    old: Mapping[str, Any],
+    patch: kopf.Patch,
+    exc: Exception,
+    message: str | None = None,
+) -> kopf.PermanentError:
+    """Record a permanent outcome (errors.OUTCOMES) as phase Failed; the error to raise.
+
+    kopf still applies ``patch`` when the handler raises, and stops retrying it.
+    """
+    outcome = errors.outcome(exc)
+    assert outcome is not None and outcome.kind == "permanent", exc
+    operator_metrics().handler_errors.labels("permanent").inc()
+    text = message or str(exc)
+    _record(body, old, st.invalid(asset, old, text, now=_now(), reason=outcome.reason), patch)
+    _log(asset).warning("%s: %s", outcome.reason, text)
+    return kopf.PermanentError(text)
 
 
 # --------------------------------------------------------------------------- startup
@@ -249,10 +270,13 @@ def _admit(
 ) -> None:
     try:
         validation.check(asset.spec)
+        over = limits.problems(
+            asset.spec, asset.namespace, SETTINGS.limits.for_namespace(asset.namespace)
+        )
+        if over:
+            raise OverLimit(over)
     except InvalidSpec as exc:
-        operator_metrics().handler_errors.labels("permanent").inc()
-        _record(body, old, st.invalid(asset, old, str(exc), now=_now()), patch)
-        return
+        raise _fail(asset, body, old, patch, exc) from None
     try:
         superseded = kube.delete_jobs(
             backends.api, asset.namespace, asset.uid, except_generation=asset.generation
@@ -305,6 +329,10 @@ def _try_start(
         except Unavailable as exc:
             LEDGER.release(me.job_key)
             raise _temporary(exc) from exc
+        except Rejected as exc:
+            LEDGER.release(me.job_key)
+            message = f"Kubernetes refused Job {asset.job_name} ({exc.status}): {exc.message}"
+            raise _fail(asset, body, old, patch, exc, message) from None
         except BaseException:
             LEDGER.release(me.job_key)
             raise
@@ -359,6 +387,7 @@ def reconcile(
         view = _vanished_job(asset, job_name, video)
         if view is None:
             return
+    _stuck_unscheduled(asset, body, status, patch, view, video, backends.api)
     new = st.from_job(asset, status, view, video, public_url=SETTINGS.public_url, now=_now())
     _record(body, status, new, patch)
     _observe((asset.namespace, asset.name), status, new, view, video, _Indexes.of(kwargs))
@@ -389,6 +418,41 @@ def _observe(
             if entry.key != key:
                 counts[entry.phase] = counts.get(entry.phase, 0) + 1
     metrics.set_phases(counts)
+
+
+def _stuck_unscheduled(
+    asset: Asset,
+    body: kopf.Body,
+    status: Mapping[str, Any],
+    patch: kopf.Patch,
+    view: st.JobView,
+    video: Video | None,
+    api: client.ApiClient,
+) -> None:
+    """Fail the generation when its pod stays unschedulable too long (raises PermanentError).
+
+    Only a Job that has not begun (no progress in the catalog) is looked at,
+    so a running transcode costs no pod listing. The Job is deleted, so its
+    queue slot goes to the next VideoAsset.
+    """
+    if view.finished or not view.active or (video is not None and video.progress > 0):
+        return
+    try:
+        pending = kube.unschedulable(api, asset.namespace, view.name)
+    except Unavailable:
+        return  # the next tick looks again
+    limit = SETTINGS.timing.unschedulable_seconds
+    if pending is None or pending.seconds(_now()) < limit:
+        return
+    try:
+        kube.delete_jobs(api, asset.namespace, asset.uid)
+    except Unavailable as exc:
+        raise _temporary(exc) from exc
+    message = (
+        f"the transcode pod {pending.pod} could not be scheduled for {limit:g} s, so Job "
+        f"{view.name} was deleted: {pending.message}"
+    )
+    raise _fail(asset, body, status, patch, Unschedulable(message))
 
 
 def _vanished_job(asset: Asset, job_name: str, video: Video | None) -> st.JobView | None:

@@ -7,12 +7,15 @@ manifest: no client, no environment, no clock, so it is snapshot-tested in
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 from kubevod.operator import naming
+from kubevod.operator.limits import quantity
 from kubevod.operator.resource import PVC_MOUNT, Asset
 from kubevod.operator.settings import GpuSettings, WorkerSettings
 
+from kubevod import jobenv
 from kubevod.jobs import TranscodeJob
 
 CONTAINER = "worker"
@@ -80,6 +83,32 @@ def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
+def max_source_bytes(worker: WorkerSettings) -> int:
+    """The largest source a Job may download: its share of the scratch volume (bytes).
+
+    The source lands on the scratch emptyDir next to the segments being
+    encoded; a source as large as the volume would get the pod evicted by the
+    kubelet mid-encode, so it may fill only ``worker.source_share`` of it.
+    """
+    return int(quantity(worker.scratch_size_limit) * Decimal(str(worker.source_share)))
+
+
+def fetch_env(worker: WorkerSettings) -> list[dict[str, str]]:
+    """What the worker's fetch guard is told (docs/security.md; names in kubevod.jobenv).
+
+    An empty list is left out (the worker's default is empty too): the API
+    server drops an empty ``value``, and the Job should read as it is stored.
+    """
+    env = [
+        (jobenv.FETCH_ALLOW, ",".join(worker.fetch_allow)),
+        (jobenv.FETCH_DENY, ",".join(worker.fetch_deny)),
+        (jobenv.FETCH_DEADLINE, f"{worker.fetch_deadline_seconds:g}"),
+        (jobenv.MAX_SOURCE_BYTES, str(max_source_bytes(worker))),
+        (jobenv.S3_SOURCE_BUCKETS, ",".join(worker.s3_source_buckets)),
+    ]
+    return [{"name": name, "value": value} for name, value in env if value]
+
+
 def _env(asset: Asset, video_id: str, worker: WorkerSettings, traceparent: str) -> list[Any]:
     env: list[Any] = [
         {"name": k, "value": v} for k, v in transcode_job(asset, video_id).to_env().items()
@@ -98,6 +127,7 @@ def _env(asset: Asset, video_id: str, worker: WorkerSettings, traceparent: str) 
         # The root filesystem is read-only; everything writable lives in the scratch volume.
         {"name": "TMPDIR", "value": SCRATCH},
         {"name": "HOME", "value": SCRATCH},
+        *fetch_env(worker),
     ]
     if worker.otel_endpoint:
         env.append({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": worker.otel_endpoint})

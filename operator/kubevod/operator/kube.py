@@ -7,11 +7,15 @@ operator does to the API server is here, so the ClusterRole in
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
+import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubevod.operator import naming
+from kubevod.operator.errors import Rejected
+from kubevod.operator.status import PodScheduling
 
 from kubevod.errors import Unavailable
 
@@ -25,10 +29,28 @@ def connect() -> client.ApiClient:
     return client.ApiClient()
 
 
+#: 4xx answers that mean "not now" rather than "never": 408 timeout, 429 throttled,
+#: 401 (the operator's own credentials expired: not the VideoAsset's fault).
+_TEMPORARY_4XX = frozenset({401, 408, 429})
+
+
+def api_message(exc: ApiException) -> str:
+    """Kubernetes' own message of a failed call (the Status object's), or the HTTP reason."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or f"{exc.status} {exc.reason}")
+
+
 def create_job(api: client.ApiClient, manifest: dict[str, Any]) -> bool:
     """Create a Job; False when one of that name exists already (a replay, a restart).
 
-    Raises Unavailable for any other failure (retried by the handler).
+    Raises:
+        Rejected: a 4xx answer that would come again (422 invalid, 403 forbidden by
+            a quota or an admission policy, 400...), with Kubernetes' message.
+        Unavailable: a 5xx, a timeout, throttling or no connection (retried).
     """
     meta = manifest["metadata"]
     try:
@@ -36,8 +58,33 @@ def create_job(api: client.ApiClient, manifest: dict[str, Any]) -> bool:
     except ApiException as exc:
         if exc.status == 409:
             return False
+        status = int(exc.status or 0)
+        if 400 <= status < 500 and status not in _TEMPORARY_4XX:
+            raise Rejected(status, api_message(exc)) from exc
         raise Unavailable(f"creating Job {meta['name']}: {exc.status} {exc.reason}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Unavailable(f"creating Job {meta['name']}: {exc}") from exc
     return True
+
+
+def unschedulable(api: client.ApiClient, namespace: str, job_name: str) -> PodScheduling | None:
+    """The Job's pod the scheduler cannot place, if any: since when and the scheduler's message.
+
+    Raises Unavailable when the pods cannot be listed.
+    """
+    try:
+        pods = client.CoreV1Api(api).list_namespaced_pod(
+            namespace, label_selector=f"job-name={job_name}"
+        )
+    except ApiException as exc:
+        raise Unavailable(f"listing pods of Job {job_name}: {exc.status} {exc.reason}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Unavailable(f"listing pods of Job {job_name}: {exc}") from exc
+    for pod in pods.items:
+        found = PodScheduling.from_pod(api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
+        if found is not None:
+            return found
+    return None
 
 
 def delete_jobs(

@@ -11,9 +11,11 @@ Secret by ``secretKeyRef`` (never as plain values).
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubevod import images
@@ -48,6 +50,83 @@ class TimingSettings(BaseModel):
         description="Seconds before retrying a handler when the catalog or the API server "
         "is unreachable. Default 10: long enough for a restarting MongoDB.",
     )
+    unschedulable_seconds: float = Field(
+        default=15 * 60.0,
+        gt=0,
+        description="Seconds a transcode pod may stay unschedulable (the scheduler finds no "
+        "node with the CPU, memory or GPU it asks for, or matching its selector) before the "
+        "Job is deleted and the VideoAsset ends Failed with the scheduler's message. "
+        "Default 15 min: long enough for a cluster autoscaler to add a node or a GPU node "
+        "to come back, short enough that one impossible spec does not hold a queue slot "
+        "for hours. Tests use a few seconds.",
+    )
+
+
+class NamespaceLimits(BaseModel):
+    """Caps for one namespace; a field left out keeps the default cap."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    max_priority: int | None = Field(default=None, ge=0, le=1000)
+    max_cpu: str | None = None
+    max_memory: str | None = None
+
+
+class LimitSettings(BaseModel):
+    """What a VideoAsset author may ask for (tenant limits, docs/security.md).
+
+    A spec over a cap ends Failed with a message naming the field, the value
+    and the cap, rather than being clamped: a clamped priority or memory limit
+    would change what the author asked for without telling them, and a Job
+    clamped below what the video needs fails later (OOM) with a far less clear
+    reason. The operator's own defaults (``worker.*``) are not capped.
+    """
+
+    max_priority: int = Field(
+        default=100,
+        ge=0,
+        le=1000,
+        description="Highest spec.priority (0..1000 in the CRD) in a namespace without an "
+        "override. Default 100: ordinary tenants can order their own videos, and an admin "
+        "namespace can be given 1000 to jump every queue.",
+    )
+    max_cpu: str = Field(
+        default="4",
+        description='Largest CPU quantity (cores, e.g. "4" or "3500m") in '
+        "spec.resources.requests or limits. Default 4: a whole small node; more only blocks "
+        "the queue waiting for a node that may not exist.",
+    )
+    max_memory: str = Field(
+        default="8Gi",
+        description='Largest memory quantity (bytes, e.g. "8Gi") in spec.resources.requests '
+        "or limits. Default 8Gi: twice what a 4K ladder needs (the worker's default limit is "
+        "4Gi).",
+    )
+    namespaces: dict[str, NamespaceLimits] = Field(
+        default_factory=dict,
+        description='Per-namespace caps replacing the defaults (JSON: {"family": '
+        '{"maxPriority": 1000}}). Default none.',
+    )
+
+    def for_namespace(self, namespace: str) -> Caps:
+        """The caps that apply in ``namespace``."""
+        override = self.namespaces.get(namespace) or NamespaceLimits()
+        return Caps(
+            max_priority=(
+                self.max_priority if override.max_priority is None else override.max_priority
+            ),
+            max_cpu=override.max_cpu or self.max_cpu,
+            max_memory=override.max_memory or self.max_memory,
+        )
+
+
+@dataclass(frozen=True)
+class Caps:
+    """The resolved caps of one namespace."""
+
+    max_priority: int
+    max_cpu: str
+    max_memory: str
 
 
 class WorkerSettings(BaseModel):
@@ -98,6 +177,39 @@ class WorkerSettings(BaseModel):
         default="20Gi",
         description="Size limit of the emptyDir scratch volume (quantity). Default 20Gi: the "
         "source download plus one rung of segments in flight.",
+    )
+    source_share: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="Share of the scratch volume a downloaded source may fill: the Job's "
+        "KUBEVOD_MAX_SOURCE_BYTES is scratch_size_limit times this. Default 0.5: the encoded "
+        "segments in flight (every rung of the ladder together, at most about the source's "
+        "own bitrate again), the poster and logs need the other half; the kubelet evicts a "
+        "pod whose emptyDir outgrows its limit, which would be a far worse failure.",
+    )
+    fetch_allow: list[str] = Field(
+        default_factory=list,
+        description="CIDRs and host names a source URL may reach although private or "
+        "loopback (the Job's KUBEVOD_FETCH_ALLOW). Default none: a NAS on the home network "
+        "must be named (chart value worker.fetch.allow).",
+    )
+    fetch_deny: list[str] = Field(
+        default_factory=lambda: ["10.42.0.0/16", "10.43.0.0/16"],
+        description="CIDRs a source URL may never reach, whatever fetch_allow says (the "
+        "Job's KUBEVOD_FETCH_DENY). Default k3s's Pod and Service ranges; set the cluster's "
+        "own podCIDR and serviceCIDR.",
+    )
+    fetch_deadline_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds a whole source download may take (the Job's "
+        "KUBEVOD_FETCH_DEADLINE). Default 1 h: 200 GiB at 60 MB/s; a trickling server is cut.",
+    )
+    s3_source_buckets: list[str] = Field(
+        default_factory=list,
+        description="Buckets an s3 source may name besides the store's own (the Job's "
+        "KUBEVOD_S3_SOURCE_BUCKETS); the chart grants the worker user read on them.",
     )
     run_as_user: int = Field(
         default=10001, ge=1, description="UID of the worker process (non-root)."
@@ -229,6 +341,7 @@ class OperatorSettings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     gpu: GpuSettings = Field(default_factory=GpuSettings)
     cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
     peering: PeeringSettings = Field(default_factory=PeeringSettings)
 
     @field_validator("namespaces", mode="before")

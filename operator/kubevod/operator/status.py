@@ -96,6 +96,41 @@ class JobView:
 
 
 @dataclass(frozen=True)
+class PodScheduling:
+    """A pod the scheduler could not place: since when, and why (its own words)."""
+
+    pod: str
+    since: str  # lastTransitionTime of PodScheduled=False (RFC 3339)
+    message: str
+
+    @classmethod
+    def from_pod(cls, body: Mapping[str, Any]) -> PodScheduling | None:
+        """Read a pod object; None unless its PodScheduled condition is False/Unschedulable."""
+        status = body.get("status") or {}
+        for cond in status.get("conditions") or []:
+            if (
+                cond.get("type") == "PodScheduled"
+                and cond.get("status") == "False"
+                and cond.get("reason") == "Unschedulable"
+            ):
+                return cls(
+                    pod=str((body.get("metadata") or {}).get("name", "")),
+                    since=str(cond.get("lastTransitionTime") or ""),
+                    message=str(cond.get("message") or "no node fits the pod"),
+                )
+        return None
+
+    def seconds(self, now: str) -> float:
+        """How long it has been unschedulable at ``now`` (0 when the time is unknown)."""
+        try:
+            since = datetime.fromisoformat(self.since.replace("Z", "+00:00"))
+            at = datetime.fromisoformat(now.replace("Z", "+00:00"))
+        except ValueError:
+            return 0.0
+        return max(0.0, (at - since).total_seconds())
+
+
+@dataclass(frozen=True)
 class Event:
     """A Kubernetes Event to post on the VideoAsset."""
 
@@ -197,11 +232,19 @@ def queued(
     return status
 
 
-def invalid(asset: Asset, old: Mapping[str, Any], message: str, *, now: str) -> dict[str, Any]:
-    """The spec cannot be run (validation beyond the schema failed)."""
+def invalid(
+    asset: Asset, old: Mapping[str, Any], message: str, *, now: str, reason: str = "InvalidSpec"
+) -> dict[str, Any]:
+    """The generation cannot (or can no longer) run: Failed with ``reason`` and ``message``.
+
+    ``reason`` is the row of ``errors.OUTCOMES`` (InvalidSpec, OverLimit,
+    Rejected, Unschedulable); ``jobName`` is kept when a Job was made.
+    """
     status = _base(asset, Phase.FAILED, message, old)
+    if old.get("jobName") and reason == "Unschedulable":
+        status["jobName"] = old["jobName"]
     status["conditions"] = _stamp(
-        [_condition("Ready", False, "InvalidSpec", message, asset.generation)],
+        [_condition("Ready", False, reason, message, asset.generation)],
         old.get("conditions") or [],
         now,
     )

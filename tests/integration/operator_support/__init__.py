@@ -175,8 +175,8 @@ class Namespace:
         }
         env: dict[str, str] = {}
         for item in job["spec"]["template"]["spec"]["containers"][0]["env"]:
-            if "value" in item:
-                env[item["name"]] = item["value"]
+            if "valueFrom" not in item:  # the API server drops an empty value
+                env[item["name"]] = item.get("value", "")
             elif "fieldRef" in item["valueFrom"]:
                 env[item["name"]] = pod[item["valueFrom"]["fieldRef"]["fieldPath"]]
             else:
