@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import start_http_server
 
-#: VideoAsset phases (DESIGN.md §5), so a phase with no Job still reads 0.
+#: VideoAsset phases (docs/architecture.md §5), so a phase with no Job still reads 0.
 PHASES = ("Pending", "Queued", "Transcoding", "Ready", "Failed")
 
 #: Seconds a whole transcode may take: a 2 s test clip up to a 4 h film in software.

@@ -23,7 +23,7 @@ _VIDEO_ID_RE = re.compile(VIDEO_ID_PATTERN)
 RENDITION_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 _RENDITION_RE = re.compile(RENDITION_PATTERN)
 
-#: Cache-Control for content-addressed, never-rewritten objects (DESIGN.md §4).
+#: Cache-Control for content-addressed, never-rewritten objects (docs/architecture.md §4).
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 

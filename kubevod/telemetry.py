@@ -10,7 +10,7 @@ lines carry trace and span ids even when nothing is exported (kubevod.logs).
 
 A trace crosses process boundaries in the W3C ``traceparent`` format: the
 operator puts ``inject_traceparent()`` into the Job's env, the worker continues
-it with ``attach_traceparent(os.environ.get("TRACEPARENT"))`` (DESIGN.md §8).
+it with ``attach_traceparent(os.environ.get("TRACEPARENT"))`` (docs/architecture.md §8).
 """
 
 from __future__ import annotations

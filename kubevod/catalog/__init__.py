@@ -1,4 +1,4 @@
-"""Catalogs: the Catalog port and its backends (DESIGN.md §4)."""
+"""Catalogs: the Catalog port and its backends (docs/architecture.md §4)."""
 
 from kubevod.catalog.base import SCHEMA_VERSION, Catalog, SortKey
 from kubevod.catalog.mongo import MongoCatalog

@@ -1,4 +1,4 @@
-"""The Catalog port (DESIGN.md §4): video metadata, segments, progress, QoE.
+"""The Catalog port (docs/architecture.md §4): video metadata, segments, progress, QoE.
 
 Backends: ``MongoCatalog`` (pymongo) and ``SqliteCatalog`` (the embedded
 default). One contract test suite (tests/integration/test_catalog_contract.py)

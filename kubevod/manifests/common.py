@@ -1,6 +1,6 @@
 """What the HLS and DASH renderers share: media URLs and the segments a manifest may list.
 
-Media objects live under ``videos/<id>/…`` in the store (DESIGN.md §4). The
+Media objects live under ``videos/<id>/…`` in the store (docs/architecture.md §4). The
 media origin serves key ``videos/<id>/<rest>`` at ``<media_base>/<id>/<rest>``:
 in the cluster nginx maps ``/media/`` straight onto the MinIO bucket's
 ``videos/`` folder, and the API's ``GET /media/{id}/{path}`` route does the

@@ -2,7 +2,7 @@
 
 Pure functions from a :class:`~kubevod.models.Video` and its recorded
 :class:`~kubevod.models.Segment` list to playlist text; the API calls them on
-every request (DESIGN.md §7). The media are CMAF fMP4 segments, hence
+every request (docs/architecture.md §7). The media are CMAF fMP4 segments, hence
 ``EXT-X-MAP`` and version 7.
 
 - The master playlist lists every video rung (lowest bandwidth first) with
@@ -114,7 +114,7 @@ def render_master(video: Video, *, query: str = "") -> str:
 
     Args:
         video: the catalog entry; needs at least one rendition.
-        query: appended to every URI (a signed-URL token, DESIGN.md §7), "" for none.
+        query: appended to every URI (a signed-URL token, docs/architecture.md §7), "" for none.
 
     Returns:
         Playlist text ending with a newline.

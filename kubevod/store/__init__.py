@@ -1,4 +1,4 @@
-"""Object stores: the ObjectStore port and its backends (DESIGN.md §4)."""
+"""Object stores: the ObjectStore port and its backends (docs/architecture.md §4)."""
 
 from kubevod.store.base import ObjectInfo, ObjectStore, check_key
 from kubevod.store.file import FileStore

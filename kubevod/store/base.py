@@ -1,4 +1,4 @@
-"""The ObjectStore port (DESIGN.md §4): where media objects live.
+"""The ObjectStore port (docs/architecture.md §4): where media objects live.
 
 Backends: ``S3Store`` (MinIO or any S3) and ``FileStore`` (a folder, the
 embedded default). Keys are ``/``-separated relative paths such as

@@ -185,7 +185,7 @@ def test_bad_sources_fail_cleanly(
 def test_decode_errors_in_the_middle_are_concealed_or_fail_cleanly(
     env: Env, tmp_path: Path
 ) -> None:
-    """DESIGN.md §6: decode errors are tolerated where ffmpeg can go on, reported where not."""
+    """Decode errors are tolerated where ffmpeg can go on, reported where not (architecture §6)."""
     source = media.make_corrupt_middle(tmp_path / "corrupt.ts", seconds=3)
     job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2)
     from kubevod.worker.pipeline import run

@@ -1,4 +1,4 @@
-"""One trace across two real processes, exported over OTLP/HTTP (DESIGN.md §8).
+"""One trace across two real processes, exported over OTLP/HTTP (docs/architecture.md §8).
 
 A parent process (standing in for the operator's handler) opens a span and
 starts a child process (standing in for the worker's Job) with ``TRACEPARENT``

@@ -1,4 +1,4 @@
-"""Ladder planning (DESIGN.md §6): never upscale, source height between rungs, even sizes."""
+"""Ladder planning (docs/architecture.md §6): never upscale, source height between rungs."""
 
 from __future__ import annotations
 

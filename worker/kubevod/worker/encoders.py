@@ -1,4 +1,4 @@
-"""Video encoder options per (codec, accelerator): pure argv fragments (DESIGN.md §6).
+"""Video encoder options per (codec, accelerator): pure argv fragments (docs/architecture.md §6).
 
 Every encoder gets the same contract: capped quality (a CRF-like target plus a
 VBV cap), a GOP no longer than twice the segment, no scene-cut keyframes and

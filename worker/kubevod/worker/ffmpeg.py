@@ -1,6 +1,6 @@
 """Pure builders of ffmpeg command lines (``list[str]``, never a shell string).
 
-The transcode is ONE ffmpeg process (DESIGN.md §2, §6):
+The transcode is ONE ffmpeg process (docs/architecture.md §2, §6):
 
 - the source is decoded once; deinterlacing and frame-rate normalisation run
   once; ``split`` feeds one ``scale`` per rung (and the trickplay branch);

@@ -1,4 +1,4 @@
-"""Plan the adaptive-bitrate ladder (pure; DESIGN.md §6).
+"""Plan the adaptive-bitrate ladder (pure; docs/architecture.md §6).
 
 Default rungs: 2160p 14 Mb/s, 1440p 8, 1080p 5, 720p 2.8, 480p 1.4, 360p 0.8,
 240p 0.4. Rules: never upscale; add the source's own height when it falls

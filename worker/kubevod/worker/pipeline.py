@@ -1,4 +1,4 @@
-"""The transcode of one job, end to end: the only place that orchestrates (DESIGN.md §2).
+"""The transcode of one job, end to end: the only place that orchestrates (docs/architecture.md §2).
 
 fetch → probe → plan ladder → pick encoder → ONE ffmpeg (segments uploaded and
 recorded while it runs; ``playable`` as soon as every rendition has its first

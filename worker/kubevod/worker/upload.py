@@ -28,7 +28,7 @@ from kubevod.store.base import ObjectStore
 from kubevod.telemetry import span
 
 #: Content type of init and media segments. ``video/mp4`` rather than the newer
-#: ``video/iso.segment``: every player and cache knows it, and DESIGN.md §7 lists it.
+#: ``video/iso.segment``: every player and cache knows it, and docs/architecture.md §7 lists it.
 SEGMENT_CONTENT_TYPE = "video/mp4"
 #: How far (s) an audio piece may start before a boundary and still count as after it
 #: (AAC frames are 1024 samples, 21.3 ms at 48 kHz).
