@@ -78,14 +78,16 @@ def realtime_ffmpeg(folder: Path) -> str:
     return str(wrapper)
 
 
-def start_api(backends: Backends) -> ApiServer:
+def start_api(backends: Backends, **settings: Any) -> ApiServer:
     """The real FastAPI app under uvicorn, in a daemon thread on a free port."""
     import uvicorn
     from kubevod.api.app import create_app
     from kubevod.api.settings import ApiSettings
 
     app = create_app(
-        ApiSettings(data_dir=backends.root), store=backends.store, catalog=backends.catalog
+        ApiSettings(data_dir=backends.root, **settings),
+        store=backends.store,
+        catalog=backends.catalog,
     )
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -192,12 +194,13 @@ def ready_video(ui_backends: Backends, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture
-def serve_api(ui_backends: Backends) -> Iterator[Callable[[], ApiServer]]:
-    """Start extra API servers on the session's backends; stopped after the test."""
+def serve_api(ui_backends: Backends) -> Iterator[Callable[..., ApiServer]]:
+    """Start extra API servers on the session's backends (``ApiSettings`` fields as keyword
+    arguments); stopped after the test."""
     started: list[ApiServer] = []
 
-    def start() -> ApiServer:
-        server = start_api(ui_backends)
+    def start(**settings: Any) -> ApiServer:
+        server = start_api(ui_backends, **settings)
         started.append(server)
         return server
 

@@ -45,7 +45,7 @@ def test_a_video_still_transcoding_starts_playing_before_it_is_finished(
 
 
 def test_a_saved_video_plays_with_the_network_off(
-    page: Any, serve_api: Callable[[], ApiServer], ready_video: Video
+    page: Any, serve_api: Callable[..., ApiServer], ready_video: Video
 ) -> None:
     server = serve_api()
     open_player(page, server.url, ready_video.id)

@@ -88,9 +88,14 @@ export async function getJson(url, { signal } = {}) {
   let resp;
   const token = apiToken();
   const sameOrigin = new URL(url, location.href).origin === location.origin;
-  const headers = token && sameOrigin ? { Authorization: `Bearer ${token}` } : {};
+  const withToken = Boolean(token && sameOrigin);
+  // With a token, credentials "omit" (no cookies are used anyway) also keeps the page's
+  // <link rel=preload> of the listing, fetched without the header, from being reused.
+  const init = withToken
+    ? { signal, headers: { Authorization: `Bearer ${token}` }, credentials: "omit" }
+    : { signal };
   try {
-    resp = await fetch(url, { signal, headers });
+    resp = await fetch(url, init);
   } catch (err) {
     if (err.name === "AbortError") throw err;
     throw new Error(navigator.onLine === false ? "You are offline." : "Cannot reach the server.");
