@@ -79,3 +79,41 @@ def test_cross_origin_reason(headers: dict[str, str], refused: bool) -> None:
 )  # fmt: skip
 def test_is_loopback_host(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
+
+
+def test_local_settings_take_hosts_comma_separated_and_refuse_a_short_token() -> None:
+    from kubevod.errors import InvalidInput
+    from kubevod.local.settings import resolve
+
+    settings = resolve({}, {"KUBEVOD_ALLOWED_HOSTS": "nas.lan, tv.lan", "HOME": "/h"}, {})
+    assert settings.allowed_hosts == ["nas.lan", "tv.lan"]
+    assert "s" * 16 not in repr(resolve({}, {"KUBEVOD_API_TOKEN": "s" * 16}, {}))  # never shown
+    with pytest.raises(InvalidInput, match="KUBEVOD_API_TOKEN") as refused:
+        resolve({}, {"KUBEVOD_API_TOKEN": "tooshort"}, {})
+    assert "tooshort" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("host", "given", "token", "generated"),
+    [
+        ("127.0.0.1", None, None, False),
+        ("127.0.0.1", "g" * 20, "g" * 20, False),
+        ("0.0.0.0", "g" * 20, "g" * 20, False),
+        ("0.0.0.0", None, "new", True),
+        ("192.168.1.5", None, "new", True),
+    ],
+)
+def test_a_token_is_made_for_any_bind_beyond_loopback(
+    host: str, given: str | None, token: str | None, generated: bool
+) -> None:
+    from kubevod.local.server import api_token
+    from kubevod.local.settings import LocalSettings
+
+    got, made = api_token(LocalSettings(data="/tmp/x", host=host, token=given))  # type: ignore[arg-type]
+
+    assert made is generated
+    if token == "new":
+        assert got is not None and len(got) >= 32
+        assert api_token(LocalSettings(data="/tmp/x", host=host))[0] != got  # type: ignore[arg-type]
+    else:
+        assert got == token
