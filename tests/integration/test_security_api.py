@@ -336,3 +336,21 @@ def test_qoe_values_are_clamped_before_they_reach_the_metrics(qoe: Api) -> None:
         for field in ("startup_ms", "watch_ms", "rebuffer_count", "rendition")
     }
     assert clamped == dict.fromkeys(clamped, 1.0)
+
+
+# --- what an outage tells a stranger --------------------------------------------------
+
+
+async def test_an_outage_tells_a_stranger_nothing_about_the_backends(tmp_path: Path) -> None:
+    from tests.integration.api_env import api_env
+
+    async with api_env(tmp_path, api_token=TOKEN) as env:
+        env.add_video()
+        env.catalog.close()  # every later catalog call raises Unavailable, with the reason
+        stranger = await env.client.get("/api/videos")
+        owner = await env.client.get("/api/videos", headers=_bearer(TOKEN))
+
+    assert stranger.status_code == owner.status_code == 503
+    assert stranger.json()["detail"] == "a backend is unavailable right now; retry later"
+    assert owner.json()["detail"] != stranger.json()["detail"]
+    assert str(tmp_path) not in stranger.text
