@@ -61,7 +61,7 @@ def up() -> int:
         cluster.wait_addons()
         cluster.wait_metrics()
         print("[cluster] helm install charts/kubevod ...")
-        release.install(cluster)
+        release.install(cluster, release.FETCH_VALUES)
     except BaseException:
         cluster.down()
         raise

@@ -11,13 +11,20 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.cluster import images
+from tests.cluster import images, layout
 from tests.cluster.cluster import Cluster, ClusterError, testenv_bin
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "kubevod"
 RELEASE = "kubevod"
 NAMESPACE = "kubevod"
+#: The fetch guard as a home user sets it for this cluster: sources may be served
+#: from the node's own address (the "NAS on the home network"), never from the
+#: cluster's Pod and Service ranges.
+FETCH_VALUES: dict[str, object] = {
+    "worker.fetch.allow": [f"{layout.NODE_IP}/32"],
+    "worker.fetch.deny": [layout.POD_CIDR, layout.SERVICE_CIDR],
+}
 
 
 def component(name: str, release: str = RELEASE) -> str:
@@ -36,9 +43,13 @@ def helm(cluster: Cluster, *args: str, timeout: float = 600) -> subprocess.Compl
 
 
 def set_args(values: Mapping[str, object]) -> list[str]:
+    """``--set``/``--set-string`` per value; a list becomes helm's ``{a,b}``."""
     out: list[str] = []
     for key, value in values.items():
-        out += ["--set-string" if isinstance(value, str) else "--set", f"{key}={value}"]
+        if isinstance(value, list | tuple):
+            out += ["--set", f"{key}={{{','.join(str(v) for v in value)}}}"]
+        else:
+            out += ["--set-string" if isinstance(value, str) else "--set", f"{key}={value}"]
     return out
 
 

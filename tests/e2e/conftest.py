@@ -21,6 +21,16 @@ VALUES: dict[str, Any] = {
     "worker.resources.requests.cpu": "250m",
     # The HPA test scales the API out from one replica and back.
     "api.autoscaling.minReplicas": 1,
+    # The media server is the "NAS" on the node's address; the cluster's own ranges denied.
+    **support.FETCH_VALUES,
+    # s3 sources from a bucket of their own (the worker user reads it, nothing else there).
+    "worker.fetch.s3Buckets": [support.SOURCE_BUCKET],
+    # An unschedulable pod gives up after half a minute, not 15 (the test waits for it).
+    "operator.unschedulableSeconds": 30,
+    # The MongoDB stand-in (FerretDB 1.24, tests/cluster/images/mongodb) has no roles:
+    # its createUser takes only `roles: []` and nothing is enforced, so the scoped
+    # catalog users are for a real MongoDB only (a chart test checks what it runs there).
+    "mongodb.scopedUsers.enabled": False,
 }
 
 
@@ -40,7 +50,7 @@ class Release:
 
 @pytest.fixture(scope="session")
 def kubevod(cluster: Cluster) -> Iterator[Release]:
-    """The chart installed with the local images, and a media server inside the cluster."""
+    """The chart installed with the local images, and a media server on the node's address."""
     release.install(cluster, VALUES)
     cluster.apply(support.media_server(), namespace=NS)
     port = cluster.forward_service(NS, release.component("cache"), 80)

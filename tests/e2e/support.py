@@ -1,19 +1,29 @@
 """What the tests on the real cluster share: the installed release, a media server
-inside the cluster, VideoAssets and waiting for their status."""
+on the node's own address (the "NAS on the home network"), VideoAssets and
+waiting for their status."""
 
 from __future__ import annotations
 
 import base64
 import json
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.cluster import addons, images, release
+from tests.cluster import addons, images, layout, release
 from tests.cluster.cluster import Cluster
 from tests.integration.operator_support import wait_for
 
 NS = release.NAMESPACE
 MEDIA_SERVER = "media-server"
+#: The bucket the s3-source test reads from (chart value worker.fetch.s3Buckets).
+SOURCE_BUCKET = "sources"
+#: The media server listens on the node's address (hostNetwork), outside the
+#: cluster's Pod and Service ranges, which the fetch guard refuses.
+MEDIA_PORT = 18080
+#: Chart values of the fetch guard: the "NAS" (the node's address) allowed, the
+#: test cluster's own Pod and Service ranges denied.
+FETCH_VALUES = release.FETCH_VALUES
 
 
 def secret_value(cluster: Cluster, name: str, key: str, namespace: str = NS) -> str:
@@ -27,10 +37,13 @@ def project_image(component: str) -> str:
 
 
 def media_server(clip_seconds: int = 16, long_seconds: int = 48) -> list[dict[str, Any]]:
-    """A Deployment + Service inside the cluster serving a clip it makes with ffmpeg.
+    """A Deployment serving a clip it makes with ffmpeg, on the node's address.
 
     It runs the worker image (which has ffmpeg); the clip is made by ffmpeg's
-    own generators, so no media file travels into the cluster.
+    own generators, so no media file travels into the cluster. With
+    ``hostNetwork`` it answers on ``NODE_IP:MEDIA_PORT``, an address outside
+    the Pod and Service ranges, as a NAS on the home network would; the Service
+    is only for the tests' own forwarder (its ClusterIP is in the denied range).
     """
     labels = {"app": MEDIA_SERVER}
 
@@ -45,7 +58,7 @@ def media_server(clip_seconds: int = 16, long_seconds: int = 48) -> list[dict[st
     # clip.mp4 for most tests; long.mp4 for a transcode that can be interrupted.
     script = (
         f"cd /srv && {make('clip.mp4', clip_seconds)} && {make('long.mp4', long_seconds)} "
-        "&& exec python3 -m http.server 8080 --bind 0.0.0.0"
+        f"&& exec python3 -m http.server {MEDIA_PORT} --bind {layout.NODE_IP}"
     )
     return [
         addons.deployment(
@@ -53,13 +66,14 @@ def media_server(clip_seconds: int = 16, long_seconds: int = 48) -> list[dict[st
             labels,
             {
                 "automountServiceAccountToken": False,
+                "hostNetwork": True,
                 "containers": [
                     {
                         "name": "http",
                         "image": project_image("worker"),
                         "imagePullPolicy": "Never",
                         "command": ["/bin/sh", "-ec", script],
-                        "ports": [{"containerPort": 8080, "name": "http"}],
+                        "ports": [{"containerPort": MEDIA_PORT, "name": "http"}],
                         "readinessProbe": {
                             "httpGet": {"path": "/clip.mp4", "port": "http"},
                             "periodSeconds": 1,
@@ -77,14 +91,28 @@ def media_server(clip_seconds: int = 16, long_seconds: int = 48) -> list[dict[st
             "metadata": {"name": MEDIA_SERVER},
             "spec": {
                 "selector": labels,
-                "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+                "ports": [{"name": "http", "port": 80, "targetPort": MEDIA_PORT}],
             },
         },
     ]
 
 
-def media_url(path: str = "clip.mp4", namespace: str = NS) -> str:
+def media_url(path: str = "clip.mp4") -> str:
+    """The clip's URL as a VideoAsset names it: the node's address, allowed by FETCH_VALUES."""
+    return f"http://{layout.NODE_IP}:{MEDIA_PORT}/{path}"
+
+
+def in_cluster_media_url(path: str = "clip.mp4", namespace: str = NS) -> str:
+    """The same clip by its Service name: inside the Service range, which the guard denies."""
     return f"http://{MEDIA_SERVER}.{namespace}.svc.cluster.local/{path}"
+
+
+def clip_bytes(cluster: Cluster, path: str = "clip.mp4") -> bytes:
+    """A file the media server made, fetched through the tests' forwarder."""
+    port = cluster.forward_service(NS, MEDIA_SERVER, 80)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=30) as r:
+        data: bytes = r.read()
+    return data
 
 
 def video_asset(name: str, source: dict[str, Any], **spec: Any) -> dict[str, Any]:

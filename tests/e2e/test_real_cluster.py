@@ -12,10 +12,8 @@ plain runc (there is no GPU here).
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import urllib.request
 from typing import Any
 
 import pytest
@@ -129,35 +127,6 @@ def test_gpu_video_is_scheduled_on_the_gpu_node_and_falls_back_to_software(
     assert accel["status"] == "False" and accel["reason"] == "SoftwareFallback", accel
 
 
-def _clip_bytes(kubevod: Release) -> bytes:
-    """The clip the media server made, fetched through a forwarder."""
-    port = kubevod.cluster.forward_service(NS, support.MEDIA_SERVER, 80)
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/clip.mp4", timeout=30) as r:
-        data: bytes = r.read()
-    return data
-
-
-def test_an_s3_source_is_read_from_the_releases_minio(kubevod: Release) -> None:
-    from minio import Minio
-
-    cluster = kubevod.cluster
-    port = cluster.forward_service(NS, release.component("minio"), 9000)
-    client = Minio(
-        f"127.0.0.1:{port}",
-        access_key=support.secret_value(cluster, release.component("minio"), "root-user"),
-        secret_key=support.secret_value(cluster, release.component("minio"), "root-password"),
-        secure=False,
-    )
-    data = _clip_bytes(kubevod)
-    client.put_object("kubevod", "incoming/s3-clip.mp4", io.BytesIO(data), len(data))
-    cluster.apply(
-        [video_asset("from-s3", {"s3": {"bucket": "kubevod", "key": "incoming/s3-clip.mp4"}})],
-        namespace=NS,
-    )
-    st = wait_phase(cluster, "from-s3", ("Ready",), timeout=240)
-    assert st["duration"] == pytest.approx(16, abs=0.5)
-
-
 def test_the_pvc_example_is_transcoded_from_a_hostpath_volume(kubevod: Release) -> None:
     """``kubectl apply -f manifests/examples/pvc-source.yaml`` as it is, on a NAS-like PVC."""
     cluster = kubevod.cluster
@@ -168,7 +137,7 @@ def test_the_pvc_example_is_transcoded_from_a_hostpath_volume(kubevod: Release) 
     )
     nas = cluster.layout.volumes / "nas"
     (nas / path).parent.mkdir(parents=True, exist_ok=True)
-    (nas / path).write_bytes(_clip_bytes(kubevod))
+    (nas / path).write_bytes(support.clip_bytes(kubevod.cluster))
     for p in [nas, *(nas / path).parents, nas / path]:
         if p.is_relative_to(nas):
             p.chmod(0o755 if p.is_dir() else 0o644)
@@ -318,7 +287,8 @@ def test_helm_uninstall_leaves_exactly_what_the_docs_say(kubevod: Release) -> No
     kept = sorted(f"{o['kind']}/{o['metadata']['name']}" for o in left)
     secrets = {f"Secret/{release.component(n)}" for n in ("minio", "mongodb")}
     pvcs = {k for k in kept if k.startswith("PersistentVolumeClaim/")}
-    assert set(kept) - pvcs <= secrets | {f"Secret/{release.component('signing')}"}, kept
+    optional = {f"Secret/{release.component(n)}" for n in ("signing", "api-token")}
+    assert set(kept) - pvcs <= secrets | optional, kept
     assert secrets <= set(kept), kept
     assert len(pvcs) == 2, kept
     crds = cluster.kubectl("get", "crd", "-o", "name").stdout
@@ -377,22 +347,32 @@ def _probe_pod(
     return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
 
 
-def test_network_policies_keep_minio_and_mongodb_to_the_release(kubevod: Release) -> None:
-    """Enforced for real (kube-router's policy controller, as k3s embeds it)."""
+def test_network_policies_let_only_the_parts_that_need_it_reach_minio_mongodb_and_the_api(
+    kubevod: Release,
+) -> None:
+    """Enforced for real (kube-router's policy controller, as k3s embeds it).
+
+    From outside the release only the cache answers; the API (and its /media)
+    answers only the cache; a pod labelled merely part-of=kubevod reaches
+    nothing private; a transcode Job's pod (its labels, in another namespace:
+    Jobs run in the VideoAsset's) reaches MinIO and MongoDB but not the API.
+    """
     cluster = kubevod.cluster
     cluster.kubectl("create", "namespace", "outsider", check=False)
     fqdn = lambda c, port: f"{release.component(c)}.{NS}.svc.cluster.local:{port}"  # noqa: E731
-    targets = [fqdn("minio", 9000), fqdn("mongodb", 27017), fqdn("cache", 80), fqdn("api", 8000)]
-    outside = _probe_pod(kubevod, "outsider-probe", "outsider", {"app": "probe"}, targets)
-    assert outside == {
-        targets[0]: "closed",
-        targets[1]: "closed",
-        targets[2]: "open",
-        targets[3]: "open",
-    }, outside
-    unlabelled = _probe_pod(kubevod, "unlabelled-probe", NS, {"app": "probe"}, targets[:2])
-    assert set(unlabelled.values()) == {"closed"}, unlabelled
+    minio, mongo = fqdn("minio", 9000), fqdn("mongodb", 27017)
+    cache, api = fqdn("cache", 80), fqdn("api", 8000)
+    outside = _probe_pod(kubevod, "outsider-probe", "outsider", {"app": "probe"},
+                         [minio, mongo, cache, api])  # fmt: skip
+    assert outside == {minio: "closed", mongo: "closed", cache: "open", api: "closed"}, outside
     ours = _probe_pod(
-        kubevod, "kubevod-probe", NS, {"app.kubernetes.io/part-of": "kubevod"}, targets[:2]
+        kubevod, "kubevod-probe", NS, {"app.kubernetes.io/part-of": "kubevod"}, [minio, mongo, api]
     )
-    assert set(ours.values()) == {"open"}, ours
+    assert set(ours.values()) == {"closed"}, ours
+    job_labels = {
+        "app.kubernetes.io/name": "kubevod-worker",
+        "app.kubernetes.io/component": "transcoder",
+        "app.kubernetes.io/part-of": "kubevod",
+    }
+    job = _probe_pod(kubevod, "job-probe", "outsider", job_labels, [minio, mongo, api])
+    assert job == {minio: "open", mongo: "open", api: "closed"}, job
