@@ -1,9 +1,9 @@
 """Names of the environment variables the operator sets on a transcode Job for the worker.
 
-One owner for each name (STYLE.md "one owner per fact"): the operator's Job
-builder (``kubevod.operator.jobs``) writes them and the worker's settings
-(``kubevod.worker.settings``, prefix ``KUBEVOD_``) read them. Lists travel as
-comma lists, numbers as decimal text.
+One owner for each name: the operator's Job builder (``kubevod.operator.jobs``)
+writes them and the worker's settings (``kubevod.worker.settings``, prefix
+``KUBEVOD_``) read them (tests/unit/test_jobenv_contract.py holds both to it).
+Lists travel as comma lists, numbers as decimal text.
 """
 
 from __future__ import annotations
