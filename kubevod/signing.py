@@ -1,4 +1,4 @@
-"""Signed, expiring playback URLs: the token nginx's ``secure_link`` checks (DESIGN.md §7).
+"""Signed, expiring playback URLs: the token nginx's ``secure_link`` checks (architecture §7).
 
 The cache tier (``charts/kubevod/files/nginx.conf``) guards ``/media/<id>/`` and
 ``/v/<id>/`` with::

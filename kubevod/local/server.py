@@ -7,7 +7,7 @@ pool and the ingestor; ``kubevod add --data`` uses it without HTTP when no
 server runs. :func:`serve` adds uvicorn, the watch folder and
 ``<data>/server.json`` (url + pid, so ``kubevod add`` finds the server).
 
-Exposure (DESIGN.md §10): it binds loopback unless told otherwise; it answers
+Exposure (docs/architecture.md §10): it binds loopback unless told otherwise; it answers
 only to known Host names and refuses cross-origin writes (``kubevod.api.guard``);
 on any other bind every write needs a token, generated at start unless given,
 printed once and kept in ``<data>/api-token`` (mode 0600) while it runs.

@@ -85,7 +85,7 @@ async def signed_query(
 ) -> str:
     """The signed-URL query a manifest was fetched with, to append to every URI it lists.
 
-    nginx checks the token (one per video, DESIGN.md §7); the API only passes it on,
+    nginx checks the token (one per video, docs/architecture.md §7); the API only passes it on,
     so segments fetched through a signed manifest are signed too.
     """
     return urlencode({"md5": md5, "expires": expires}) if md5 and expires else ""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 
-#: MIME types by extension; these win over what an uploader stored (DESIGN.md §7).
+#: MIME types by extension; these win over what an uploader stored (docs/architecture.md §7).
 MIME_TYPES = {
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mpd": "application/dash+xml",

@@ -1,6 +1,6 @@
 """``kubevod-api``: run the API with uvicorn on the settings' host and port (one process).
 
-Tracing is set up here, at the process edge (DESIGN.md §8): the tracer
+Tracing is set up here, at the process edge (docs/architecture.md §8): the tracer
 provider (exporting OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set), MongoDB
 command spans, and a server span per request. ``create_app`` itself stays free
 of process-wide state, so tests and local mode build apps as they like.

@@ -100,8 +100,8 @@ class ApiSettings(BaseSettings):
     ui_dir: Path | None = None
     #: Client addresses whose X-Forwarded-* headers uvicorn trusts (the nginx tier).
     forwarded_allow_ips: str = "127.0.0.1"
-    #: Secret shared with nginx's secure_link (DESIGN.md §7); set: playback URLs are signed
-    #: and expire. None or empty: unsigned URLs (nginx must then not require them).
+    #: Secret shared with nginx's secure_link (docs/architecture.md §7); set: playback URLs are
+    #: signed and expire. None or empty: unsigned URLs (nginx must then not require them).
     signing_secret: SecretStr | None = None
     #: Least lifetime of a signed URL, seconds (default 6 h: a long film with pauses).
     signing_ttl_s: int = Field(default=6 * 3600, ge=60, le=30 * 86_400)

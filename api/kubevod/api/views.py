@@ -3,7 +3,7 @@
 Clients never need to know the object layout: ``playback`` names the
 manifests, the poster, the trickplay index and the WebVTT tracks as URLs on
 the media origin. With a signing secret set, each of them carries the video's
-``md5``/``expires`` query that nginx checks (DESIGN.md §7); the manifests pass
+``md5``/``expires`` query that nginx checks (docs/architecture.md §7); the manifests pass
 it on to every URI they list.
 """
 

@@ -23,7 +23,7 @@ export function parseThumbnailVtt(text, baseUrl) {
     const [file, fragment = ""] = target.split("#");
     const xywh = fragment.match(/xywh=(\d+),(\d+),(\d+),(\d+)/);
     const resolved = new URL(file, baseUrl);
-    // A relative sheet is the same video's: the VTT's signed query covers it too (DESIGN.md §7).
+    // A relative sheet is the same video's: the VTT's signed query covers it too (docs/architecture.md §7).
     const relative = !/^([a-z][a-z0-9+.-]*:|\/)/i.test(file);
     if (relative && !resolved.search) resolved.search = new URL(baseUrl).search;
     const url = resolved.href;
