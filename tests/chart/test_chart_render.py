@@ -459,3 +459,40 @@ def test_every_value_is_documented_with_a_helm_docs_comment() -> None:
 
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert check(values, ()) == []
+
+
+def test_the_operator_reads_the_fetch_limit_and_scheduling_values_the_chart_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubevod.operator.jobs import fetch_env
+    from kubevod.operator.settings import OperatorSettings
+
+    values = {
+        "worker": {
+            "fetch": {
+                "allow": ["192.168.1.20/32", "nas.home.arpa"],
+                "deadlineSeconds": 120,
+                "s3Buckets": ["recordings"],
+            },
+            "scratchSizeLimit": "8Gi",
+        },
+        "operator": {
+            "limits": {"maxPriority": 5, "namespaces": {"family": {"maxPriority": 1000}}},
+            "unschedulableSeconds": 300,
+        },
+    }
+    docs = documents(template_text(values, tmp=tmp_path).stdout)
+    for name, value in container_env(find(docs, "Deployment", "-operator")).items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    settings = OperatorSettings()
+    assert settings.worker.fetch_allow == ["192.168.1.20/32", "nas.home.arpa"]
+    assert settings.worker.fetch_deny == ["10.42.0.0/16", "10.43.0.0/16"]
+    assert settings.worker.s3_source_buckets == ["recordings"]
+    assert settings.limits.for_namespace("family").max_priority == 1000
+    assert settings.limits.for_namespace("movies").max_priority == 5
+    assert settings.limits.for_namespace("movies").max_memory == "8Gi"
+    assert settings.timing.unschedulable_seconds == 300
+    job_env = {e["name"]: e["value"] for e in fetch_env(settings.worker)}
+    assert job_env["KUBEVOD_FETCH_DEADLINE"] == "120"
+    assert job_env["KUBEVOD_MAX_SOURCE_BYTES"] == str(4 * 1024**3)  # half of the 8Gi scratch
