@@ -119,7 +119,9 @@ def main() -> int:
         fixture = time.monotonic() - t0
         try:
             t1 = time.monotonic()
-            release.install(cluster, {"worker.resources.requests.cpu": "250m"})
+            release.install(
+                cluster, {"worker.resources.requests.cpu": "250m", **release.FETCH_VALUES}
+            )
             install = time.monotonic() - t1
             cluster.apply(support.media_server(), namespace=support.NS)
             cluster.kubectl(
