@@ -172,6 +172,25 @@ def test_every_write_needs_the_token_in_production(private: Api) -> None:
     assert patched.status_code == 200 and patched.json()["title"] == "Renamed"
 
 
+def test_in_the_cluster_a_delete_points_to_the_videoasset_and_removes_nothing(
+    tmp_path: Path,
+) -> None:
+    """The chart runs the API with a read-only store user: the operator deletes media."""
+    api = start_api(
+        tmp_path, KUBEVOD_ENVIRONMENT="production", KUBEVOD_API_TOKEN=TOKEN,
+        KUBEVOD_MANAGED_BY_OPERATOR="true",
+    )  # fmt: skip
+    try:
+        one = f"/api/videos/{api.video.id}"
+        gone = httpx.delete(api.url + one, headers=_bearer(TOKEN), timeout=10)
+        assert gone.status_code == 409
+        assert "kubectl delete videoasset" in gone.json()["detail"]
+        assert api.get(one, headers=_bearer(TOKEN)).status_code == 200
+        assert (api.data / "media" / "videos" / api.video.id).is_dir()
+    finally:
+        api.process.stop()
+
+
 # --- private playback -----------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kubevod import keys
 from kubevod.catalog.base import SortKey
+from kubevod.errors import Conflict
 from kubevod.jobs import IngestRequest
 from kubevod.models import QoeStats, VideoPatch, VideoState
 
@@ -82,10 +83,15 @@ def patch_video(video: VideoDep, patch: VideoPatch, services: ServicesDep) -> Vi
     status_code=204,
     response_class=Response,
     dependencies=[TokenDep],
-    responses=responses(401, 403, 404, 503),
+    responses=responses(401, 403, 404, 409, 503),
 )
 def delete_video(video: VideoDep, services: ServicesDep) -> Response:
     """Stop any transcode, delete every stored object of the video, then its catalog entry."""
+    if services.settings.managed_by_operator:
+        raise Conflict(
+            f"video {video.id} is declared by a VideoAsset: delete it with "
+            "`kubectl delete videoasset <name>`, and the operator removes its media"
+        )
     if services.ingestor is not None:
         services.ingestor.cancel(video.id)
     # Objects first: if the store is down the entry stays, and the DELETE can be retried.

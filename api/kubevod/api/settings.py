@@ -83,6 +83,10 @@ class ApiSettings(BaseSettings):
     #: its manifests need a bearer token (or a valid signature, for manifests and media)
     #: unless this is true. Default false: a signature is handed only to token holders.
     public_library: bool = False
+    #: True in the cluster: videos are declared by VideoAssets, and the operator deletes a
+    #: video's media and entry when its VideoAsset goes (the API's store user may only
+    #: read). A DELETE then says so (409) instead of failing half-way.
+    managed_by_operator: bool = False
     #: Host header names (or IP literals) the app answers to; any other Host gets 421,
     #: which defeats DNS rebinding. None: every Host (the cluster's Ingress routes by
     #: Host already). Local mode fills it (loopback names, the bind address, extras).
