@@ -117,7 +117,7 @@ def _env(asset: Asset, video_id: str, worker: WorkerSettings, traceparent: str) 
         # Credentials only by reference: `kubectl get job -o yaml` shows no secret.
         _secret_env("KUBEVOD_CATALOG_URL", worker.secret_name, worker.catalog_url_key),
         _secret_env("KUBEVOD_STORE_URL", worker.secret_name, worker.store_url_key),
-        # W3C trace context: the worker's spans join the operator's trace (DESIGN.md §8).
+        # W3C trace context: the worker's spans join the operator's trace (docs/architecture.md §8).
         {"name": "TRACEPARENT", "value": traceparent},
         {"name": "OTEL_SERVICE_NAME", "value": "kubevod-worker"},
         # Downward API: the worker's spans and logs say which pod and node ran them.

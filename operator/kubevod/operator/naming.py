@@ -2,7 +2,7 @@
 
 Names are pure functions of the parent object (namespace, name, uid,
 generation), so a restarted operator or a replayed event computes the very
-same names and never creates a second child (DESIGN.md §2).
+same names and never creates a second child (docs/architecture.md §2).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 
+from kubevod import keys
 from kubevod.models import is_valid_video_id
 
 GROUP = "kubevod.io"
@@ -89,12 +90,12 @@ def job_name(name: str, uid: str, generation: int) -> str:
 
 def media_prefix(video: str, generation: int) -> str:
     """Object-store prefix of one generation's media (a new spec never overwrites old URLs)."""
-    return f"videos/{video}/g{generation}"
+    return keys.media_prefix(video, generation)
 
 
 def video_prefix(video: str) -> str:
     """Object-store prefix of every generation of a video (what cleanup deletes)."""
-    return f"videos/{video}/"
+    return keys.video_root(video)
 
 
 def label_value(text: str) -> str:

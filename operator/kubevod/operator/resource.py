@@ -25,7 +25,7 @@ PVC_MOUNT = "/source"
 
 
 class Phase(StrEnum):
-    """``status.phase`` of a VideoAsset (DESIGN.md §5)."""
+    """``status.phase`` of a VideoAsset (docs/architecture.md §5)."""
 
     PENDING = "Pending"
     QUEUED = "Queued"
