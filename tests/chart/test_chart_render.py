@@ -259,6 +259,7 @@ def test_the_api_token_is_generated_given_or_taken_from_a_secret(
     api = container_env(find(docs, "Deployment", "-api"))
     assert api["KUBEVOD_ENVIRONMENT"] == "production"
     assert api["KUBEVOD_MANAGED_BY_OPERATOR"] == "true"  # a DELETE points to the VideoAsset
+    assert api["KUBEVOD_PUBLIC_LIBRARY"] == "false"  # with signing on, a private library
     given = {"api": {"apiToken": {"value": "my-long-token_1.2"}}}
     docs = documents(template_text(given, tmp=tmp_path).stdout)
     secret = find(docs, "Secret", "-api-token")["data"]["token"]
