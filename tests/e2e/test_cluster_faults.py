@@ -153,11 +153,12 @@ def test_the_api_turns_unready_while_mongodb_restarts_and_recovers(kubevod: Rele
             f"statefulset/{release.component('mongodb')}",
             "--timeout=180s",
         )
-        # Recovered: every API pod is Ready again (not merely the one /readyz reached).
+        # Recovered: every API pod is Ready again (not merely the one /readyz reached),
+        # and the last few polls, spread over the replicas, all answered 200.
         wait_for(
             "every API pod ready again",
-            lambda: codes
-            and codes[-1][1] == 200
+            lambda: len(codes) >= 4
+            and all(r == 200 and c == 200 for _, r, c in codes[-4:])
             and _api_replicas(kubevod)
             == kubevod.cluster.get_json("deploy", "-n", NS, release.component("api"))["spec"][
                 "replicas"
