@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kubevod.errors import InvalidInput
+from kubevod.fetchguard import split_list
 
 ENV_PREFIX = "KUBEVOD_"
 CONFIG_NAME = "kubevod.toml"
@@ -80,9 +81,7 @@ class LocalSettings(BaseModel):
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _host_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [name.strip() for name in value.split(",") if name.strip()]
-        return value
+        return split_list(value) if isinstance(value, str) else value
 
     @field_validator("token", mode="before")
     @classmethod

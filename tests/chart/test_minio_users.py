@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.chart.helm import documents, find, template_text
-from tests.fixtures.util import require
+from tests.fixtures.util import require, s3_access_denied
 
 pytestmark = pytest.mark.integration
 
@@ -77,16 +77,6 @@ def _client(minio: Any, user: str, password: str) -> Any:
     return Minio(minio.endpoint, access_key=user, secret_key=password, secure=False)
 
 
-def _denied(call: Any) -> bool:
-    from minio.error import S3Error
-
-    try:
-        call()
-    except S3Error as exc:
-        return exc.code == "AccessDenied"
-    return False
-
-
 def test_the_worker_user_writes_and_deletes_under_videos_and_logs_only(
     minio: Any, users: dict[str, str]
 ) -> None:
@@ -98,12 +88,12 @@ def test_the_worker_user_writes_and_deletes_under_videos_and_logs_only(
     assert [o.object_name for o in worker.list_objects(b, prefix="videos/v2/", recursive=True)]
     worker.remove_object(b, "videos/v2/g1/720p/0.m4s")
     assert worker.bucket_exists(b)  # the store's ping
-    assert _denied(lambda: worker.get_object(b, "private/notes.txt"))
-    assert _denied(lambda: worker.put_object(b, "private/evil", io.BytesIO(b"x"), 1))
-    assert _denied(lambda: worker.remove_object(b, "private/notes.txt"))
-    assert _denied(lambda: worker.remove_bucket(b))
-    assert _denied(lambda: worker.make_bucket("worker-made"))
-    assert _denied(lambda: worker.set_bucket_policy(b, "{}"))
+    assert s3_access_denied(lambda: worker.get_object(b, "private/notes.txt"))
+    assert s3_access_denied(lambda: worker.put_object(b, "private/evil", io.BytesIO(b"x"), 1))
+    assert s3_access_denied(lambda: worker.remove_object(b, "private/notes.txt"))
+    assert s3_access_denied(lambda: worker.remove_bucket(b))
+    assert s3_access_denied(lambda: worker.make_bucket("worker-made"))
+    assert s3_access_denied(lambda: worker.set_bucket_policy(b, "{}"))
 
 
 def test_the_worker_user_reads_the_allowed_source_buckets_and_nothing_else(
@@ -111,9 +101,9 @@ def test_the_worker_user_reads_the_allowed_source_buckets_and_nothing_else(
 ) -> None:
     worker = _client(minio, users["worker-user"], users["worker-password"])
     assert worker.get_object(SOURCE_BUCKET, "film.mp4").read() == b"source"
-    assert _denied(lambda: worker.put_object(SOURCE_BUCKET, "x", io.BytesIO(b"x"), 1))
-    assert _denied(lambda: worker.remove_object(SOURCE_BUCKET, "film.mp4"))
-    assert _denied(lambda: worker.get_object(OTHER_BUCKET, "film.mp4"))
+    assert s3_access_denied(lambda: worker.put_object(SOURCE_BUCKET, "x", io.BytesIO(b"x"), 1))
+    assert s3_access_denied(lambda: worker.remove_object(SOURCE_BUCKET, "film.mp4"))
+    assert s3_access_denied(lambda: worker.get_object(OTHER_BUCKET, "film.mp4"))
 
 
 def test_the_api_user_only_reads_videos(minio: Any, users: dict[str, str]) -> None:
@@ -121,12 +111,12 @@ def test_the_api_user_only_reads_videos(minio: Any, users: dict[str, str]) -> No
     b = minio.bucket
     assert api.get_object(b, "videos/v1/poster.jpg").read() == b"jpeg"
     assert api.bucket_exists(b)  # /readyz pings the store
-    assert _denied(lambda: api.put_object(b, "videos/v1/poster.jpg", io.BytesIO(b"x"), 1))
-    assert _denied(lambda: api.remove_object(b, "videos/v1/poster.jpg"))
-    assert _denied(lambda: api.get_object(b, "logs/v1/ffmpeg.log"))
-    assert _denied(lambda: api.get_object(b, "private/notes.txt"))
-    assert _denied(lambda: api.get_object(SOURCE_BUCKET, "film.mp4"))
-    assert _denied(lambda: api.remove_bucket(b))
+    assert s3_access_denied(lambda: api.put_object(b, "videos/v1/poster.jpg", io.BytesIO(b"x"), 1))
+    assert s3_access_denied(lambda: api.remove_object(b, "videos/v1/poster.jpg"))
+    assert s3_access_denied(lambda: api.get_object(b, "logs/v1/ffmpeg.log"))
+    assert s3_access_denied(lambda: api.get_object(b, "private/notes.txt"))
+    assert s3_access_denied(lambda: api.get_object(SOURCE_BUCKET, "film.mp4"))
+    assert s3_access_denied(lambda: api.remove_bucket(b))
 
 
 def test_only_videos_are_anonymously_readable(minio: Any, users: dict[str, str]) -> None:

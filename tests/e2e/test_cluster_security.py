@@ -20,6 +20,7 @@ from tests.cluster import release
 from tests.e2e import support
 from tests.e2e.conftest import Release
 from tests.e2e.support import NS, video_asset, wait_phase
+from tests.fixtures.util import s3_access_denied
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -80,16 +81,6 @@ def _minio(cluster: Any, user_key: str, password_key: str) -> Any:
     )
 
 
-def _denied(call: Any) -> bool:
-    from minio.error import S3Error
-
-    try:
-        call()
-    except S3Error as exc:
-        return exc.code == "AccessDenied"
-    return False
-
-
 def test_the_scoped_minio_users_of_the_release_can_do_only_their_part(
     kubevod: Release, ready_video: dict[str, Any]
 ) -> None:
@@ -110,15 +101,17 @@ def test_the_scoped_minio_users_of_the_release_can_do_only_their_part(
     assert worker.get_object(bucket, "logs/probe/x.log").read() == b"log"
     worker.remove_object(bucket, "logs/probe/x.log")
     assert worker.get_object(bucket, segment).read()
-    assert _denied(lambda: worker.get_object(bucket, "private/notes.txt"))
-    assert _denied(lambda: worker.put_object(bucket, "private/x", io.BytesIO(b"x"), 1))
-    assert _denied(lambda: worker.remove_bucket(bucket))
-    assert _denied(lambda: worker.set_bucket_policy(bucket, "{}"))
+    assert s3_access_denied(lambda: worker.get_object(bucket, "private/notes.txt"))
+    assert s3_access_denied(lambda: worker.put_object(bucket, "private/x", io.BytesIO(b"x"), 1))
+    assert s3_access_denied(lambda: worker.remove_bucket(bucket))
+    assert s3_access_denied(lambda: worker.set_bucket_policy(bucket, "{}"))
     # The API user: reads videos/, writes nothing.
     assert api.get_object(bucket, segment).read()
-    assert _denied(lambda: api.put_object(bucket, f"videos/{vid}/evil", io.BytesIO(b"x"), 1))
-    assert _denied(lambda: api.remove_object(bucket, segment))
-    assert _denied(lambda: api.get_object(bucket, "private/notes.txt"))
+    assert s3_access_denied(
+        lambda: api.put_object(bucket, f"videos/{vid}/evil", io.BytesIO(b"x"), 1)
+    )
+    assert s3_access_denied(lambda: api.remove_object(bucket, segment))
+    assert s3_access_denied(lambda: api.get_object(bucket, "private/notes.txt"))
     assert root.stat_object(bucket, segment).size > 0  # nothing was removed
     # The URLs the operator, Jobs and API get name those users, never root.
     urls = {

@@ -4,12 +4,13 @@ a free port, ``kubevod add``/``list``/``show`` as separate processes)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,17 @@ class LocalServer:
                 return video
             time.sleep(0.1)
         raise TimeoutError(f"video {video_id} not done after {timeout} s: {video}")
+
+
+@contextlib.contextmanager
+def nas_server(data: Path) -> Iterator[LocalServer]:
+    """``kubevod serve`` on ``data`` with loopback allowed by the fetch guard, as a NAS on the
+    home network would be: the tests' web servers are on loopback."""
+    server = LocalServer(data, env=cli_env(KUBEVOD_FETCH_ALLOW="127.0.0.1/32")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def library(data: Path) -> list[dict[str, Any]]:

@@ -19,11 +19,11 @@ import pytest
 from tests.fixtures.util import free_port
 from tests.integration.local_mode import (
     LocalServer,
-    cli_env,
     clip,
     download_everything,
     kubevod,
     library,
+    nas_server,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -36,13 +36,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(workdir: Path) -> Iterator[LocalServer]:
-    # The URL tests' web servers are on loopback, which the fetch guard refuses unless
-    # allowed: allowed here as a NAS on the home network would be.
-    srv = LocalServer(workdir / "data", env=cli_env(KUBEVOD_FETCH_ALLOW="127.0.0.1/32")).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    with nas_server(workdir / "data") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,13 @@ from kubevod.backends import open_catalog, open_store
 from kubevod.errors import NotFound
 from tests.fixtures.media import make_video
 from tests.integration.operator_support import (
-    CLUSTER_ROLE,
-    CRD,
     EXAMPLES,
-    PEERING_CRD,
     SA,
     Namespace,
     namespace,
     wait_for,
 )
+from tests.integration.operator_support.flow import install_crds
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,11 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def cluster(kube: Any) -> Any:
     """The CRDs and the operator's ClusterRole installed as the chart installs them."""
-    kube.kubectl("apply", "-f", str(CRD), "-f", str(PEERING_CRD), "-f", str(CLUSTER_ROLE))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/videoassets.kubevod.io", "crd/kopfpeerings.kopf.dev",
-    )  # fmt: skip
+    install_crds(kube)
     return kube
 
 

@@ -21,25 +21,19 @@ from typing import Any
 import pytest
 
 from tests.integration.operator_support import (
-    CLUSTER_ROLE,
-    CRD,
-    PEERING_CRD,
     SA,
     Namespace,
     namespace,
     wait_for,
 )
+from tests.integration.operator_support.flow import install_crds
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def cluster(kube: Any) -> Any:
-    kube.kubectl("apply", "-f", str(CRD), "-f", str(PEERING_CRD), "-f", str(CLUSTER_ROLE))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/videoassets.kubevod.io", "crd/kopfpeerings.kopf.dev",
-    )  # fmt: skip
+    install_crds(kube)
     return kube
 
 

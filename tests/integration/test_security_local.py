@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from tests.fixtures.util import free_port
-from tests.integration.local_mode import LocalServer, cli_env, clip, kubevod
+from tests.integration.local_mode import LocalServer, clip, kubevod, nas_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -38,12 +38,8 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(workdir: Path) -> Iterator[LocalServer]:
-    # Loopback URLs allowed, as a NAS's would be, so the owner's reasons say what answered.
-    srv = LocalServer(workdir / "data", env=cli_env(KUBEVOD_FETCH_ALLOW="127.0.0.1/32")).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    with nas_server(workdir / "data") as server:
+        yield server
 
 
 def _add(server: LocalServer, source: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kubevod.fetchguard import split_list
 from kubevod.signing import UrlSigner
 
 #: Values that are never a real secret (compared case-insensitively).
@@ -139,9 +140,7 @@ class ApiSettings(BaseSettings):
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _host_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [name.strip() for name in value.split(",") if name.strip()]
-        return value
+        return split_list(value) if isinstance(value, str) else value
 
     @field_validator("api_token", "viewer_token", mode="after")
     @classmethod
