@@ -297,10 +297,11 @@ def test_helm_uninstall_leaves_exactly_what_the_docs_say(kubevod: Release) -> No
     assert cluster_wide == []
 
 
-def _probe_pod(
-    kubevod: Release, name: str, namespace: str, labels: dict[str, str], targets: list[str]
-) -> dict[str, str]:
-    """Run a pod that tries a TCP connection to each ``host:port``; what each got."""
+def _probe_pods(
+    kubevod: Release, probes: dict[str, tuple[str, dict[str, str], list[str]]]
+) -> dict[str, dict[str, str]]:
+    """Run pods (name -> namespace, labels, ``host:port`` targets) at once, each trying a TCP
+    connection to its targets; what each pod got for each target."""
     cluster = kubevod.cluster
     # Each target is tried for 20 s (the policy controller programs a new pod's
     # address within seconds of its start), all at once.
@@ -318,33 +319,41 @@ def _probe_pod(
         "[t.start() for t in ts]; [t.join() for t in ts]\n"
         "print('\\n'.join(f'{t} {r}' for t, r in seen.items()))\n"
     )
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "restartPolicy": "Never",
-            "automountServiceAccountToken": False,
-            "containers": [
-                {
-                    "name": "probe",
-                    "image": support.project_image("worker"),
-                    "imagePullPolicy": "Never",
-                    "command": ["python3", "-c", script, *targets],
-                }
-            ],
-        },
-    }
-    cluster.apply([pod])
-    wait_for(
-        f"{name} done",
-        lambda: cluster.get_json("pod", "-n", namespace, name)["status"].get("phase")
-        in ("Succeeded", "Failed"),
-        90,
-    )
-    out = cluster.kubectl("logs", "-n", namespace, name).stdout
-    cluster.kubectl("delete", "pod", "-n", namespace, name, "--wait=false")
-    return {line.split()[0]: line.split()[1] for line in out.splitlines() if line.strip()}
+    pods = [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {
+                "restartPolicy": "Never",
+                "automountServiceAccountToken": False,
+                "containers": [
+                    {
+                        "name": "probe",
+                        "image": support.project_image("worker"),
+                        "imagePullPolicy": "Never",
+                        "command": ["python3", "-c", script, *targets],
+                    }
+                ],
+            },
+        }
+        for name, (namespace, labels, targets) in probes.items()
+    ]
+    cluster.apply(pods)
+    results: dict[str, dict[str, str]] = {}
+    for name, (namespace, _, _) in probes.items():
+        wait_for(
+            f"{name} done",
+            lambda name=name, namespace=namespace: cluster.get_json(
+                "pod", "-n", namespace, name
+            )["status"].get("phase")
+            in ("Succeeded", "Failed"),
+            90,
+        )
+        out = cluster.kubectl("logs", "-n", namespace, name).stdout
+        cluster.kubectl("delete", "pod", "-n", namespace, name, "--wait=false")
+        results[name] = {ln.split()[0]: ln.split()[1] for ln in out.splitlines() if ln.strip()}
+    return results
 
 
 def test_network_policies_let_only_the_parts_that_need_it_reach_minio_mongodb_and_the_api(
@@ -362,17 +371,20 @@ def test_network_policies_let_only_the_parts_that_need_it_reach_minio_mongodb_an
     fqdn = lambda c, port: f"{release.component(c)}.{NS}.svc.cluster.local:{port}"  # noqa: E731
     minio, mongo = fqdn("minio", 9000), fqdn("mongodb", 27017)
     cache, api = fqdn("cache", 80), fqdn("api", 8000)
-    outside = _probe_pod(kubevod, "outsider-probe", "outsider", {"app": "probe"},
-                         [minio, mongo, cache, api])  # fmt: skip
-    assert outside == {minio: "closed", mongo: "closed", cache: "open", api: "closed"}, outside
-    ours = _probe_pod(
-        kubevod, "kubevod-probe", NS, {"app.kubernetes.io/part-of": "kubevod"}, [minio, mongo, api]
-    )
-    assert set(ours.values()) == {"closed"}, ours
     job_labels = {
         "app.kubernetes.io/name": "kubevod-worker",
         "app.kubernetes.io/component": "transcoder",
         "app.kubernetes.io/part-of": "kubevod",
     }
-    job = _probe_pod(kubevod, "job-probe", "outsider", job_labels, [minio, mongo, api])
+    got = _probe_pods(
+        kubevod,
+        {
+            "outsider-probe": ("outsider", {"app": "probe"}, [minio, mongo, cache, api]),
+            "kubevod-probe": (NS, {"app.kubernetes.io/part-of": "kubevod"}, [minio, mongo, api]),
+            "job-probe": ("outsider", job_labels, [minio, mongo, api]),
+        },
+    )
+    outside, ours, job = got["outsider-probe"], got["kubevod-probe"], got["job-probe"]
+    assert outside == {minio: "closed", mongo: "closed", cache: "open", api: "closed"}, outside
+    assert set(ours.values()) == {"closed"}, ours
     assert job == {minio: "open", mongo: "open", api: "closed"}, job
