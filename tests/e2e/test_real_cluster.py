@@ -344,9 +344,9 @@ def _probe_pods(
     for name, (namespace, _, _) in probes.items():
         wait_for(
             f"{name} done",
-            lambda name=name, namespace=namespace: cluster.get_json(
-                "pod", "-n", namespace, name
-            )["status"].get("phase")
+            lambda name=name, namespace=namespace: cluster.get_json("pod", "-n", namespace, name)[
+                "status"
+            ].get("phase")
             in ("Succeeded", "Failed"),
             90,
         )
