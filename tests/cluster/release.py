@@ -36,8 +36,10 @@ def helm(cluster: Cluster, *args: str, timeout: float = 600) -> subprocess.Compl
     argv = [testenv_bin("helm"), f"--kubeconfig={cluster.kubeconfig}", *args]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     if r.returncode != 0:
+        # A --wait that ran out says only "context deadline exceeded": say which pod.
         raise ClusterError(
-            f"helm {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+            f"helm {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}\n"
+            f"{cluster.diagnose()}"
         )
     return r
 
