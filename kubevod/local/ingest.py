@@ -86,8 +86,10 @@ def probe_reason(source: str, returncode: int, stdout: str, stderr: str) -> str 
         last = lines[-1] if lines else f"ffprobe exited with {returncode}"
         if last.startswith(source + ":"):
             last = last[len(source) + 1 :].strip()
-        if "not on whitelist" in last.lower():
-            return "not a video container kubevod decodes (mp4, mkv, webm, mov, avi, ts, ...)"
+        from kubevod.worker import policy  # the worker's input policy owns the wording
+
+        if policy.refused_by_whitelist(last):
+            return policy.NOT_A_CONTAINER
         verb = "cannot fetch" if is_url(source) else "not a readable video"
         return f"{verb}: {last}"
     try:

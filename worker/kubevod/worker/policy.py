@@ -47,11 +47,18 @@ DEMUXERS: tuple[str, ...] = (
 )
 #: The only protocol an input may use: the source is a local file by then.
 PROTOCOLS = "file"
+#: What the owner is told when the source's container is not on ``DEMUXERS``.
+NOT_A_CONTAINER = "not a video container kubevod decodes (mp4, mkv, webm, mov, avi, ts, ...)"
 
 
 def input_args() -> list[str]:
     """ffmpeg/ffprobe options to put before ``-i <source>`` (the policy above)."""
     return ["-protocol_whitelist", PROTOCOLS, "-format_whitelist", ",".join(DEMUXERS)]
+
+
+def refused_by_whitelist(ffmpeg_error: str) -> bool:
+    """True when ffmpeg's or ffprobe's last error line says the format whitelist refused it."""
+    return "not on whitelist" in ffmpeg_error.lower()
 
 
 def demuxer_allowed(format_name: str) -> bool:
@@ -78,8 +85,7 @@ def check_source(info: SourceInfo, limits: SourceLimits) -> None:
     """
     if not demuxer_allowed(info.format_name):
         raise SourceError(
-            f"the source is a {info.format_name.split(',')[0]} file, not a video container "
-            "kubevod decodes (mp4, mkv, webm, mov, avi, ts, ...)"
+            f"the source is a {info.format_name.split(',')[0]} file, {NOT_A_CONTAINER}"
         )
     v = info.video
     pixels = v.width * v.height

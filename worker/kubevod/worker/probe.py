@@ -281,8 +281,8 @@ def probe(path: Path, *, ffprobe: str = "ffprobe", timeout: float = 60.0) -> Sou
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["unknown error"])[-1]
         last = last.replace(str(path), "source")
-        if "not on whitelist" in last.lower():
-            last = "not a video container kubevod decodes (mp4, mkv, webm, mov, avi, ts, ...)"
+        if policy.refused_by_whitelist(last):
+            last = policy.NOT_A_CONTAINER
         raise SourceError(one_line(f"not a readable media file: {last}"))
     try:
         data = json.loads(done.stdout or "{}")
