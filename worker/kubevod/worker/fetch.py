@@ -21,6 +21,7 @@ from kubevod.worker.errors import FetchError
 from kubevod.errors import KubevodError, NotFound, SourceError
 from kubevod.fetchguard import FetchLimits, FetchPolicy, GuardedFetch, human_size
 from kubevod.store.base import ObjectStore
+from kubevod.store.s3 import S3Store
 
 
 @dataclass(frozen=True)
@@ -53,18 +54,16 @@ def source_store(store: ObjectStore, bucket: str, allowed: tuple[str, ...]) -> O
         FetchError: the worker's store is not S3, or the bucket is neither the store's own
             nor allowed by the ``s3_source_buckets`` setting.
     """
-    own = getattr(store, "bucket", None)
-    if own is None or not hasattr(store, "with_bucket"):
+    if not isinstance(store, S3Store):
         raise FetchError("s3:// sources need an S3 object store (this worker stores in a folder)")
-    if bucket == own:
+    if bucket == store.bucket:
         return store
     if bucket not in allowed:
         raise FetchError(
             f"the bucket {bucket!r} is not one sources may be read from "
             "(allow it with the s3_source_buckets setting)"
         )
-    other: ObjectStore = store.with_bucket(bucket)
-    return other
+    return store.with_bucket(bucket)
 
 
 def fetch_s3(
