@@ -1,19 +1,26 @@
-"""Manifest serving: one API worker process against nginx serving the same bytes as files.
+"""Manifest serving: one API process against bare FastAPI and nginx serving the same bytes.
 
-Sets up a realistic catalog entry (a 10-minute video, four video rungs plus
-audio, 4 s segments, so the media playlist lists 150 segments) on the embedded
-backends (SqliteCatalog + FileStore), then measures with ``wrk`` on loopback:
+Sets up realistic catalog entries on the embedded backends (SqliteCatalog +
+FileStore): a ready 10-minute video (four video rungs plus audio, 4 s
+segments, so its media playlist lists 150 segments) and the same video still
+transcoding (75 segments recorded per rendition, an EVENT playlist served
+``no-cache``). Then it measures with ``wrk`` on loopback:
 
 - ``nginx static``: nginx (one worker process) serving the exact bytes the API
   renders, as plain files: the upper bound for serving a manifest;
+- ``bare FastAPI, async`` and ``bare FastAPI, sync``: a FastAPI app with one
+  ``async def`` (or plain ``def``, run in the threadpool) route per manifest,
+  on the same uvicorn, returning the same bytes and headers from memory: the
+  floor for serving a manifest from a FastAPI process; the API's target is a
+  ratio to the async one;
 - ``kubevod-api``: the shipped entry point (``python -m kubevod.api.main``,
-  one uvicorn process, tracing set up without an exporter), rendering every
-  request from the catalog;
+  one uvicorn process, tracing set up without an exporter);
 - ``api, no tracing``: the same app from ``create_app`` without instrumentation.
 
-Requests per second and latency percentiles of ``master.m3u8`` and
-``720p.m3u8``, with the ratio to nginx. Prints a Markdown table and writes
-``docs/benchmarks-api.md`` (``--no-write`` only prints).
+Requests per second, latency percentiles and server CPU per request of the
+ready ``master.m3u8`` and ``720p.m3u8`` and the transcoding ``720p.m3u8``,
+with the ratio to the bare async route and to nginx. Prints a Markdown table
+and writes ``docs/benchmarks-api.md`` (``--no-write`` only prints).
 
 Run: ``python -m bench.api_manifests [--quick] [--no-write]`` (``make bench`` puts
 nginx and wrk from ``scripts/testenv`` on PATH).
@@ -22,6 +29,7 @@ nginx and wrk from ``scripts/testenv`` on PATH).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -35,12 +43,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI, Response
+
 from bench.common import binary, free_port, start, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks-api.md"
 VIDEO_ID = "bench-1"
-TARGETS = {"master.m3u8": f"/v/{VIDEO_ID}/master.m3u8", "720p.m3u8": f"/v/{VIDEO_ID}/720p.m3u8"}
+LIVE_ID = "bench-live"
+TARGETS = {
+    "master.m3u8": f"/v/{VIDEO_ID}/master.m3u8",
+    "720p.m3u8": f"/v/{VIDEO_ID}/720p.m3u8",
+    "720p.m3u8, transcoding": f"/v/{LIVE_ID}/720p.m3u8",
+}
+#: The servers every ratio is taken against.
+BARE = "bare FastAPI, async"
+NGINX = "nginx static"
+#: Response headers the bare app copies from the API's answer (same bytes on the wire).
+COPIED_HEADERS = ("content-type", "etag", "cache-control", "last-modified")
 
 NGINX_CONF = """\
 worker_processes 1;
@@ -64,13 +84,19 @@ http {{
 
 
 def fetch(url: str) -> bytes:
+    return fetch_with_headers(url)[0]
+
+
+def fetch_with_headers(url: str) -> tuple[bytes, dict[str, str]]:
+    """The body and the ``COPIED_HEADERS`` of a GET."""
     with urllib.request.urlopen(url, timeout=5) as resp:
         body: bytes = resp.read()
-        return body
+        headers = {name: resp.headers[name] for name in COPIED_HEADERS if name in resp.headers}
+        return body, headers
 
 
 def seed(data: Path) -> None:
-    """Write the benchmark's catalog entry and segment records."""
+    """Write the benchmark's catalog entries (ready and transcoding) and segment records."""
     from kubevod.backends import open_catalog
     from kubevod.models import Rendition, Segment, TrackKind, Video, VideoState
 
@@ -105,30 +131,71 @@ def seed(data: Path) -> None:
             )
         ],
     )
+    live = video.model_copy(
+        update={"id": LIVE_ID, "state": VideoState.TRANSCODING, "playable": True, "progress": 50.0}
+    )
     catalog = open_catalog(f"sqlite://{data / 'catalog.db'}")
     try:
-        catalog.create(video)
-        for rendition in video.renditions:
-            for seq in range(150):
-                catalog.add_segment(
-                    VIDEO_ID,
-                    Segment(
-                        rendition=rendition.name,
-                        seq=seq,
-                        duration=4.0,
-                        start=seq * 4.0,
-                        key=f"{video.media_prefix()}/{rendition.name}/{seq}.m4s",
-                    ),
-                )
+        for entry, count in ((video, 150), (live, 75)):
+            catalog.create(entry)
+            for rendition in entry.renditions:
+                for seq in range(count):
+                    catalog.add_segment(
+                        entry.id,
+                        Segment(
+                            rendition=rendition.name,
+                            seq=seq,
+                            duration=4.0,
+                            start=seq * 4.0,
+                            key=f"{entry.media_prefix()}/{rendition.name}/{seq}.m4s",
+                        ),
+                    )
     finally:
         catalog.close()
 
 
-def bare_app() -> Any:
+def untraced_app() -> Any:
     """``uvicorn --factory`` target: the app from the environment's settings, no tracing."""
     from kubevod.api.app import create_app
 
     return create_app()
+
+
+def _routes(body: bytes, headers: dict[str, str]) -> tuple[Any, Any]:
+    """An ``async def`` and a ``def`` route answering ``body`` with ``headers``."""
+    media_type = headers["content-type"]
+    rest = {k: v for k, v in headers.items() if k != "content-type"}
+
+    async def async_route() -> Response:
+        return Response(body, media_type=media_type, headers=rest)
+
+    def sync_route() -> Response:
+        return Response(body, media_type=media_type, headers=rest)
+
+    return async_route, sync_route
+
+
+def _bare(sync: bool) -> Any:
+    """A FastAPI app answering each of ``TARGETS`` with the bytes and headers saved under
+    ``$BENCH_STATIC`` (what the API answered), from memory: no middleware, no dependency."""
+    static = Path(os.environ["BENCH_STATIC"])
+    app = FastAPI()
+    for path in TARGETS.values():
+        body = (static / path.lstrip("/")).read_bytes()
+        headers = json.loads((static / (path.lstrip("/") + ".headers.json")).read_text())
+        async_route, sync_route = _routes(body, headers)
+        app.get(path)(sync_route if sync else async_route)
+    return app
+
+
+def bare_async_app() -> Any:
+    """``uvicorn --factory`` target: bare FastAPI, ``async def`` routes."""
+    return _bare(sync=False)
+
+
+def bare_sync_app() -> Any:
+    """``uvicorn --factory`` target: bare FastAPI, ``def`` routes (one threadpool hop each)."""
+    return _bare(sync=True)
 
 
 @dataclass
@@ -184,6 +251,11 @@ def run_wrk(url: str, seconds: int, connections: int) -> tuple[float, float, flo
     return rps, p50, p99, count
 
 
+def _uvicorn(factory: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "--factory", f"bench.api_manifests:{factory}",
+            "--port", str(port), "--log-level", "warning", "--no-access-log"]  # fmt: skip
+
+
 def measure(seconds: int, connections: int, rounds: int) -> list[Result]:
     work = Path(tempfile.mkdtemp(prefix="kubevod-bench-api-"))
     work.chmod(0o755)  # nginx workers run as an unprivileged user when started as root
@@ -192,57 +264,54 @@ def measure(seconds: int, connections: int, rounds: int) -> list[Result]:
         data = work / "data"
         data.mkdir()
         seed(data)
+        static = work / "static"
         env = {
             **os.environ,
             "KUBEVOD_CATALOG_URL": f"sqlite://{data / 'catalog.db'}",
             "KUBEVOD_STORE_URL": (data / "media").as_uri(),
             "PYTHONPATH": str(ROOT),
+            "BENCH_STATIC": str(static),
         }
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         servers: dict[str, str] = {}
         pids: dict[str, int] = {}
 
-        api_port = free_port()
-        procs.append(
-            start(
-                [sys.executable, "-m", "kubevod.api.main"],
-                work / "api.log",
-                {**env, "KUBEVOD_PORT": str(api_port)},
-            )
-        )
-        servers["kubevod-api"] = f"http://127.0.0.1:{api_port}"
-        pids["kubevod-api"] = procs[-1].pid
-        bare_port = free_port()
-        procs.append(
-            start(
-                [sys.executable, "-m", "uvicorn", "--factory", "bench.api_manifests:bare_app",
-                 "--port", str(bare_port), "--log-level", "warning", "--no-access-log"],
-                work / "bare.log",
-                env,
-            )
-        )  # fmt: skip
-        servers["api, no tracing"] = f"http://127.0.0.1:{bare_port}"
-        pids["api, no tracing"] = procs[-1].pid
+        def serve(
+            name: str, argv: list[str], port: int, extra: dict[str, str] | None = None
+        ) -> None:
+            log = work / f"{len(procs)}.log"
+            procs.append(start(argv, log, {**env, **(extra or {})}))
+            servers[name] = f"http://127.0.0.1:{port}"
+            pids[name] = procs[-1].pid
+
+        port = free_port()
+        serve("kubevod-api", [sys.executable, "-m", "kubevod.api.main"], port,
+              {"KUBEVOD_PORT": str(port)})  # fmt: skip
+        port = free_port()
+        serve("api, no tracing", _uvicorn("untraced_app", port), port)
         for base in servers.values():
             wait_http(base + "/healthz")
 
-        # nginx serves the very bytes the API renders
-        static = work / "static"
+        # nginx and the bare apps serve the very bytes (and headers) the API answers
         for path in TARGETS.values():
             dest = static / path.lstrip("/")
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(fetch(servers["kubevod-api"] + path))
-        nginx_port = free_port()
+            body, headers = fetch_with_headers(servers["kubevod-api"] + path)
+            dest.write_bytes(body)
+            dest.with_name(dest.name + ".headers.json").write_text(json.dumps(headers))
+        for name, factory in ((BARE, "bare_async_app"), ("bare FastAPI, sync", "bare_sync_app")):
+            port = free_port()
+            serve(name, _uvicorn(factory, port), port)
+        port = free_port()
         prefix = work / "nginx"
         prefix.mkdir()
         conf = prefix / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(prefix=prefix, port=nginx_port, root=static))
-        procs.append(
-            start([binary("nginx"), "-p", str(prefix), "-c", str(conf)], prefix / "out.log", env)
-        )
-        servers = {"nginx static": f"http://127.0.0.1:{nginx_port}", **servers}
-        pids["nginx static"] = procs[-1].pid
-        wait_http(servers["nginx static"] + TARGETS["master.m3u8"])
+        conf.write_text(NGINX_CONF.format(prefix=prefix, port=port, root=static))
+        serve(NGINX, [binary("nginx"), "-p", str(prefix), "-c", str(conf)], port)
+        order = [NGINX, BARE, "bare FastAPI, sync", "kubevod-api", "api, no tracing"]
+        servers = {name: servers[name] for name in order}
+        for base in servers.values():
+            wait_http(base + TARGETS["master.m3u8"])
         for name, base in servers.items():
             for path in TARGETS.values():
                 assert fetch(base + path) == (static / path.lstrip("/")).read_bytes(), name
@@ -257,8 +326,9 @@ def measure(seconds: int, connections: int, rounds: int) -> list[Result]:
                     cpu_us = (cpu_seconds(pids[name]) - cpu) / count * 1e6
                     result = Result(name, target, rps, p50, p99, cpu_us)
                     print(
-                        f"round {round_ + 1}  {target:12} {name:16} {rps:9.0f} req/s  "
-                        f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  {cpu_us:7.1f} µs CPU/req"
+                        f"round {round_ + 1}  {target:24} {name:20} {rps:9.0f} req/s  "
+                        f"p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  {cpu_us:7.1f} µs CPU/req",
+                        flush=True,
                     )
                     # a shared machine only ever makes things slower: keep each best round
                     if (name, target) not in best or rps > best[(name, target)].rps:
@@ -273,14 +343,16 @@ def measure(seconds: int, connections: int, rounds: int) -> list[Result]:
 def table(results: list[Result]) -> str:
     lines = [
         "| manifest | server | requests/s | p50 ms | p99 ms | server CPU µs/request "
-        "| throughput vs nginx |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| requests/s vs bare async | CPU vs bare async | requests/s vs nginx |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        base = next(x for x in results if x.target == r.target and x.server == "nginx static")
+        bare = next(x for x in results if x.target == r.target and x.server == BARE)
+        nginx = next(x for x in results if x.target == r.target and x.server == NGINX)
         lines.append(
             f"| {r.target} | {r.server} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
-            f"| {r.cpu_us:,.0f} | {r.rps / base.rps:.3f}x |"
+            f"| {r.cpu_us:,.0f} | {r.rps / bare.rps:.2f}x | {r.cpu_us / bare.cpu_us:.2f}x "
+            f"| {r.rps / nginx.rps:.3f}x |"
         )
     return "\n".join(lines)
 

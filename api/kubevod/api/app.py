@@ -11,10 +11,11 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from kubevod.api import errors, health, library, media, metrics, playback, qoe, ui
 from kubevod.api.deps import Services
 from kubevod.api.guard import RequestGuard
-from kubevod.api.manifest_cache import ManifestCache
+from kubevod.api.manifest_cache import ManifestCache, version_probe
 from kubevod.api.metrics import Metrics, MetricsMiddleware
 from kubevod.api.qoe_limits import RateLimiter, SessionCap
 from kubevod.api.settings import ApiSettings
@@ -74,9 +75,12 @@ def create_app(
     if store is None:
         store = open_store(settings.resolved_store_url())
 
+    manifests = ManifestCache(version_probe(catalog))
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        manifests.close()
         for opened in owned:
             opened.close()
 
@@ -92,7 +96,7 @@ def create_app(
         catalog=catalog,
         ingestor=ingestor,
         metrics=Metrics(),
-        manifests=ManifestCache(),
+        manifests=manifests,
         qoe_rate=RateLimiter(settings.qoe_rate_per_s, settings.qoe_burst, settings.qoe_max_clients),
         qoe_sessions=SessionCap(settings.qoe_max_sessions_per_video),
     )
@@ -110,6 +114,13 @@ def create_app(
     app.include_router(ui.router)
 
     # Outermost last: metrics see every request, including gzip and CORS answers.
+    # Innermost: manifests known at the catalog's current version, answered before routing.
+    manifest_routes = {r.path: r for r in playback.router.routes if isinstance(r, APIRoute)}
+    app.add_middleware(
+        playback.CachedManifests,
+        services=services,
+        routes={t: manifest_routes[t] for t in playback.ROUTE_TEMPLATES},
+    )
     app.add_middleware(TextGZip)
     # Host allowlist and the cross-origin write check, before any route (DNS rebinding, CSRF).
     app.add_middleware(

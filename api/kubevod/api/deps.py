@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -74,13 +75,24 @@ async def load_video(video_id: VideoId, services: ServicesDep) -> Video:
 VideoDep = Annotated[Video, Depends(load_video)]
 
 
+#: What a signed-URL query's values look like (anything else is a 422).
+SIGNED_MD5 = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+SIGNED_EXPIRES = re.compile(r"^[0-9]{1,12}$")
+
+
+def signed_query_string(md5: str | None, expires: str | None) -> str:
+    """The query to append to every URI a manifest lists: both values, or nothing (pure)."""
+    return urlencode({"md5": md5, "expires": expires}) if md5 and expires else ""
+
+
 async def signed_query(
     md5: Annotated[
         str | None,
-        Query(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="Signed-URL token (checked by nginx)"),
+        Query(pattern=SIGNED_MD5.pattern, description="Signed-URL token (checked by nginx)"),
     ] = None,
     expires: Annotated[
-        str | None, Query(pattern=r"^[0-9]{1,12}$", description="Signed-URL expiry, unix time")
+        str | None,
+        Query(pattern=SIGNED_EXPIRES.pattern, description="Signed-URL expiry, unix time"),
     ] = None,
 ) -> str:
     """The signed-URL query a manifest was fetched with, to append to every URI it lists.
@@ -88,7 +100,7 @@ async def signed_query(
     nginx checks the token (one per video, docs/architecture.md §7); the API only passes it on,
     so segments fetched through a signed manifest are signed too.
     """
-    return urlencode({"md5": md5, "expires": expires}) if md5 and expires else ""
+    return signed_query_string(md5, expires)
 
 
 SignedQuery = Annotated[str, Depends(signed_query)]
@@ -96,12 +108,17 @@ SignedQuery = Annotated[str, Depends(signed_query)]
 _bearer = HTTPBearer(auto_error=False, description="KUBEVOD_API_TOKEN, when one is set")
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header, None without one."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+def bearer_value(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, None without one."""
+    scheme, _, value = (authorization or "").partition(" ")
     if scheme.lower() != "bearer":
         return None
     return value.strip() or None
+
+
+def bearer_token(request: Request) -> str | None:
+    """The token of the request's ``Authorization: Bearer <token>`` header, None without one."""
+    return bearer_value(request.headers.get("authorization"))
 
 
 def token_matches(given: str | None, expected: SecretStr | None) -> bool:
@@ -175,6 +192,31 @@ async def require_reader(
         raise Unauthorized(_PRIVATE)
 
 
+def playback_allowed(
+    settings: ApiSettings,
+    video_id: str,
+    authorization: str | None,
+    md5: str | None,
+    expires: str | None,
+    now: float,
+) -> bool:
+    """Whether a request may fetch this video's manifests and media (pure but for ``now``).
+
+    Everyone may, unless the library is private; then the API or viewer token
+    (``Authorization: Bearer <token>``), or this video's valid signed query.
+    """
+    if not settings.private_library():
+        return True
+    given = bearer_value(authorization)
+    if token_matches(given, settings.api_token) or token_matches(given, settings.viewer_token):
+        return True
+    signer = settings.url_signer()
+    return signer is not None and signer.verify(video_id, md5, expires, now)
+
+
+PRIVATE_PLAYBACK = _PRIVATE + ", or use the signed links its details give"
+
+
 async def require_playback(
     request: Request,
     video_id: VideoId,
@@ -187,16 +229,16 @@ async def require_playback(
     (token-protected) details handed out is enough; the API checks it itself, as
     nginx does, so reaching the API past the cache opens nothing.
     """
-    settings = services.settings
-    if may_read(request, settings):
-        return
-    signer = settings.url_signer()
     params = request.query_params
-    if signer is not None and signer.verify(
-        video_id, params.get("md5"), params.get("expires"), time.time()
+    if not playback_allowed(
+        services.settings,
+        video_id,
+        request.headers.get("authorization"),
+        params.get("md5"),
+        params.get("expires"),
+        time.time(),
     ):
-        return
-    raise Unauthorized(_PRIVATE + ", or use the signed links its details give")
+        raise Unauthorized(PRIVATE_PLAYBACK)
 
 
 TokenDep = Depends(require_token)
