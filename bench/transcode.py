@@ -51,6 +51,7 @@ from kubevod.worker.settings import WorkerSettings
 
 from kubevod.catalog.sqlite import SqliteCatalog
 from kubevod.jobs import TranscodeJob
+from kubevod.lifecycle import Lifecycle, queued_entry
 from kubevod.store.file import FileStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +112,7 @@ def run_worker(source: Path, work: Path, settings: WorkerSettings) -> Measure:
     """The real pipeline on FileStore + SQLite, watched from a thread."""
     store, catalog = FileStore(work / "media"), SqliteCatalog(work / "catalog.db")
     job = TranscodeJob(video_id="bench", source=str(source))
+    Lifecycle(catalog, store).register(queued_entry(job))  # the scheduler's part
     m = Measure()
     done = threading.Event()
 

@@ -24,6 +24,11 @@ class Conflict(KubevodError):
     """The request clashes with the current state (e.g. a duplicate id)."""
 
 
+class Superseded(Conflict):
+    """A write for an attempt the video has moved past: a newer attempt or generation
+    started, or the video was deleted (``kubevod.lifecycle``). The writer stops."""
+
+
 class InvalidInput(KubevodError):
     """The input is malformed; retrying the same input cannot succeed."""
 

@@ -2,9 +2,9 @@
 transcode (the operator's Job, local mode's pool, the API in local mode) and
 ``kubevod.worker.pipeline.run``.
 
-In a Kubernetes Job the whole job travels as JSON in the ``KUBEVOD_JOB``
-environment variable; catalog and store URLs travel separately
-(``KUBEVOD_CATALOG_URL``, ``KUBEVOD_STORE_URL``) from Secrets.
+In a Kubernetes Job the whole job travels as JSON in one environment
+variable; catalog and store URLs travel separately from Secrets (the names:
+``kubevod.contract``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
+from kubevod import contract
 from kubevod.models import VIDEO_ID_PATTERN, Video
 
-JOB_ENV = "KUBEVOD_JOB"
+JOB_ENV = contract.JOB
 
 Codec = Literal["h264", "hevc", "av1"]
 Accelerator = Literal["auto", "none", "nvidia", "vaapi", "qsv"]

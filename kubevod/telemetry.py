@@ -31,11 +31,12 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+from kubevod import contract
 from kubevod.__about__ import __version__
 
 #: Environment variables that carry a trace into a child process (Job env, subprocess).
-TRACEPARENT_ENV = "TRACEPARENT"
-TRACESTATE_ENV = "TRACESTATE"
+TRACEPARENT_ENV = contract.TRACEPARENT
+TRACESTATE_ENV = contract.TRACESTATE
 
 #: Downward-API env vars (set by the chart) -> OpenTelemetry resource attributes.
 DOWNWARD_API_ATTRIBUTES: Mapping[str, str] = {

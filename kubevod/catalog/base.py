@@ -8,6 +8,7 @@ runs unchanged against both. Every method is blocking and thread-safe.
 from __future__ import annotations
 
 import builtins
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, VideoState
@@ -16,6 +17,53 @@ from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, Video
 SCHEMA_VERSION = 1
 
 SortKey = Literal["created", "-created", "title", "-title", "duration", "-duration"]
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The state a write is meant for; the catalog refuses it (``Superseded``) otherwise.
+
+    Checked and written in one step (a filtered update in MongoDB, one
+    transaction in SQLite), so of two writers only the one whose fence holds
+    lands. ``kubevod.lifecycle`` sets every fence; nothing else writes fenced.
+
+    Attributes:
+        generation: the stored generation must be this one.
+        prefix: the stored media prefix (one attempt's) must be this one.
+        older_than: the stored generation must be lower than this (a new generation
+            moving an entry forward, never back).
+    """
+
+    generation: int | None = None
+    prefix: str | None = None
+    older_than: int | None = None
+
+    def holds(self, generation: int, prefix: str) -> bool:
+        """Whether an entry at ``generation`` with media ``prefix`` passes this fence."""
+        return (
+            (self.generation is None or generation == self.generation)
+            and (self.prefix is None or prefix == self.prefix)
+            and (self.older_than is None or generation < self.older_than)
+        )
+
+    def describe(self) -> str:
+        """The fence in words, for the Superseded message."""
+        parts = []
+        if self.generation is not None:
+            parts.append(f"generation {self.generation}")
+        if self.prefix is not None:
+            parts.append(f"attempt {self.prefix}")
+        if self.older_than is not None:
+            parts.append(f"a generation below {self.older_than}")
+        return " and ".join(parts) or "anything"
+
+
+def superseded(video_id: str, generation: int, prefix: str, fence: Fence) -> str:
+    """The message of a write refused by ``fence``."""
+    return (
+        f"video {video_id} has moved on (generation {generation}, media {prefix or 'none'}); "
+        f"the write was for {fence.describe()}"
+    )
 
 
 @runtime_checkable
@@ -45,24 +93,36 @@ class Catalog(Protocol):
         """A page of videos; ``query`` matches title (case-insensitive substring) or a tag."""
         ...
 
-    def update(self, video_id: str, **fields: Any) -> Video:
-        """Set the given top-level fields (and ``updated_at``); raises NotFound."""
+    def update(self, video_id: str, *, fence: Fence | None = None, **fields: Any) -> Video:
+        """Set the given top-level fields (and ``updated_at``).
+
+        Only ``kubevod.lifecycle`` calls this (tests/unit/test_lifecycle_owner.py
+        holds the code to it). Raises NotFound, or Superseded when ``fence`` fails.
+        """
         ...
 
-    def set_progress(self, video_id: str, progress: float, *, speed: float | None = None) -> None:
-        """Record transcode progress (percent, clamped to 0..100)."""
+    def set_progress(
+        self, video_id: str, progress: float, *, speed: float | None = None,
+        fence: Fence | None = None,
+    ) -> None:  # fmt: skip
+        """Record transcode progress (percent, clamped to 0..100); NotFound, Superseded."""
         ...
 
-    def add_segment(self, video_id: str, segment: Segment) -> None:
-        """Record one uploaded segment (idempotent on (video, rendition, seq))."""
+    def add_segment(self, video_id: str, segment: Segment, *, fence: Fence | None = None) -> None:
+        """Record one uploaded segment (idempotent on (video, rendition, seq)).
+
+        With a fence, the segment lands only while the fence holds, and a record of
+        another attempt in the same slot is replaced; raises NotFound, Superseded.
+        """
         ...
 
     def segments(self, video_id: str, rendition: str | None = None) -> builtins.list[Segment]:
         """Recorded segments, ordered by rendition then seq."""
         ...
 
-    def clear_segments(self, video_id: str) -> None:
-        """Forget every recorded segment of a video (a transcode starting over)."""
+    def clear_segments(self, video_id: str, *, prefix: str | None = None) -> None:
+        """Forget the recorded segments of a video; with ``prefix``, only those whose
+        key lies under it (one attempt's)."""
         ...
 
     def delete(self, video_id: str) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 from pymongo import ASCENDING, DESCENDING, MongoClient, ReturnDocument
 from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from kubevod.catalog.base import SCHEMA_VERSION, SortKey
+from kubevod.catalog.base import SCHEMA_VERSION, Fence, SortKey, superseded
 from kubevod.catalog.common import (
     aggregate_qoe,
     apply_update,
@@ -28,7 +28,14 @@ from kubevod.catalog.common import (
     normalize,
     sort_field,
 )
-from kubevod.errors import Conflict, InvalidInput, NotFound, Unavailable
+from kubevod.errors import (
+    Conflict,
+    InvalidInput,
+    KubevodError,
+    NotFound,
+    Superseded,
+    Unavailable,
+)
 from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, VideoState, now
 
 #: Client options used unless the URI sets them (milliseconds).
@@ -46,6 +53,28 @@ _REGEX_SPECIAL = frozenset("\\.^$|?*+()[]{}")
 def _literal_regex(text: str) -> str:
     """``text`` as a regex matching itself, escaped portably for PCRE and Go's RE2."""
     return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in text)
+
+
+def _fence_filter(video_id: str, fence: Fence | None) -> dict[str, Any]:
+    """The ``videos`` filter that matches the entry only while ``fence`` holds."""
+    flt: dict[str, Any] = {"_id": video_id}
+    if fence is None:
+        return flt
+    bounds: dict[str, int] = {}
+    if fence.generation is not None:
+        bounds["$eq"] = fence.generation
+    if fence.older_than is not None:
+        bounds["$lt"] = fence.older_than
+    if bounds:
+        flt["generation"] = bounds
+    if fence.prefix is not None:
+        flt["prefix"] = fence.prefix
+    return flt
+
+
+def _under(prefix: str) -> dict[str, str]:
+    """A filter on ``key`` for the keys under one attempt's prefix."""
+    return {"$regex": "^" + _literal_regex(prefix.rstrip("/") + "/")}
 
 
 class MongoCatalog:
@@ -187,11 +216,26 @@ class MongoCatalog:
         items = [self._video(d) for d in docs]
         return VideoPage(items=items, total=total, offset=offset, limit=limit)
 
-    def update(self, video_id: str, **fields: Any) -> Video:
-        """Set the given top-level fields (and ``updated_at``); raises NotFound.
+    def _refused(self, video_id: str, fence: Fence | None) -> KubevodError:
+        """Why a filtered write matched nothing: the entry is gone, or the fence failed."""
+        try:
+            video = self.get(video_id)
+        except NotFound as exc:
+            return exc
+        assert fence is not None
+        return Superseded(superseded(video_id, video.generation, video.prefix, fence))
+
+    def _check(self, video_id: str, fence: Fence | None) -> None:
+        """Raise NotFound or Superseded unless the entry exists and ``fence`` holds."""
+        if self._videos.count_documents(_fence_filter(video_id, fence), limit=1) == 0:
+            raise self._refused(video_id, fence)
+
+    def update(self, video_id: str, *, fence: Fence | None = None, **fields: Any) -> Video:
+        """Set the given top-level fields (and ``updated_at``); NotFound, Superseded.
 
         Only those fields are written (``$set``), so concurrent updates of other
-        fields (e.g. progress from the worker) are not lost.
+        fields (e.g. progress from the worker) are not lost; the fence is part of
+        the update's filter, so it is checked and written in one step.
         """
         video = apply_update(self.get(video_id), fields)
         doc = self._doc(video)
@@ -202,35 +246,62 @@ class MongoCatalog:
             names.add("tags_key")
         with self._guard():
             result = self._videos.update_one(
-                {"_id": video_id}, {"$set": {n: doc[n] for n in names if n != "id"}}
+                _fence_filter(video_id, fence), {"$set": {n: doc[n] for n in names if n != "id"}}
             )
-        if result.matched_count == 0:
-            raise NotFound(f"no video {video_id!r}")
+            if result.matched_count == 0:
+                raise self._refused(video_id, fence)
         return video
 
-    def set_progress(self, video_id: str, progress: float, *, speed: float | None = None) -> None:
-        """Record transcode progress (percent, clamped to 0..100); raises NotFound."""
+    def set_progress(
+        self, video_id: str, progress: float, *, speed: float | None = None,
+        fence: Fence | None = None,
+    ) -> None:  # fmt: skip
+        """Record transcode progress (percent, clamped to 0..100); NotFound, Superseded."""
         changes: dict[str, Any] = {"progress": clamp_progress(progress), "updated_at": now()}
         if speed is not None:
             changes["speed"] = float(speed)
         with self._guard():
-            result = self._videos.update_one({"_id": video_id}, {"$set": changes})
-        if result.matched_count == 0:
-            raise NotFound(f"no video {video_id!r}")
+            result = self._videos.update_one(_fence_filter(video_id, fence), {"$set": changes})
+            if result.matched_count == 0:
+                raise self._refused(video_id, fence)
 
     # -- segments ----------------------------------------------------------
 
-    def add_segment(self, video_id: str, segment: Segment) -> None:
-        """Record one uploaded segment (idempotent on (video, rendition, seq); last wins)."""
+    def add_segment(self, video_id: str, segment: Segment, *, fence: Fence | None = None) -> None:
+        """Record one uploaded segment (idempotent on (video, rendition, seq); last wins).
+
+        With a fence there is no transaction to lean on (FerretDB has none), so the
+        write is bracketed: check the fence, write a record that names this
+        segment's own key, check again. A writer that finds it has been superseded
+        removes exactly its own record; one that is current replaces a record of
+        another attempt in its slot by that record's exact key. So an old attempt
+        can never overwrite or delete the current attempt's record.
+        """
         flt = {"video_id": video_id, "rendition": segment.rendition, "seq": segment.seq}
         doc = {**segment.model_dump(mode="json"), **flt, "schema_version": SCHEMA_VERSION}
         with self._guard():
-            if self._videos.count_documents({"_id": video_id}, limit=1) == 0:
-                raise NotFound(f"no video {video_id!r}")
+            self._check(video_id, fence)
+            if fence is None:
+                try:
+                    self._segments.replace_one(flt, doc, upsert=True)
+                except DuplicateKeyError:  # a concurrent upsert of the same segment won
+                    self._segments.replace_one(flt, doc, upsert=True)
+                return
+            mine = {**flt, "key": segment.key}
+            for _ in range(5):
+                try:
+                    self._segments.replace_one(mine, doc, upsert=True)
+                    break
+                except DuplicateKeyError:  # the slot holds another attempt's record
+                    self._check(video_id, fence)
+                    other = self._segments.find_one(flt, {"key": 1})
+                    if other is not None and other.get("key") != segment.key:
+                        self._segments.delete_one({**flt, "key": other.get("key")})
             try:
-                self._segments.replace_one(flt, doc, upsert=True)
-            except DuplicateKeyError:  # a concurrent upsert of the same segment won
-                self._segments.replace_one(flt, doc, upsert=True)
+                self._check(video_id, fence)
+            except KubevodError:
+                self._segments.delete_one(mine)
+                raise
 
     def segments(self, video_id: str, rendition: str | None = None) -> builtins.list[Segment]:
         """Recorded segments, ordered by rendition then seq."""
@@ -245,10 +316,13 @@ class MongoCatalog:
             )
         return [Segment.model_validate(d) for d in docs]
 
-    def clear_segments(self, video_id: str) -> None:
-        """Forget every recorded segment of a video."""
+    def clear_segments(self, video_id: str, *, prefix: str | None = None) -> None:
+        """Forget the recorded segments of a video (with ``prefix``: those under it)."""
+        flt: dict[str, Any] = {"video_id": video_id}
+        if prefix is not None:
+            flt["key"] = _under(prefix)
         with self._guard():
-            self._segments.delete_many({"video_id": video_id})
+            self._segments.delete_many(flt)
 
     def delete(self, video_id: str) -> None:
         """Remove the video, its segments and its QoE data; no error if absent."""

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from kubevod.catalog.base import SCHEMA_VERSION, SortKey
+from kubevod.catalog.base import SCHEMA_VERSION, Fence, SortKey, superseded
 from kubevod.catalog.common import (
     aggregate_qoe,
     apply_update,
@@ -28,7 +28,7 @@ from kubevod.catalog.common import (
     sort_field,
     utc_ms,
 )
-from kubevod.errors import Conflict, NotFound, Unavailable
+from kubevod.errors import Conflict, NotFound, Superseded, Unavailable
 from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, VideoState, now
 
 _SCHEMA = """
@@ -230,26 +230,42 @@ class SqliteCatalog:
         items = [Video.model_validate_json(r[0]) for r in rows]
         return VideoPage(items=items, total=total, offset=offset, limit=limit)
 
-    def update(self, video_id: str, **fields: Any) -> Video:
-        """Set the given top-level fields (and ``updated_at``); raises NotFound."""
+    @classmethod
+    def _fenced(cls, conn: sqlite3.Connection, video_id: str, fence: Fence | None) -> Video:
+        """The stored video, inside the caller's write transaction, if ``fence`` holds."""
+        video = cls._load(conn, video_id)
+        if fence is not None and not fence.holds(video.generation, video.prefix):
+            raise Superseded(superseded(video_id, video.generation, video.prefix, fence))
+        return video
+
+    def update(self, video_id: str, *, fence: Fence | None = None, **fields: Any) -> Video:
+        """Set the given top-level fields (and ``updated_at``); NotFound, Superseded."""
         with self._write() as conn:
-            video = apply_update(self._load(conn, video_id), fields)
+            video = apply_update(self._fenced(conn, video_id, fence), fields)
             self._save(conn, video)
         return video
 
-    def set_progress(self, video_id: str, progress: float, *, speed: float | None = None) -> None:
-        """Record transcode progress (percent, clamped to 0..100); raises NotFound."""
+    def set_progress(
+        self, video_id: str, progress: float, *, speed: float | None = None,
+        fence: Fence | None = None,
+    ) -> None:  # fmt: skip
+        """Record transcode progress (percent, clamped to 0..100); NotFound, Superseded."""
         fields: dict[str, Any] = {"progress": clamp_progress(progress)}
         if speed is not None:
             fields["speed"] = speed
-        self.update(video_id, **fields)
+        self.update(video_id, fence=fence, **fields)
 
     # -- segments ----------------------------------------------------------
 
-    def add_segment(self, video_id: str, segment: Segment) -> None:
-        """Record one uploaded segment (idempotent on (video, rendition, seq); last wins)."""
+    def add_segment(self, video_id: str, segment: Segment, *, fence: Fence | None = None) -> None:
+        """Record one uploaded segment (idempotent on (video, rendition, seq); last wins).
+
+        The fence is checked in the same transaction as the write.
+        """
         with self._write() as conn:
-            if conn.execute("SELECT 1 FROM videos WHERE id=?", (video_id,)).fetchone() is None:
+            if fence is not None:
+                self._fenced(conn, video_id, fence)
+            elif conn.execute("SELECT 1 FROM videos WHERE id=?", (video_id,)).fetchone() is None:
                 raise NotFound(f"no video {video_id!r}")
             conn.execute(
                 "INSERT INTO segments (video_id, rendition, seq, doc) VALUES (?, ?, ?, ?)"
@@ -268,10 +284,16 @@ class SqliteCatalog:
             rows = conn.execute(sql + " ORDER BY rendition, seq", args).fetchall()
         return [Segment.model_validate_json(r[0]) for r in rows]
 
-    def clear_segments(self, video_id: str) -> None:
-        """Forget every recorded segment of a video."""
+    def clear_segments(self, video_id: str, *, prefix: str | None = None) -> None:
+        """Forget the recorded segments of a video (with ``prefix``: those under it)."""
+        sql = "DELETE FROM segments WHERE video_id=?"
+        args: list[Any] = [video_id]
+        if prefix is not None:
+            under = prefix.rstrip("/") + "/"
+            sql += " AND substr(json_extract(doc, '$.key'), 1, ?) = ?"
+            args += [len(under), under]
         with self._write() as conn:
-            conn.execute("DELETE FROM segments WHERE video_id=?", (video_id,))
+            conn.execute(sql, args)
 
     def delete(self, video_id: str) -> None:
         """Remove the video, its segments and its QoE data; no error if absent."""

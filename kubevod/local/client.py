@@ -12,11 +12,11 @@ from typing import Any, Protocol
 
 import httpx
 
-from kubevod import keys
 from kubevod.backends import public_source
 from kubevod.catalog.base import Catalog
 from kubevod.errors import KubevodError, NotFound, SourceError, Unavailable
 from kubevod.jobs import IngestRequest
+from kubevod.lifecycle import Lifecycle
 from kubevod.local.settings import DataLayout, LocalSettings
 from kubevod.models import Video
 
@@ -136,9 +136,7 @@ class DirectLibrary:
 
     def remove(self, video_id: str) -> None:
         video = self._catalog.get(video_id)
-        self._store.delete_prefix(keys.video_root(video.id))
-        self._store.delete_prefix(keys.logs_root(video.id))
-        self._catalog.delete(video.id)
+        Lifecycle(self._catalog, self._store).purge(video.id)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -28,8 +28,10 @@ from kubevod.catalog.base import Catalog
 from kubevod.errors import SourceError
 from kubevod.fetchguard import FetchLimits, FetchPolicy, GuardedFetch
 from kubevod.jobs import IngestRequest, Runner
+from kubevod.lifecycle import Lifecycle
 from kubevod.local.pool import LocalPool, job_for
 from kubevod.models import Video, VideoState
+from kubevod.store.base import ObjectStore
 
 URL_SCHEMES = ("http", "https")
 #: Seconds ffprobe may take to open and read the head of a source.
@@ -109,11 +111,13 @@ class LocalIngestor:
         self,
         *,
         catalog: Catalog,
+        store: ObjectStore,
         runner: Runner,
         ffprobe: str | None = None,
         fetch_policy: FetchPolicy | None = None,
     ) -> None:
         self._catalog = catalog
+        self._lifecycle = Lifecycle(catalog, store)
         self._runner = runner
         self._ffprobe = ffprobe
         self._fetch_policy = fetch_policy
@@ -133,16 +137,9 @@ class LocalIngestor:
                 return existing
             self._check(source)
             if existing is not None:  # failed before: try again with the same id
-                video = self._catalog.update(
-                    existing.id,
-                    state=VideoState.QUEUED,
-                    progress=0.0,
-                    playable=False,
-                    message="",
-                    source=source,
-                )
+                video = self._lifecycle.requeue(existing, "", source=source)
             else:
-                video = self._catalog.create(
+                video = self._lifecycle.register(
                     Video(
                         title=request.title or default_title(source),
                         tags=list(request.tags),

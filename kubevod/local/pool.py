@@ -24,8 +24,9 @@ from typing import Any
 
 from kubevod import telemetry
 from kubevod.catalog.base import Catalog
-from kubevod.errors import KubevodError, NotFound, SourceError
+from kubevod.errors import KubevodError, NotFound, SourceError, Superseded
 from kubevod.jobs import TranscodeJob
+from kubevod.lifecycle import Lifecycle
 from kubevod.models import Video, VideoState
 from kubevod.store.base import ObjectStore
 
@@ -69,6 +70,7 @@ class LocalPool:
     ) -> None:
         self._store = store
         self._catalog = catalog
+        self._lifecycle = Lifecycle(catalog, store)
         self._scratch = scratch
         self._workers = max(1, workers)
         self._worker_settings = worker_settings
@@ -220,6 +222,8 @@ class LocalPool:
             log.info("transcode done", extra={"video_id": job.video_id})
         except SourceError as exc:  # the pipeline has marked the video failed
             log.warning("source unusable: %s", one_line(exc), extra={"video_id": job.video_id})
+        except Superseded as exc:  # deleted or moved on meanwhile: nothing is left to mark
+            log.info("transcode stopped: %s", one_line(exc), extra={"video_id": job.video_id})
         except Exception as exc:
             if self._stopping.is_set():
                 self._reset(job.video_id, INTERRUPTED)
@@ -244,29 +248,15 @@ class LocalPool:
     def _reset(self, video_id: str, message: str) -> None:
         """Make a video ``queued`` again with nothing of the cut-short run left visible."""
         try:
-            video = self._catalog.get(video_id)
-            self._catalog.clear_segments(video_id)
-            self._catalog.update(
-                video_id,
-                state=VideoState.QUEUED,
-                progress=0.0,
-                playable=False,
-                speed=None,
-                message=message,
-            )
-            self._store.delete_prefix(video.media_prefix() + "/")
-        except NotFound:
+            self._lifecycle.requeue(self._catalog.get(video_id), message)
+        except (NotFound, Superseded):
             pass
         except KubevodError:
             log.exception("could not reset video", extra={"video_id": video_id})
 
     def _mark_failed(self, video_id: str, reason: str) -> None:
         try:
-            video = self._catalog.get(video_id)
-            if video.state != VideoState.FAILED:
-                self._catalog.update(
-                    video_id, state=VideoState.FAILED, playable=False, message=reason
-                )
+            self._lifecycle.fail(self._catalog.get(video_id), reason)
         except NotFound:
             pass
         except KubevodError:

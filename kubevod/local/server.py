@@ -183,7 +183,7 @@ class LocalRuntime:
             workers=self.settings.workers,
             worker_settings=worker_settings(),
         )
-        self.ingestor = LocalIngestor(catalog=self.catalog, runner=self.pool)
+        self.ingestor = LocalIngestor(catalog=self.catalog, store=self.store, runner=self.pool)
 
     def close(self, timeout: float = 20.0) -> set[str]:
         """Stop the pool, close the catalog, unlock; returns the ids left queued for next time."""

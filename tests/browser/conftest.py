@@ -26,6 +26,7 @@ from kubevod.catalog.base import Catalog
 from kubevod.jobs import LadderRung, TranscodeJob
 from kubevod.models import Video, VideoState
 from kubevod.store.base import ObjectStore
+from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
 from tests.fixtures.util import free_port, require
 
@@ -127,7 +128,7 @@ def run_pipeline(
 
     job = TranscodeJob(video_id=video.id, source=video.source, segment_seconds=1.0, ladder=LADDER)
     result: Video = run(
-        job,
+        scheduled(catalog, job),
         store=store,
         catalog=catalog,
         scratch=scratch,

@@ -183,7 +183,7 @@ async def test_add_and_delete_with_the_local_ingestor(tmp_path: Path) -> None:
     catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
     # The pool is never started: the job stays queued, which is all this test needs.
     pool = LocalPool(store=store, catalog=catalog, scratch=tmp_path / "scratch")
-    ingestor = LocalIngestor(catalog=catalog, runner=pool)
+    ingestor = LocalIngestor(catalog=catalog, store=store, runner=pool)
     try:
         async with api_env(tmp_path, catalog=catalog, store=store, ingestor=ingestor) as env:
             added = await env.client.post(

@@ -23,6 +23,7 @@ from kubevod.jobs import LadderRung, TranscodeJob
 from kubevod.manifests.hls import render_master
 from kubevod.models import TrackKind, Video, VideoState
 from tests.browser.conftest import Backends, start_api
+from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
 from tests.integration.worker_media import (
     check_playlists,
@@ -61,7 +62,7 @@ def transcoded(backends: Backends) -> Callable[[str], Video]:
             )  # fmt: skip
             settings = fast_settings(x265_preset="ultrafast", svtav1_preset=12)
             run(
-                job, store=backends.store, catalog=backends.catalog,
+                scheduled(backends.catalog, job), store=backends.store, catalog=backends.catalog,
                 scratch=backends.root / "scratch", cancel=threading.Event(), settings=settings,
             )  # fmt: skip
             done[codec] = backends.catalog.get(video.id)
@@ -153,7 +154,7 @@ def test_a_codec_this_worker_cannot_encode_fails_the_job_and_says_so(
         update={"codec": "vp9"}  # a codec a newer API might accept before the worker knows it
     )
     with pytest.raises(SourceError, match="codec vp9 is not supported by this worker"):
-        run(job, store=backends.store, catalog=backends.catalog,
+        run(scheduled(backends.catalog, job), store=backends.store, catalog=backends.catalog,
             scratch=backends.root / "scratch", settings=fast_settings())  # fmt: skip
     failed = backends.catalog.get(video.id)
     assert failed.state == VideoState.FAILED

@@ -23,6 +23,7 @@ from kubevod.jobs import TranscodeJob
 from kubevod.models import VideoState, new_video_id
 from kubevod.store.file import FileStore
 from kubevod.store.s3 import S3Store
+from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
 from tests.integration.worker_media import fast_settings
 
@@ -193,12 +194,22 @@ def test_pipeline_transcodes_an_http_source_and_fails_cleanly_on_404(
     store, catalog = FileStore(tmp_path / "media"), SqliteCatalog(tmp_path / "c.db")
     try:
         ok = TranscodeJob(video_id=new_video_id(), source=f"{server}/video.mp4")
-        video = run(ok, store=store, catalog=catalog, settings=fast_settings(fetch_allow=LOOP))
+        video = run(
+            scheduled(catalog, ok),
+            store=store,
+            catalog=catalog,
+            settings=fast_settings(fetch_allow=LOOP),
+        )
         assert video.state == VideoState.READY and video.title == "video"
         assert video.source == f"{server}/video.mp4"
         bad = TranscodeJob(video_id=new_video_id(), source=f"{server}/gone.mp4")
         with pytest.raises(SourceError, match="HTTP 404"):
-            run(bad, store=store, catalog=catalog, settings=fast_settings(fetch_allow=LOOP))
+            run(
+                scheduled(catalog, bad),
+                store=store,
+                catalog=catalog,
+                settings=fast_settings(fetch_allow=LOOP),
+            )
         failed = catalog.get(bad.video_id)
         assert (
             failed.state == VideoState.FAILED

@@ -32,6 +32,7 @@ from kubevod.fetchguard import FetchLimits, FetchPolicy, FetchRefused, GuardedFe
 from kubevod.jobs import TranscodeJob
 from kubevod.models import VideoState, new_video_id
 from kubevod.store.file import FileStore
+from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
 from tests.integration.worker_media import fast_settings
 
@@ -154,7 +155,7 @@ def transcode_fails(source: str, tmp_path: Path, match: str, **changes: Any) -> 
     job = TranscodeJob(video_id=new_video_id(), source=source)
     try:
         with pytest.raises((SourceError, TranscodeFailed), match=match):
-            run(job, store=store, catalog=catalog, settings=settings(**changes))
+            run(scheduled(catalog, job), store=store, catalog=catalog, settings=settings(**changes))
         video = catalog.get(job.video_id)
         assert video.state == VideoState.FAILED and not video.playable
         assert "\n" not in video.message and len(video.message) <= 300
@@ -278,7 +279,13 @@ def test_ffmpeg_runs_without_the_workers_credentials(
 
     def transcode() -> None:
         try:
-            run(job, store=store, catalog=catalog, cancel=cancel, settings=fast_settings())
+            run(
+                scheduled(catalog, job),
+                store=store,
+                catalog=catalog,
+                cancel=cancel,
+                settings=fast_settings(),
+            )
         except BaseException as exc:  # handed to the test thread
             done.append(exc)
 

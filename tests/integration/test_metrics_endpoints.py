@@ -21,6 +21,7 @@ from kubevod.catalog.sqlite import SqliteCatalog
 from kubevod.jobs import TranscodeJob
 from kubevod.metrics import start_metrics_server
 from kubevod.store.file import FileStore
+from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
 from tests.fixtures.otlp import OtlpReceiver
 from tests.integration.operator_support.flow import Flow, install_crds, one_video
@@ -153,7 +154,7 @@ def test_worker_metrics_after_a_transcode(tmp_path: Path) -> None:
     catalog = SqliteCatalog(tmp_path / "catalog.db")
     job = TranscodeJob(video_id="metered", source=str(source), segment_seconds=1)
     try:
-        video = run(job, store=FileStore(tmp_path / "media"), catalog=catalog,
+        video = run(scheduled(catalog, job), store=FileStore(tmp_path / "media"), catalog=catalog,
                     settings=fast_settings())  # fmt: skip
         segments = catalog.segments(job.video_id)
     finally:

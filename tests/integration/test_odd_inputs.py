@@ -18,6 +18,7 @@ from kubevod.jobs import TranscodeJob
 from kubevod.models import TrackKind, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
 from tests.fixtures import media
+from tests.fixtures.jobs import scheduled
 from tests.integration.worker_media import (
     check_playlists,
     check_ready_video,
@@ -40,7 +41,12 @@ class Env:
         job = TranscodeJob(
             video_id=new_video_id(), source=str(source), segment_seconds=segment_seconds
         )
-        return run(job, store=self.store, catalog=self.catalog, settings=fast_settings())
+        return run(
+            scheduled(self.catalog, job),
+            store=self.store,
+            catalog=self.catalog,
+            settings=fast_settings(),
+        )
 
     def check(
         self, video: Video, *, segment_seconds: float = 2, audio_aligned: bool = True
@@ -173,7 +179,12 @@ def test_bad_sources_fail_cleanly(
     from kubevod.worker.pipeline import run
 
     with pytest.raises(SourceError, match=reason):
-        run(job, store=env.store, catalog=env.catalog, settings=fast_settings())
+        run(
+            scheduled(env.catalog, job),
+            store=env.store,
+            catalog=env.catalog,
+            settings=fast_settings(),
+        )
     video = env.catalog.get(job.video_id)
     assert video.state == VideoState.FAILED and not video.playable
     assert reason in video.message and "\n" not in video.message and len(video.message) <= 300
@@ -191,7 +202,12 @@ def test_decode_errors_in_the_middle_are_concealed_or_fail_cleanly(
     from kubevod.worker.pipeline import run
 
     try:
-        video = run(job, store=env.store, catalog=env.catalog, settings=fast_settings())
+        video = run(
+            scheduled(env.catalog, job),
+            store=env.store,
+            catalog=env.catalog,
+            settings=fast_settings(),
+        )
     except SourceError:
         video = env.catalog.get(job.video_id)
         assert video.state == VideoState.FAILED and env.catalog.segments(job.video_id) == []

@@ -27,11 +27,13 @@ from kubevod.worker.thumbs import make_poster
 from kubevod.backends import open_catalog, open_store
 from kubevod.catalog.base import Catalog
 from kubevod.catalog.sqlite import SqliteCatalog
-from kubevod.errors import SourceError
+from kubevod.errors import NotFound, SourceError
 from kubevod.jobs import TranscodeJob
+from kubevod.lifecycle import Lifecycle, queued_entry
 from kubevod.models import VideoState, new_video_id
 from kubevod.store.base import ObjectStore
 from kubevod.store.file import FileStore
+from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
 from tests.fixtures.util import ROOT
 from tests.integration.worker_media import check_playlists, check_ready_video, fast_settings
@@ -93,8 +95,8 @@ def test_ladder_is_complete_aligned_and_playable(
     job = TranscodeJob(video_id=new_video_id(), source=str(clip), segment_seconds=2, title="Clip")
     seen: list[float] = []
     video = run(
-        job, store=backends.store, catalog=backends.catalog, scratch=tmp_path / "scratch",
-        on_progress=seen.append, settings=fast_settings(),
+        scheduled(backends.catalog, job), store=backends.store, catalog=backends.catalog,
+        scratch=tmp_path / "scratch", on_progress=seen.append, settings=fast_settings(),
     )  # fmt: skip
     assert video == backends.catalog.get(job.video_id)
     assert video.title == "Clip" and video.accelerator == "software"
@@ -131,7 +133,7 @@ class RecordingCatalog(SqliteCatalog):
     store: ObjectStore
     snapshot: dict[str, Any] | None = None
 
-    def update(self, video_id: str, **fields: Any) -> Any:
+    def update(self, video_id: str, *, fence: Any = None, **fields: Any) -> Any:
         if fields.get("playable") is True and self.snapshot is None:
             video = self.get(video_id)
             names = [r.name for r in fields["renditions"]]
@@ -143,7 +145,7 @@ class RecordingCatalog(SqliteCatalog):
                 "in_store": all(self.store.stat(s[0].key).size > 0 for s in firsts.values() if s),
                 "at": time.monotonic(),
             }
-        return super().update(video_id, **fields)
+        return super().update(video_id, fence=fence, **fields)
 
 
 def test_playable_while_encoding_with_the_first_segment_of_every_rendition(
@@ -153,7 +155,9 @@ def test_playable_while_encoding_with_the_first_segment_of_every_rendition(
     catalog.store = FileStore(tmp_path / "media")
     job = TranscodeJob(video_id=new_video_id(), source=str(clip), segment_seconds=2)
     started = time.monotonic()
-    video = run(job, store=catalog.store, catalog=catalog, settings=fast_settings())
+    video = run(
+        scheduled(catalog, job), store=catalog.store, catalog=catalog, settings=fast_settings()
+    )
     snap = catalog.snapshot
     assert snap is not None and video.state == VideoState.READY
     assert snap["state"] == VideoState.TRANSCODING  # playable before the end
@@ -164,17 +168,32 @@ def test_playable_while_encoding_with_the_first_segment_of_every_rendition(
     assert snap["at"] - started < 2 + 4
 
 
+def newer_generation(backends: Backends, job: TranscodeJob) -> TranscodeJob:
+    """The job of the next generation, moved to by the scheduler as the operator does."""
+    newer = job.model_copy(update={"generation": job.generation + 1})
+    Lifecycle(backends.catalog, backends.store).start_generation(queued_entry(newer))
+    return newer
+
+
 def test_rerun_of_the_same_job_replaces_everything_under_the_same_keys(
     local_backends: Backends, clip: Path, tmp_path: Path
 ) -> None:
     job = TranscodeJob(video_id=new_video_id(), source=str(clip), segment_seconds=2)
     first = run(
-        job, store=local_backends.store, catalog=local_backends.catalog, settings=fast_settings()
+        scheduled(local_backends.catalog, job),
+        store=local_backends.store,
+        catalog=local_backends.catalog,
+        settings=fast_settings(),
     )
     store = local_backends.store
     keys = sorted(o.key for o in store.list(first.media_prefix() + "/"))
     held = {key: store.get(key) for key in keys}  # what a cache may hold as immutable
-    again = run(job, store=store, catalog=local_backends.catalog, settings=fast_settings())
+    again = run(
+        scheduled(local_backends.catalog, job),
+        store=store,
+        catalog=local_backends.catalog,
+        settings=fast_settings(),
+    )
     # The rerun wrote keys of its own: no key a cache holds changed meaning, and the
     # earlier attempt's objects went only once the new one was ready.
     relative = lambda video, k: k[len(video.media_prefix()) :]  # noqa: E731
@@ -188,7 +207,7 @@ def test_rerun_of_the_same_job_replaces_everything_under_the_same_keys(
     )
     # a new generation writes under a new prefix and drops the old one once ready
     newer = run(
-        job.model_copy(update={"generation": 2}), store=local_backends.store,
+        newer_generation(local_backends, job), store=local_backends.store,
         catalog=local_backends.catalog, settings=fast_settings(),
     )  # fmt: skip
     assert newer.media_prefix().startswith(f"videos/{job.video_id}/g2-")
@@ -218,7 +237,8 @@ def test_cancel_stops_ffmpeg_and_leaves_nothing_claiming_progress(
     watcher = threading.Thread(target=cancel_when_playable)
     watcher.start()
     with pytest.raises(Cancelled):
-        run(job, store=local_backends.store, catalog=local_backends.catalog, cancel=cancel,
+        run(scheduled(local_backends.catalog, job), store=local_backends.store,
+            catalog=local_backends.catalog, cancel=cancel,
             settings=fast_settings(x264_preset="medium"))  # fmt: skip
     watcher.join()
     video = local_backends.catalog.get(job.video_id)
@@ -249,7 +269,12 @@ def test_a_hung_ffmpeg_is_stopped_and_the_video_fails_with_a_reason(
     settings = fast_settings(ffmpeg=str(wrapper), stall_timeout=1, kill_grace=0.5)
     started = time.monotonic()
     with pytest.raises(TranscodeFailed, match="no progress for 1 s"):
-        run(job, store=local_backends.store, catalog=local_backends.catalog, settings=settings)
+        run(
+            scheduled(local_backends.catalog, job),
+            store=local_backends.store,
+            catalog=local_backends.catalog,
+            settings=settings,
+        )
     assert time.monotonic() - started < 30
     video = local_backends.catalog.get(job.video_id)
     assert video.state == VideoState.FAILED and not video.playable
@@ -279,7 +304,7 @@ def test_worker_entry_point_survives_sigkill_and_a_rerun_completes(
     """A Job pod killed mid-encode (SIGKILL) and started again ends with a complete result."""
     source = make_video(tmp_path / "src.mp4", seconds=12, width=640, height=360)
     job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2)
-    env = _worker_env(local_backends, job)
+    env = _worker_env(local_backends, scheduled(local_backends.catalog, job))
     argv = [sys.executable, "-m", "kubevod.worker.main"]
     env["KUBEVOD_X264_PRESET"] = "medium"  # slow enough to be killed half-way
     proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -310,8 +335,17 @@ def test_worker_entry_point_exit_codes(local_backends: Backends, tmp_path: Path)
     bad.write_text("hello, I am text\n" * 100)
     job = TranscodeJob(video_id=new_video_id(), source=str(bad))
     argv = [sys.executable, "-m", "kubevod.worker.main"]
+    # A Job for a video that is not in the catalog (deleted before its pod started):
+    # the worker stops with the reason, creates no entry and writes no object.
     done = subprocess.run(argv, env=_worker_env(local_backends, job), cwd=ROOT,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert f"video {job.video_id} is not in the catalog" in done.stderr
+    with pytest.raises(NotFound):
+        local_backends.catalog.get(job.video_id)
+    assert list(local_backends.store.list("")) == []
+    env = _worker_env(local_backends, scheduled(local_backends.catalog, job))
+    done = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr
     video = local_backends.catalog.get(job.video_id)
     assert video.state == VideoState.FAILED and "\n" not in video.message
@@ -331,7 +365,7 @@ def test_bad_source_marks_failed_and_raises_source_error(
     job = TranscodeJob(video_id=new_video_id(), source=str(empty), title="Empty")
     with pytest.raises(SourceError, match="empty"):
         run(
-            job,
+            scheduled(local_backends.catalog, job),
             store=local_backends.store,
             catalog=local_backends.catalog,
             settings=fast_settings(),
@@ -360,7 +394,10 @@ def test_a_gpu_that_fails_mid_encode_falls_back_to_software(
     monkeypatch.setattr(local_backends.catalog, "update", update)
     job = TranscodeJob(video_id=new_video_id(), source=str(clip), accelerator="vaapi")
     video = run(
-        job, store=local_backends.store, catalog=local_backends.catalog, settings=fast_settings()
+        scheduled(local_backends.catalog, job),
+        store=local_backends.store,
+        catalog=local_backends.catalog,
+        settings=fast_settings(),
     )
     assert video.state == VideoState.READY and video.accelerator == "software"
     assert [r.name for r in video.renditions] == ["360p", "240p", "audio"]
@@ -376,9 +413,11 @@ class ProgressCatalog(SqliteCatalog):
 
     writes: list[tuple[float, float]]
 
-    def set_progress(self, video_id: str, progress: float, *, speed: float | None = None) -> None:
+    def set_progress(
+        self, video_id: str, progress: float, *, speed: float | None = None, fence: Any = None
+    ) -> None:
         self.writes.append((time.monotonic(), progress))
-        super().set_progress(video_id, progress, speed=speed)
+        super().set_progress(video_id, progress, speed=speed, fence=fence)
 
 
 def test_progress_rises_steadily_while_encoding(tmp_path: Path) -> None:
@@ -406,7 +445,7 @@ def test_progress_rises_steadily_while_encoding(tmp_path: Path) -> None:
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        video = run(job, store=FileStore(tmp_path / "media"), catalog=catalog,
+        video = run(scheduled(catalog, job), store=FileStore(tmp_path / "media"), catalog=catalog,
                     settings=fast_settings(progress_interval=0.15))  # fmt: skip
     finally:
         stop.set()

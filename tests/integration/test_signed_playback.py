@@ -31,6 +31,7 @@ from kubevod.models import Video, VideoState
 from kubevod.signing import token
 from kubevod.store.base import ObjectStore
 from tests.chart.nginx_conf import local_values, render
+from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
 from tests.fixtures.servers import NginxServer
 from tests.fixtures.util import free_port
@@ -85,7 +86,7 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
     catalog = open_catalog(f"sqlite://{root / 'catalog.db'}")
     video = catalog.create(Video(title="Signed clip", source=str(source)))
     job = TranscodeJob(video_id=video.id, source=str(source), segment_seconds=1.0)
-    ready = run(job, store=store, catalog=catalog, scratch=root / "scratch",
+    ready = run(scheduled(catalog, job), store=store, catalog=catalog, scratch=root / "scratch",
                 settings=fast_settings())  # fmt: skip
     assert ready.state == VideoState.READY, ready.message
     assert ready.poster_key and ready.trickplay and ready.subtitles

@@ -11,6 +11,7 @@ from kubevod.operator.jobs import build_job, gpu_vendor
 from kubevod.operator.resource import Asset, VideoAssetSpec
 from kubevod.operator.settings import GpuSettings, OperatorSettings, WorkerSettings
 
+from kubevod import keys
 from kubevod.jobs import TranscodeJob
 from kubevod.models import is_valid_video_id
 
@@ -98,7 +99,11 @@ def test_url_source_job_matches_snapshot() -> None:
                 "rules": [
                     {
                         "action": "FailJob",
-                        "onExitCodes": {"containerName": "worker", "operator": "In", "values": [2]},
+                        "onExitCodes": {
+                            "containerName": "worker",
+                            "operator": "In",
+                            "values": [2, 3],
+                        },
                     },
                     {
                         "action": "Ignore",
@@ -337,9 +342,9 @@ def test_names_are_deterministic_valid_and_short(name: str, generation: int) -> 
 
 
 def test_media_prefix_changes_with_generation() -> None:
-    assert naming.media_prefix("v1", 1) == "videos/v1/g1"
-    assert naming.media_prefix("v1", 2) == "videos/v1/g2"
-    assert naming.video_prefix("v1") == "videos/v1/"
+    assert keys.media_prefix("v1", 1) == "videos/v1/g1"
+    assert keys.media_prefix("v1", 2) == "videos/v1/g2"
+    assert keys.video_root("v1") == "videos/v1/"
 
 
 def test_settings_read_nested_env(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,10 +10,10 @@ from kubevod.api.errors import responses
 from kubevod.api.views import VideoView, VideoViewPage, view
 from starlette.concurrency import run_in_threadpool
 
-from kubevod import keys
 from kubevod.catalog.base import SortKey
 from kubevod.errors import Conflict
 from kubevod.jobs import IngestRequest
+from kubevod.lifecycle import Lifecycle
 from kubevod.models import QoeStats, VideoPatch, VideoState
 
 router = APIRouter(prefix="/api/videos", tags=["library"])
@@ -74,7 +74,8 @@ def get_video_qoe(video: VideoDep, services: ServicesDep) -> QoeStats:
 def patch_video(video: VideoDep, patch: VideoPatch, services: ServicesDep) -> VideoView:
     """Change the title, description or tags of a video."""
     fields = patch.model_dump(exclude_unset=True, exclude_none=True)
-    updated = services.catalog.update(video.id, **fields) if fields else video
+    lifecycle = Lifecycle(services.catalog, services.store)
+    updated = lifecycle.update_metadata(video.id, **fields) if fields else video
     return view(updated, services.settings)
 
 
@@ -95,9 +96,7 @@ def delete_video(video: VideoDep, services: ServicesDep) -> Response:
     if services.ingestor is not None:
         services.ingestor.cancel(video.id)
     # Objects first: if the store is down the entry stays, and the DELETE can be retried.
-    services.store.delete_prefix(keys.video_root(video.id))
-    services.store.delete_prefix(keys.logs_root(video.id))  # failed runs' logs, outside videos/
-    services.catalog.delete(video.id)
+    Lifecycle(services.catalog, services.store).purge(video.id)
     return Response(status_code=204)
 
 

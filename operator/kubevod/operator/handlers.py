@@ -19,18 +19,21 @@ from typing import Any
 
 import kopf
 from kubernetes import client
-from kubevod.operator import cleanup as cleaning
-from kubevod.operator import entries, errors, kube, limits, naming, validation
+from kubevod.operator import errors, kube, limits, naming, validation
 from kubevod.operator import status as st
+from kubevod.operator.catalog_entry import build_entry
+from kubevod.operator.cleanup import abandon_message
 from kubevod.operator.errors import InvalidSpec, OverLimit, Rejected, Unschedulable
 from kubevod.operator.jobs import build_job
 from kubevod.operator.queue import Entry, Key, Ledger
 from kubevod.operator.resource import TERMINAL, Asset, Phase
 from kubevod.operator.settings import load_settings
 
+from kubevod import contract
 from kubevod.backends import open_catalog, open_store
 from kubevod.catalog.base import Catalog
 from kubevod.errors import NotFound, Unavailable
+from kubevod.lifecycle import Lifecycle
 from kubevod.logs import ContextLogger, get_logger
 from kubevod.metrics import operator_metrics
 from kubevod.models import Video
@@ -47,6 +50,10 @@ class Backends:
     catalog: Catalog
     store: ObjectStore
     api: client.ApiClient
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return Lifecycle(self.catalog, self.store)
 
 
 def _now() -> str:
@@ -146,7 +153,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=naming.GROUP)
     settings.posting.level = logging.WARNING  # our own Events say what happened
-    settings.posting.reporting_component = naming.MANAGED_BY
+    settings.posting.reporting_component = contract.MANAGED_BY
     settings.peering.lifetime = SETTINGS.peering.lifetime_seconds
     settings.peering.stealth = True
     # Named namespaces need no cluster-wide look for namespaces and CRDs, so the
@@ -176,7 +183,7 @@ def assets(body: kopf.Body, **_: Any) -> dict[Key, Entry]:
     return {entry.key: entry}
 
 
-@kopf.index("batch", "v1", "jobs", labels={naming.LABEL_MANAGED_BY: naming.MANAGED_BY})
+@kopf.index("batch", "v1", "jobs", labels={contract.LABEL_MANAGED_BY: contract.MANAGED_BY})
 def jobs(body: kopf.Body, **_: Any) -> dict[Key, st.JobView]:
     """Every Job the operator made, with its state."""
     view = st.JobView.from_body(body)
@@ -249,8 +256,14 @@ def _new_generation(
     generation the same way when its own stale write raced the update handler.
     """
     if old.get("phase") and old.get("specHash") == asset.spec.fingerprint():
+        spec = asset.spec
         try:
-            entries.update_metadata(backends.catalog, asset)
+            backends.lifecycle.update_metadata(
+                asset.video_id,
+                title=spec.title or asset.name,
+                description=spec.description,
+                tags=list(spec.tags),
+            )
         except NotFound:
             pass
         except Unavailable as exc:
@@ -281,7 +294,7 @@ def _admit(
         superseded = kube.delete_jobs(
             backends.api, asset.namespace, asset.uid, except_generation=asset.generation
         )
-        entries.ensure_entry(backends.catalog, asset)
+        backends.lifecycle.start_generation(build_entry(asset))
     except Unavailable as exc:
         patch.status["message"] = f"retrying in {SETTINGS.timing.retry_seconds:g} s: {exc}"
         raise _temporary(exc) from exc
@@ -487,12 +500,20 @@ def _cleanup(asset: Asset, body: kopf.Body, backends: Backends, retry: int) -> N
         )
         return
     try:
-        purged = cleaning.purge(backends.store, backends.catalog, asset.video_id)
+        purged = backends.lifecycle.purge(asset.video_id)
+        # A worker killed between an upload and its (refused) record leaves that object:
+        # purge again once no pod of the VideoAsset's Jobs can write any more.
+        running = kube.live_pods(backends.api, asset.namespace, asset.uid)
     except Unavailable as exc:
         if retry < SETTINGS.cleanup.max_retries:
             raise kopf.TemporaryError(str(exc), delay=SETTINGS.cleanup.retry_seconds) from exc
-        message = cleaning.abandon_message(asset.video_id, exc, retry + 1)
+        message = abandon_message(asset.video_id, exc, retry + 1)
         _log(asset).warning(message)
         kopf.event(body, type="Warning", reason="CleanupAbandoned", message=message)
         return
+    if running and retry < SETTINGS.cleanup.max_retries:
+        raise kopf.TemporaryError(
+            f"purging again when pod(s) {', '.join(running)} have ended",
+            delay=SETTINGS.cleanup.retry_seconds,
+        )
     _log(asset).info("deleted %d objects and the catalog entry", purged.objects)

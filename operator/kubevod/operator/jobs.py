@@ -10,19 +10,15 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, Literal
 
-from kubevod.operator import naming
 from kubevod.operator.limits import quantity
 from kubevod.operator.resource import PVC_MOUNT, Asset
 from kubevod.operator.settings import GpuSettings, WorkerSettings
 
-from kubevod import jobenv
+from kubevod import contract
 from kubevod.jobs import TranscodeJob
 
-CONTAINER = "worker"
+CONTAINER = contract.CONTAINER
 SCRATCH = "/scratch"
-#: The worker's exit code for a source that cannot be read or decoded (issue 3):
-#: retrying cannot help, so the pod failure policy fails the Job at once.
-EXIT_BAD_SOURCE = 2
 NVIDIA_GPU = "nvidia.com/gpu"
 INTEL_GPU = "gpu.intel.com/i915"
 
@@ -65,13 +61,13 @@ def transcode_job(asset: Asset, video_id: str) -> TranscodeJob:
 def labels(asset: Asset, video_id: str) -> dict[str, str]:
     """Labels of the Job and its pod (the operator's Job index selects on managed-by)."""
     return {
-        naming.LABEL_NAME: "kubevod-worker",
-        naming.LABEL_COMPONENT: "transcoder",
-        naming.LABEL_PART_OF: "kubevod",
-        naming.LABEL_MANAGED_BY: naming.MANAGED_BY,
-        naming.LABEL_VIDEO_ID: video_id,
-        naming.LABEL_ASSET_UID: asset.uid,
-        naming.LABEL_GENERATION: str(asset.generation),
+        contract.LABEL_NAME: contract.WORKER_NAME,
+        contract.LABEL_COMPONENT: contract.WORKER_COMPONENT,
+        contract.LABEL_PART_OF: "kubevod",
+        contract.LABEL_MANAGED_BY: contract.MANAGED_BY,
+        contract.LABEL_VIDEO_ID: video_id,
+        contract.LABEL_ASSET_UID: asset.uid,
+        contract.LABEL_GENERATION: str(asset.generation),
     }
 
 
@@ -100,11 +96,11 @@ def fetch_env(worker: WorkerSettings) -> list[dict[str, str]]:
     server drops an empty ``value``, and the Job should read as it is stored.
     """
     env = [
-        (jobenv.FETCH_ALLOW, ",".join(worker.fetch_allow)),
-        (jobenv.FETCH_DENY, ",".join(worker.fetch_deny)),
-        (jobenv.FETCH_DEADLINE, f"{worker.fetch_deadline_seconds:g}"),
-        (jobenv.MAX_SOURCE_BYTES, str(max_source_bytes(worker))),
-        (jobenv.S3_SOURCE_BUCKETS, ",".join(worker.s3_source_buckets)),
+        (contract.FETCH_ALLOW, ",".join(worker.fetch_allow)),
+        (contract.FETCH_DENY, ",".join(worker.fetch_deny)),
+        (contract.FETCH_DEADLINE, f"{worker.fetch_deadline_seconds:g}"),
+        (contract.MAX_SOURCE_BYTES, str(max_source_bytes(worker))),
+        (contract.S3_SOURCE_BUCKETS, ",".join(worker.s3_source_buckets)),
     ]
     return [{"name": name, "value": value} for name, value in env if value]
 
@@ -115,10 +111,10 @@ def _env(asset: Asset, video_id: str, worker: WorkerSettings, traceparent: str) 
     ]
     env += [
         # Credentials only by reference: `kubectl get job -o yaml` shows no secret.
-        _secret_env("KUBEVOD_CATALOG_URL", worker.secret_name, worker.catalog_url_key),
-        _secret_env("KUBEVOD_STORE_URL", worker.secret_name, worker.store_url_key),
+        _secret_env(contract.CATALOG_URL, worker.secret_name, worker.catalog_url_key),
+        _secret_env(contract.STORE_URL, worker.secret_name, worker.store_url_key),
         # W3C trace context: the worker's spans join the operator's trace (docs/architecture.md §8).
-        {"name": "TRACEPARENT", "value": traceparent},
+        {"name": contract.TRACEPARENT, "value": traceparent},
         {"name": "OTEL_SERVICE_NAME", "value": "kubevod-worker"},
         # Downward API: the worker's spans and logs say which pod and node ran them.
         _field_env("POD_NAME", "metadata.name"),
@@ -248,8 +244,8 @@ def build_job(
     """
     job_labels = labels(asset, video_id)
     annotations = {
-        naming.ANNOTATION_ASSET: f"{asset.namespace}/{asset.name}",
-        naming.ANNOTATION_TRACEPARENT: traceparent,
+        contract.ANNOTATION_ASSET: f"{asset.namespace}/{asset.name}",
+        contract.ANNOTATION_TRACEPARENT: traceparent,
     }
     return {
         "apiVersion": "batch/v1",
@@ -268,12 +264,13 @@ def build_job(
             "podFailurePolicy": {
                 "rules": [
                     {
-                        # A bad source fails the same way every time: do not retry it.
+                        # A bad source fails the same way every time, and a video
+                        # deleted or moved past stays so: do not retry either.
                         "action": "FailJob",
                         "onExitCodes": {
                             "containerName": CONTAINER,
                             "operator": "In",
-                            "values": [EXIT_BAD_SOURCE],
+                            "values": list(contract.EXIT_PERMANENT),
                         },
                     },
                     {

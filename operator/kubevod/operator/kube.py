@@ -13,10 +13,10 @@ from typing import Any, cast
 import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
-from kubevod.operator import naming
 from kubevod.operator.errors import Rejected
 from kubevod.operator.status import PodScheduling
 
+from kubevod import contract
 from kubevod.errors import Unavailable
 
 
@@ -87,6 +87,27 @@ def unschedulable(api: client.ApiClient, namespace: str, job_name: str) -> PodSc
     return None
 
 
+def live_pods(api: client.ApiClient, namespace: str, asset_uid: str) -> list[str]:
+    """Names of the VideoAsset's Job pods that have not ended (a worker may still write).
+
+    Raises Unavailable when the pods cannot be listed.
+    """
+    try:
+        pods = client.CoreV1Api(api).list_namespaced_pod(
+            namespace, label_selector=f"{contract.LABEL_ASSET_UID}={asset_uid}"
+        )
+    except ApiException as exc:
+        raise Unavailable(f"listing pods: {exc.status} {exc.reason}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Unavailable(f"listing pods: {exc}") from exc
+    return sorted(
+        str(pod.metadata.name)
+        for pod in pods.items
+        if pod.metadata is not None
+        and (pod.status is None or pod.status.phase not in ("Succeeded", "Failed"))
+    )
+
+
 def delete_jobs(
     api: client.ApiClient, namespace: str, asset_uid: str, *, except_generation: int | None = None
 ) -> list[str]:
@@ -99,7 +120,7 @@ def delete_jobs(
         Names of the Jobs deleted.
     """
     batch = client.BatchV1Api(api)
-    selector = f"{naming.LABEL_ASSET_UID}={asset_uid}"
+    selector = f"{contract.LABEL_ASSET_UID}={asset_uid}"
     try:
         found = batch.list_namespaced_job(namespace, label_selector=selector).items
     except ApiException as exc:
@@ -110,7 +131,7 @@ def delete_jobs(
             continue
         name = str(job.metadata.name)
         labels = job.metadata.labels or {}
-        if except_generation is not None and labels.get(naming.LABEL_GENERATION) == str(
+        if except_generation is not None and labels.get(contract.LABEL_GENERATION) == str(
             except_generation
         ):
             continue

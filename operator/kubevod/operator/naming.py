@@ -10,26 +10,15 @@ from __future__ import annotations
 import hashlib
 import re
 
-from kubevod import keys
+from kubevod import contract
 from kubevod.models import is_valid_video_id
 
-GROUP = "kubevod.io"
+GROUP = contract.GROUP
 VERSION = "v1alpha1"
 PLURAL = "videoassets"
 KIND = "VideoAsset"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-#: Label on every child object we create; the operator's Job index selects on it.
-MANAGED_BY = "kubevod-operator"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-LABEL_NAME = "app.kubernetes.io/name"
-LABEL_COMPONENT = "app.kubernetes.io/component"
-LABEL_PART_OF = "app.kubernetes.io/part-of"
-LABEL_VIDEO_ID = f"{GROUP}/video-id"
-LABEL_ASSET_UID = f"{GROUP}/asset-uid"
-LABEL_GENERATION = f"{GROUP}/generation"
-ANNOTATION_ASSET = f"{GROUP}/asset"
-ANNOTATION_TRACEPARENT = f"{GROUP}/traceparent"
 FINALIZER = f"{GROUP}/cleanup"
 
 #: Kubernetes label values and Job names (pods carry ``job-name``) are at most 63 characters.
@@ -86,16 +75,6 @@ def job_name(name: str, uid: str, generation: int) -> str:
     suffix = f"-{_digest(uid, length=6)}-g{generation}"
     readable = _slug(name, MAX_LABEL - len(suffix)) or "video"
     return f"{readable}{suffix}"
-
-
-def media_prefix(video: str, generation: int) -> str:
-    """Object-store prefix of one generation's media (a new spec never overwrites old URLs)."""
-    return keys.media_prefix(video, generation)
-
-
-def video_prefix(video: str) -> str:
-    """Object-store prefix of every generation of a video (what cleanup deletes)."""
-    return keys.video_root(video)
 
 
 def label_value(text: str) -> str:

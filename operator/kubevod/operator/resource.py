@@ -18,6 +18,7 @@ from kubevod.operator import naming
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from kubevod import keys
 from kubevod.jobs import Accelerator, Codec, LadderRung
 
 #: Where a PVC source is mounted read-only inside the worker pod.
@@ -147,7 +148,7 @@ class Asset:
 
     @property
     def media_prefix(self) -> str:
-        return naming.media_prefix(self.video_id, self.generation)
+        return keys.media_prefix(self.video_id, self.generation)
 
     def owner_reference(self) -> dict[str, Any]:
         """An ownerReference making this VideoAsset the controller of a child."""

@@ -1,12 +1,12 @@
 """``kubevod-worker``: run one transcode in a Kubernetes Job (or by hand).
 
-Reads the job from ``KUBEVOD_JOB`` (``TranscodeJob.to_env``), the catalog from
-``KUBEVOD_CATALOG_URL`` and the store from ``KUBEVOD_STORE_URL``; a W3C
-``TRACEPARENT`` joins the operator's trace. Prints a progress line now and
-then. SIGTERM (pod deletion) stops ffmpeg cleanly.
+Reads the job, the catalog's and the store's URLs and a W3C traceparent from
+the environment (names and exit codes: ``kubevod.contract``). Prints a
+progress line now and then. SIGTERM (pod deletion) stops ffmpeg cleanly.
 
-Exit codes: 0 done, 2 the source is bad (permanent: do not retry), 1 anything
-that may pass on retry (store or catalog down, ffmpeg killed...), 130 cancelled.
+Exit codes: 0 done, 2 the source is bad and 3 the video was deleted or moved
+past this job (permanent: do not retry), 1 anything that may pass on retry
+(store or catalog down, ffmpeg killed...), 130 cancelled.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from kubevod.worker.errors import Cancelled, one_line
 from kubevod.worker.pipeline import run
 from kubevod.worker.settings import WorkerSettings
 
+from kubevod import contract
 from kubevod.backends import open_catalog, open_store, redact_url
-from kubevod.errors import InvalidInput, SourceError
+from kubevod.errors import InvalidInput, SourceError, Superseded
 from kubevod.jobs import TranscodeJob
 from kubevod.logs import get_logger, register_secret, setup_logging
 from kubevod.metrics import start_metrics_server
@@ -39,11 +40,9 @@ from kubevod.telemetry import (
     shutdown,
 )
 
-EXIT_OK, EXIT_TRANSIENT, EXIT_SOURCE, EXIT_CANCELLED = 0, 1, 2, 130
-CATALOG_ENV = "KUBEVOD_CATALOG_URL"
-STORE_ENV = "KUBEVOD_STORE_URL"
-#: Serve /metrics on this port while the Job runs (for a PodMonitor on Jobs; unset: no server).
-METRICS_PORT_ENV = "KUBEVOD_METRICS_PORT"
+CATALOG_ENV, STORE_ENV, METRICS_PORT_ENV = (
+    contract.CATALOG_URL, contract.STORE_URL, contract.METRICS_PORT,
+)  # fmt: skip
 
 
 class _Printer:
@@ -72,11 +71,11 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         job = TranscodeJob.from_env(env)
     except (ValueError, TypeError) as exc:
         print(f"error: bad job: {one_line(str(exc))}", file=sys.stderr)
-        return EXIT_SOURCE
+        return contract.EXIT_BAD_SOURCE
     missing = [name for name in (CATALOG_ENV, STORE_ENV) if not env.get(name)]
     if missing:
         print(f"error: {', '.join(missing)} not set", file=sys.stderr)
-        return EXIT_TRANSIENT
+        return contract.EXIT_RETRY
     for name in (CATALOG_ENV, STORE_ENV):  # never logged, even by a library at DEBUG
         register_secret(urlsplit(env[name]).password)
     if env.get(METRICS_PORT_ENV):
@@ -98,7 +97,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         catalog = open_catalog(env[CATALOG_ENV])
     except InvalidInput as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
-        return EXIT_TRANSIENT
+        return contract.EXIT_RETRY
     log.info("job %s from %s", job.video_id, redact_url(job.source))
     try:
         video = run(
@@ -106,17 +105,20 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             settings=WorkerSettings(),
         )  # fmt: skip
         print(f"ready {video.id}: {len(video.renditions)} renditions, {video.duration:.1f} s")
-        return EXIT_OK
+        return contract.EXIT_OK
     except SourceError as exc:
         print(f"failed: {one_line(str(exc))}", file=sys.stderr)
-        return EXIT_SOURCE
+        return contract.EXIT_BAD_SOURCE
+    except Superseded as exc:
+        print(f"stopped: {one_line(str(exc))}", file=sys.stderr)
+        return contract.EXIT_SUPERSEDED
     except Cancelled:
         print("cancelled", file=sys.stderr)
-        return EXIT_CANCELLED
+        return contract.EXIT_CANCELLED
     except Exception as exc:
         log.exception("transcode failed")
         print(f"error (will retry): {one_line(str(exc))}", file=sys.stderr)
-        return EXIT_TRANSIENT
+        return contract.EXIT_RETRY
     finally:
         catalog.close()
         detach(token)

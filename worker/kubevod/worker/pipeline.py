@@ -4,6 +4,10 @@ fetch → probe → plan ladder → pick encoder → ONE ffmpeg (segments upload
 recorded while it runs; ``playable`` as soon as every rendition has its first
 segment) → poster, trickplay, subtitles → final metadata, state ``ready``.
 
+Every catalog write goes through the run's ``kubevod.lifecycle.Attempt``,
+fenced by its generation and attempt: a run the video has moved past (a newer
+attempt or generation, or a delete) is refused at its next write, stops
+ffmpeg, deletes what it uploaded and writes nothing more (``Superseded``).
 Failures leave nothing half-done: the video is ``failed`` with a one-line
 reason, its segments are forgotten and its objects deleted (the ffmpeg log is
 kept under ``logs/``, outside the public prefix), and a cancelled run stops
@@ -41,13 +45,13 @@ from kubevod.worker.settings import WorkerSettings
 from kubevod.worker.tracker import ENCODE_SHARE, ProgressTracker
 from kubevod.worker.upload import SegmentUploader, Track
 
-from kubevod import keys
 from kubevod.catalog.base import Catalog
-from kubevod.errors import Conflict, NotFound, SourceError
+from kubevod.errors import SourceError, Superseded
 from kubevod.jobs import TranscodeJob
+from kubevod.lifecycle import Attempt, Lifecycle
 from kubevod.logs import ContextLogger, get_logger
 from kubevod.metrics import worker_metrics
-from kubevod.models import Rendition, Video, VideoState
+from kubevod.models import Rendition, Video
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import add_event, set_attributes, span
 
@@ -88,6 +92,8 @@ def run(
         The video, ``ready``.
 
     Raises:
+        Superseded: the video is not in the catalog (deleted, never registered) or
+            has moved past this run; nothing of the run is left.
         SourceError: the source is unusable (the video is marked failed).
         Cancelled: ``cancel`` was set.
         TranscodeFailed, Unavailable: a failure that may pass on retry.
@@ -96,23 +102,28 @@ def run(
     cancel = cancel or threading.Event()
     log = get_logger(__name__, video_id=job.video_id)
     with span("worker.transcode", video_id=job.video_id, generation=job.generation):
-        _claim(catalog, job)
+        try:
+            attempt = Lifecycle(catalog, store).begin(job)
+        except Superseded as exc:
+            log.warning("not transcoding: %s", exc)
+            raise
         base = scratch or settings.scratch_dir
         work = Path(tempfile.mkdtemp(prefix=f"kubevod-{job.video_id}-", dir=base and _mkdir(base)))
-        transcode = _Transcode(job, store, catalog, work, cancel, on_progress, settings, log)
+        transcode = _Transcode(job, attempt, store, work, cancel, on_progress, settings, log)
         try:
             return transcode.run()
+        except Superseded as exc:
+            log.warning("transcode stopped: %s", exc)
+            transcode.attempt.abandon()
+            raise
         except Cancelled:
-            _abandon(catalog, store, job, transcode.prefix, "transcode cancelled", log)
+            transcode.end("transcode cancelled")
             raise
         except SourceError as exc:
-            _abandon(catalog, store, job, transcode.prefix, one_line(str(exc)), log)
-            transcode.save_log()
+            transcode.end(one_line(str(exc)))
             raise
         except Exception as exc:
-            message = one_line(f"transcode failed: {exc}")
-            _abandon(catalog, store, job, transcode.prefix, message, log)
-            transcode.save_log()
+            transcode.end(one_line(f"transcode failed: {exc}"))
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -121,53 +132,6 @@ def run(
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _claim(catalog: Catalog, job: TranscodeJob) -> Video:
-    """The catalog entry of the job's video, created (queued) when absent."""
-    try:
-        return catalog.get(job.video_id)
-    except NotFound:
-        pass
-    title = job.title or Path(job.source.split("?", 1)[0].rstrip("/")).stem or job.video_id
-    fresh = Video(
-        id=job.video_id,
-        title=title,
-        source=job.source,
-        state=VideoState.QUEUED,
-        generation=job.generation,
-        segment_seconds=job.segment_seconds,
-    )
-    try:
-        return catalog.create(fresh)
-    except Conflict:
-        return catalog.get(job.video_id)
-
-
-def _abandon(
-    catalog: Catalog, store: ObjectStore, job: TranscodeJob, prefix: str, message: str,
-    log: ContextLogger,
-) -> None:  # fmt: skip
-    """Leave a failed or cancelled run with nothing claiming progress or playability."""
-    log.warning("transcode did not finish: %s", message)
-    try:
-        catalog.clear_segments(job.video_id)
-        catalog.update(
-            job.video_id,
-            state=VideoState.FAILED,
-            playable=False,
-            progress=0.0,
-            message=message,
-            speed=None,
-        )
-    except NotFound:
-        return  # deleted meanwhile: nothing to mark
-    except Exception:
-        log.exception("could not mark the video failed")
-    try:
-        store.delete_prefix(prefix + "/")
-    except Exception:
-        log.exception("could not delete the objects of the failed run")
 
 
 def _audio_outs(info: SourceInfo, settings: WorkerSettings) -> tuple[AudioOut, ...]:
@@ -187,20 +151,18 @@ class _Transcode:
     def __init__(
         self,
         job: TranscodeJob,
+        attempt: Attempt,
         store: ObjectStore,
-        catalog: Catalog,
         work: Path,
         cancel: threading.Event,
         on_progress: Callable[[float], None] | None,
         settings: WorkerSettings,
         log: ContextLogger,
     ) -> None:
-        self.job, self.store, self.catalog = job, store, catalog
+        self.job, self.attempt, self.store = job, attempt, store
         self.work, self.cancel, self.on_progress, self.settings, self.log = (
             work, cancel, on_progress, settings, log,
         )  # fmt: skip
-        self.run_id = keys.new_run()
-        self.prefix = keys.media_prefix(job.video_id, job.generation, self.run_id)
         self._started = time.monotonic()
         self._tracker: ProgressTracker | None = None
         self._accelerator = "none"  # set before each encode starts
@@ -211,15 +173,11 @@ class _Transcode:
 
     # -- steps -----------------------------------------------------------------------------
 
+    @property
+    def prefix(self) -> str:
+        return self.attempt.prefix
+
     def run(self) -> Video:
-        vid = self.job.video_id
-        self.catalog.clear_segments(vid)
-        self.catalog.update(
-            vid, state=VideoState.TRANSCODING, progress=0.0, playable=False,
-            message="fetching the source", generation=self.job.generation, prefix=self.prefix,
-            segment_seconds=self.job.segment_seconds, renditions=[], subtitles=[],
-            trickplay=None, poster_key=None, speed=None, source=self.job.source,
-        )  # fmt: skip
         if self.job.codec not in CODECS:  # never a silent H.264 instead
             raise SourceError(f"codec {self.job.codec} is not supported by this worker")
         self._check_cancel()
@@ -231,7 +189,7 @@ class _Transcode:
             ).path  # fmt: skip
         with stage("probe"):
             info = probe(source, ffprobe=self.settings.ffprobe)
-            policy.check_source(info, self._limits())
+            policy.check_source(info, self.settings.source_limits())
         self._languages = {a.index: a.language for a in info.audio}
         self._check_cancel()
         codec = self.job.codec
@@ -245,8 +203,8 @@ class _Transcode:
             timeout=self.settings.hwaccel_trial_timeout,
             codec=codec,
         )
-        self.catalog.update(
-            vid, duration=info.duration, source_info=info.summary(),
+        self.attempt.record_probe(
+            duration=info.duration, source_info=info.summary(),
             accelerator=choice.accelerator, message=f"transcoding {codec}; {choice.reason}",
         )  # fmt: skip
         set_attributes(accelerator=choice.accelerator, rungs=len(rungs), duration=info.duration)
@@ -259,16 +217,9 @@ class _Transcode:
                 raise
             # A device that passed the one-frame trial can still fail on the real thing.
             self.log.warning("%s failed (%s); encoding again in software", plan.accelerator, exc)
-            self.catalog.clear_segments(vid)
-            # New keys for the new attempt: players may hold the GPU attempt's segments.
-            failed, self.run_id = self.prefix, keys.new_run()
-            self.prefix = keys.media_prefix(vid, self.job.generation, self.run_id)
             shutil.rmtree(self.work / "out", ignore_errors=True)
             plan = self._plan(source, info, rungs, "software")
-            self.catalog.update(
-                vid, accelerator="software", playable=False, prefix=self.prefix, renditions=[]
-            )
-            self.store.delete_prefix(failed + "/")
+            self.attempt = self.attempt.retry("software")
             uploader, proc = self._encode(plan, info)
         return self._finish(source, info, plan, uploader, proc)
 
@@ -315,8 +266,9 @@ class _Transcode:
         ]
         _mkdir(out / "trickplay")
         uploader = SegmentUploader(
-            store=self.store, catalog=self.catalog, video_id=self.job.video_id, prefix=self.prefix,
-            tracks=tracks, first=plan.first_segment, every=plan.segment_seconds,
+            store=self.store, record=self.attempt.add_segment, video_id=self.job.video_id,
+            prefix=self.prefix, tracks=tracks, first=plan.first_segment,
+            every=plan.segment_seconds,
         )  # fmt: skip
         argv = transcode_argv(plan, self.settings.ffmpeg)
         self.log.debug("ffmpeg command: %s", argv)
@@ -336,37 +288,11 @@ class _Transcode:
                 argv, cwd=out, log_path=self.work / "ffmpeg.log", duration=info.duration,
                 on_update=tracker.ffmpeg,
             )  # fmt: skip
-            playable = False
-            seen, alive = proc.last, time.monotonic()
-            while proc.poll() is None:
-                if self.cancel.is_set():
-                    proc.stop(self.settings.kill_grace)
-                    raise Cancelled("transcode cancelled")
-                if uploader.poll():
-                    # ffmpeg 5.1 may hold -progress back (trickplay output): segments speak.
-                    tracker.media(min(t.end() for t in video_tracks))
-                    alive = time.monotonic()
-                if proc.last is not seen:
-                    seen, alive = proc.last, time.monotonic()
-                elif time.monotonic() - alive > self.settings.stall_timeout:
-                    # A source on a hung mount, a wedged GPU: stop rather than wait forever.
-                    proc.stop(self.settings.kill_grace)
-                    self._keep_log(proc)
-                    raise TranscodeFailed(
-                        f"ffmpeg made no progress for {self.settings.stall_timeout:g} s "
-                        "and was stopped",
-                        argv=argv, log_tail=proc.log_tail(),
-                    )  # fmt: skip
-                if time.monotonic() - self._started > self.settings.transcode_timeout:
-                    proc.stop(self.settings.kill_grace)
-                    self._keep_log(proc)
-                    raise TranscodeFailed(
-                        f"the transcode ran longer than {self.settings.transcode_timeout:g} s "
-                        "and was stopped", argv=argv, log_tail=proc.log_tail(),
-                    )  # fmt: skip
-                if not playable and uploader.all_started():
-                    playable = self._mark_playable(plan, uploader)
-                time.sleep(self.settings.poll_interval)
+            try:
+                playable = self._watch(plan, info, uploader, proc, argv)
+            except BaseException:
+                proc.stop(self.settings.kill_grace)  # whatever stops the watch stops ffmpeg
+                raise
             code = proc.wait()
             if code != 0:
                 tail = proc.log_tail()
@@ -387,11 +313,52 @@ class _Transcode:
                 self._mark_playable(plan, uploader)
         return uploader, proc
 
+    def _watch(
+        self, plan: EncodePlan, info: SourceInfo, uploader: SegmentUploader,
+        proc: FfmpegProcess, argv: list[str],
+    ) -> bool:  # fmt: skip
+        """Upload and record segments while ffmpeg runs; stop it on cancel, a stall, the
+        time limit or a refused write. Returns whether the video was marked playable."""
+        assert self._tracker is not None
+        tracker = self._tracker
+        video_tracks = uploader.tracks[: len(plan.rungs)]
+        playable = False
+        seen, alive = proc.last, time.monotonic()
+        while proc.poll() is None:
+            if self.cancel.is_set():
+                raise Cancelled("transcode cancelled")
+            self.attempt.check()  # a progress write refused in ffmpeg's thread
+            if uploader.poll():
+                # ffmpeg 5.1 may hold -progress back (trickplay output): segments speak.
+                tracker.media(min(t.end() for t in video_tracks))
+                alive = time.monotonic()
+            if proc.last is not seen:
+                seen, alive = proc.last, time.monotonic()
+            elif time.monotonic() - alive > self.settings.stall_timeout:
+                # A source on a hung mount, a wedged GPU: stop rather than wait forever.
+                proc.stop(self.settings.kill_grace)
+                self._keep_log(proc)
+                raise TranscodeFailed(
+                    f"ffmpeg made no progress for {self.settings.stall_timeout:g} s "
+                    "and was stopped",
+                    argv=argv, log_tail=proc.log_tail(),
+                )  # fmt: skip
+            if time.monotonic() - self._started > self.settings.transcode_timeout:
+                proc.stop(self.settings.kill_grace)
+                self._keep_log(proc)
+                raise TranscodeFailed(
+                    f"the transcode ran longer than {self.settings.transcode_timeout:g} s "
+                    "and was stopped", argv=argv, log_tail=proc.log_tail(),
+                )  # fmt: skip
+            if not playable and uploader.all_started():
+                playable = self._mark_playable(plan, uploader)
+            time.sleep(self.settings.poll_interval)
+        return playable
+
     def _finish(
         self, source: Path, info: SourceInfo, plan: EncodePlan, uploader: SegmentUploader,
         proc: FfmpegProcess,
     ) -> Video:  # fmt: skip
-        vid = self.job.video_id
         video_tracks = uploader.tracks[: len(plan.rungs)]
         encoded = min(t.end() for t in video_tracks)
         tail = proc.log_tail(200)
@@ -423,14 +390,13 @@ class _Transcode:
         if speed is None and self._tracker is not None:
             speed = self._tracker.speed
         with stage("finalize", renditions=len(uploader.tracks)):
-            final = self.catalog.update(
-                vid, state=VideoState.READY, progress=100.0, playable=True, message=message,
-                duration=round(encoded, 3), renditions=self._renditions(plan, uploader, final=True),
+            final = self.attempt.mark_ready(
+                message=message, duration=round(encoded, 3),
+                renditions=self._renditions(plan, uploader, final=True),
                 poster_key=poster_key, trickplay=trickplay, subtitles=subtitles, speed=speed,
             )  # fmt: skip
         if self.on_progress:
             self.on_progress(100.0)
-        self._drop_old_generations()
         self.log.info("ready: %.1f s, %d renditions", encoded, len(uploader.tracks))
         return final
 
@@ -453,7 +419,7 @@ class _Transcode:
             seconds = self._tracker.seconds if self._tracker else None
             add_event("progress", percent=round(percent, 1), seconds=seconds, speed=speed, fps=fps)
         worker_metrics().observe_progress(fps=fps, speed=speed, accelerator=self._accelerator)
-        self.catalog.set_progress(self.job.video_id, percent, speed=speed)
+        self.attempt.set_progress(percent, speed)
 
     def _renditions(
         self, plan: EncodePlan, uploader: SegmentUploader, *, final: bool
@@ -461,8 +427,7 @@ class _Transcode:
         return extras.renditions(plan, uploader.tracks, self._languages, final=final)
 
     def _mark_playable(self, plan: EncodePlan, uploader: SegmentUploader) -> bool:
-        renditions = self._renditions(plan, uploader, final=False)
-        self.catalog.update(self.job.video_id, renditions=renditions, playable=True)
+        self.attempt.mark_playable(self._renditions(plan, uploader, final=False))
         self.log.info("playable")
         return True
 
@@ -471,35 +436,12 @@ class _Transcode:
         self._log_tail = proc.log_tail(200)
         self.log.warning("ffmpeg log tail:\n%s", proc.log_tail())
 
-    def save_log(self) -> None:
-        """After a failure: keep ffmpeg's log tail (``keys.log_key``, private) for debugging."""
-        if not self._log_tail:
-            return
-        key = keys.log_key(self.job.video_id, self.job.generation, self.run_id)
+    def end(self, message: str) -> None:
+        """The run failed or was cancelled: the video is failed with ``message``, nothing of
+        the attempt stays, and ffmpeg's log tail (if any) is kept privately."""
+        self.log.warning("transcode did not finish: %s", message)
+        self.attempt.fail(message)
         try:
-            self.store.put_bytes(
-                key, self._log_tail.encode(),
-                content_type="text/plain; charset=utf-8", cache_control="no-store",
-            )  # fmt: skip
+            self.attempt.save_log(self._log_tail)
         except Exception:
             self.log.exception("could not keep the ffmpeg log")
-
-    def _limits(self) -> policy.SourceLimits:
-        s = self.settings
-        return policy.SourceLimits(
-            max_pixels=s.max_pixels, max_fps=s.max_fps, max_duration=s.max_duration,
-            max_streams=s.max_streams,
-        )  # fmt: skip
-
-    def _drop_old_generations(self) -> None:
-        """Delete media of earlier generations and attempts (the catalog points here now)."""
-        root = keys.video_root(self.job.video_id)
-        mine = self.prefix[len(root) :]
-        old = set()
-        for obj in self.store.list(root):
-            name = obj.key[len(root) :].split("/", 1)[0]
-            generation = keys.attempt_generation(name)
-            if name != mine and generation is not None and generation <= self.job.generation:
-                old.add(name)
-        for name in sorted(old):
-            self.store.delete_prefix(f"{root}{name}/")

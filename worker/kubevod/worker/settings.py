@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from kubevod.worker.policy import SourceLimits
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -182,6 +183,13 @@ class WorkerSettings(BaseSettings):
     def fetch_policy(self) -> FetchPolicy:
         """The fetch guard's policy from ``fetch_allow`` and ``fetch_deny``."""
         return FetchPolicy.parse(self.fetch_allow, self.fetch_deny)
+
+    def source_limits(self) -> SourceLimits:
+        """What ``policy.check_source`` refuses before any frame is decoded."""
+        return SourceLimits(
+            max_pixels=self.max_pixels, max_fps=self.max_fps, max_duration=self.max_duration,
+            max_streams=self.max_streams,
+        )  # fmt: skip
 
     def fetch_limits(self) -> FetchLimits:
         """The fetch guard's limits."""

@@ -16,13 +16,13 @@ once a piece of the next interval exists, or ffmpeg has exited.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubevod.worker.mp4 import FragmentInfo, TrackInit, parse_fragments, parse_init
 from kubevod.worker.observe import timed_put
 
-from kubevod.catalog.base import Catalog
 from kubevod.models import IMMUTABLE, Segment
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import span
@@ -81,7 +81,7 @@ class SegmentUploader:
         self,
         *,
         store: ObjectStore,
-        catalog: Catalog,
+        record: Callable[[Segment], None],
         video_id: str,
         prefix: str,
         tracks: list[Track],
@@ -89,7 +89,7 @@ class SegmentUploader:
         every: float,
     ) -> None:
         self.store = store
-        self.catalog = catalog
+        self.record = record  # the attempt's fenced catalog write (kubevod.lifecycle)
         self.video_id = video_id
         self.prefix = prefix.rstrip("/")
         self.tracks = tracks
@@ -147,7 +147,7 @@ class SegmentUploader:
             size=stored.size,
             key=key,
         )
-        self.catalog.add_segment(self.video_id, segment)
+        self.record(segment)
         track.segments.append(segment)
         return segment
 
