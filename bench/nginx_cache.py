@@ -1,15 +1,22 @@
 """The nginx cache tier against its limit: the same nginx serving the same files from disk.
 
 Starts a real MinIO with 4 MB segments under ``videos/``, nginx running THE
-chart's ``files/nginx.conf`` in front of it (cache warmed, so every request is
-a HIT), and a second nginx with the same worker settings serving the very same
-bytes as plain files. ``wrk`` on loopback measures requests/s and bytes/s of
-both, rotating over the segments; the ratio cache/static is the result (aim:
-0.9 or better).
+chart's ``files/nginx.conf`` in front of it (warmed, so every request is a HIT
+and every segment is stored as a plain file), and a second nginx with the same
+worker, sendfile and logging settings serving the very same bytes as plain
+files. ``wrk`` on loopback measures requests/s and bytes/s of each, rotating
+over the segments; the ratio cache/static is the result (aim: 0.95 or better).
+Also measured, side by side: the conf's internal fill server, whose HITs are
+read from nginx cache files (what the tier served before segments were stored
+as files), and the static nginx serving the body from the offset it has in a
+cache file. ``--options`` adds nginx's own options against that offset (aio
+threads, sendfile_max_chunk, open_file_cache, directio, slice, sendfile off),
+each on cache-file HITs.
 
-Run: ``python -m bench.nginx_cache [--seconds N] [--no-write]`` (``make bench``
-puts nginx, wrk and minio from ``scripts/testenv`` on PATH); it updates the
-cache section of ``docs/benchmarks-chart.md`` unless ``--no-write``.
+Run: ``python -m bench.nginx_cache [--seconds N] [--options] [--no-write]``
+(``make bench`` puts nginx, wrk and minio from ``scripts/testenv`` on PATH); it
+updates the ``nginx-cache`` (or ``nginx-cache-options``) section of
+``docs/benchmarks-chart.md`` unless ``--no-write``.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,12 +157,50 @@ def nginx(conf_text: str, prefix: Path, port: int) -> Iterator[str]:
         stop(proc)
 
 
-def cache_conf(port: int, media: str, access_log: str, api: str = "127.0.0.1:9") -> str:
-    """THE nginx.conf for loopback, in front of MinIO at ``media``."""
+def cache_conf(
+    port: int, media: str, access_log: str, api: str = "127.0.0.1:9", fill_port: int | None = None
+) -> str:
+    """THE nginx.conf for loopback, in front of MinIO at ``media``.
+
+    ``fill_port`` is where its internal fill server (the proxy_cache) listens.
+    """
     values = local_values(port=port, api=api, media=media, media_prefix=f"/{BUCKET}/videos/",
-                          access_log=access_log)  # fmt: skip
+                          access_log=access_log, fill_port=fill_port)  # fmt: skip
     values["KUBEVOD_CACHE_MAX_SIZE"] = "4g"
     return render(values)
+
+
+def _http(conf: str, directives: str) -> str:
+    """``conf`` with ``directives`` added to its http block, after ``sendfile on;``."""
+    assert conf.count("sendfile on;") == 1
+    return conf.replace("sendfile on;", f"sendfile on;\n    {directives}", 1)
+
+
+def _sendfile_off(conf: str) -> str:
+    assert conf.count("sendfile on;") == 1
+    return conf.replace("sendfile on;", "sendfile off;\n    output_buffers 2 1m;", 1)
+
+
+def _slice(conf: str) -> str:
+    key = 'proxy_cache_key "media$uri";'
+    assert conf.count(key) == 1
+    return conf.replace(key, 'slice 1m;\n            proxy_cache_key "media$uri$slice_range";\n'
+                        "            proxy_set_header Range $slice_range;\n"
+                        "            proxy_cache_valid 206 30d;", 1)  # fmt: skip
+
+
+#: What nginx offers against the cost of a cache file's body offset, each applied
+#: to the whole conf and measured on cache-file HITs (the fill server's proxy_cache).
+OPTIONS: dict[str, Any] = {
+    "aio threads": lambda c: _http(c, "aio threads;"),
+    "sendfile_max_chunk 0 (unlimited)": lambda c: c.replace("sendfile_max_chunk 1m;",
+                                                            "sendfile_max_chunk 0;", 1),
+    "open_file_cache": lambda c: _http(c, "open_file_cache max=1000 inactive=60s;"),
+    "directio 1m + aio threads": lambda c: _http(c, "aio threads; directio 1m; "
+                                                 "output_buffers 2 1m;"),
+    "slice 1m": _slice,
+    "sendfile off, output_buffers 2 1m": _sendfile_off,
+}  # fmt: skip
 
 
 @dataclass
@@ -177,7 +222,7 @@ def run_wrk(
     headers = f'wrk.headers["Range"] = "bytes={range_from}-"\n' if range_from else ""
     script.write_text(WRK_SCRIPT.format(headers=headers, paths=", ".join(f'"{p}"' for p in paths)))
     out = subprocess.run(
-        [binary("wrk"), "-t2", f"-c{connections}", f"-d{seconds}s", "--latency",
+        [binary("wrk"), "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
          "-s", str(script), base],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
@@ -197,89 +242,120 @@ def run_wrk(
     )
 
 
-def measure(seconds: int, connections: int, rounds: int) -> dict[str, Any]:
-    """Warm the cache, then alternate wrk runs against the cache and the static nginx."""
-    with tempfile.TemporaryDirectory(prefix="kubevod-bench-cache-") as tmpdir:
+@dataclass
+class Target:
+    """One server under test: label, base URL, paths, and a Range start (0: none)."""
+
+    label: str
+    base: str
+    paths: list[str]
+    range_from: int = 0
+
+
+def measure(seconds: int, connections: int, rounds: int, options: bool) -> dict[str, Any]:
+    """Warm the cache, then run wrk against every target in turn, rotating the order."""
+    with tempfile.TemporaryDirectory(prefix="kubevod-bench-cache-") as tmpdir, ExitStack() as stack:
         tmp = Path(tmpdir)
         static_root = tmp / "static"
         keys = [f"videos/bench/g1/1080p/{i}.m4s" for i in range(SEGMENTS)]
-        with minio_server(tmp) as minio:
-            for i, key in enumerate(keys):
-                payload = bytes([i]) * SEGMENT_BYTES
-                put(minio, key, payload)
-                (static_root / key).parent.mkdir(parents=True, exist_ok=True)
-                (static_root / key).write_bytes(payload)
-            cache_port, static_port = free_port(), free_port()
-            cache_log = tmp / "cache-access.log"
-            paths = [f"/media/{k.removeprefix('videos/')}" for k in keys]
-            static_paths = [f"/{k}" for k in keys]
-            with (
-                nginx(cache_conf(cache_port, minio.endpoint, str(cache_log)), tmp / "cache",
-                      cache_port) as cache,
-                nginx(STATIC_CONF.format(port=static_port, root=static_root,
-                                         access_log=tmp / "static-access.log"),
-                      tmp / "static-nginx",
-                      static_port) as static,
-            ):  # fmt: skip
+        minio = stack.enter_context(minio_server(tmp))
+        for i, key in enumerate(keys):
+            payload = bytes([i]) * SEGMENT_BYTES
+            put(minio, key, payload)
+            (static_root / key).parent.mkdir(parents=True, exist_ok=True)
+            (static_root / key).write_bytes(payload)
+        paths = [f"/media/{k.removeprefix('videos/')}" for k in keys]
+        static_paths = [f"/{k}" for k in keys]
+
+        def start_static(name: str, edit: Any = None) -> str:
+            port = free_port()
+            conf = STATIC_CONF.format(port=port, root=static_root,
+                                      access_log=tmp / f"{name}-access.log")  # fmt: skip
+            return stack.enter_context(nginx(edit(conf) if edit else conf, tmp / name, port))
+
+        def start_cache(name: str, edit: Any = None) -> tuple[str, str, Path]:
+            port, fill = free_port(), free_port()
+            log = tmp / f"{name}-access.log"
+            conf = cache_conf(port, minio.endpoint, str(log), fill_port=fill)
+            base = stack.enter_context(nginx(edit(conf) if edit else conf, tmp / name, port))
+            for _ in range(2):  # the first stores each segment, the second reads the file
                 for p in paths:
-                    urllib.request.urlopen(cache + p).read()
-                # A cache file is a header (key, upstream headers) then the body, so nginx
-                # sendfile()s from an offset that is not page aligned. The same static
-                # nginx serving the body from that very offset (a Range request on a file
-                # with as many bytes in front) shows what that layout alone costs.
-                cached = [f for f in (tmp / "cache" / "cache-media").rglob("*") if f.is_file()]
-                offset = min(f.stat().st_size for f in cached) - SEGMENT_BYTES
-                for i, key in enumerate(keys):
-                    shifted = static_root / "shifted" / key
-                    shifted.parent.mkdir(parents=True, exist_ok=True)
-                    shifted.write_bytes(b"\0" * offset + bytes([i]) * SEGMENT_BYTES)
-                shifted_paths = [f"/shifted/{k}" for k in keys]
-                # Both write a JSON access log line per request: the same work.
-                results: dict[str, list[WrkResult]] = {"cache": [], "static": [], "shifted": []}
-                for _ in range(rounds):
-                    results["static"].append(
-                        run_wrk(static, static_paths, seconds, connections, tmp)
-                    )
-                    results["cache"].append(run_wrk(cache, paths, seconds, connections, tmp))
-                    results["shifted"].append(
-                        run_wrk(static, shifted_paths, seconds, connections, tmp, range_from=offset)
-                    )
-                entries = [json.loads(x) for x in cache_log.read_text().splitlines() if x]
-                fetches = sum(1 for e in entries if e["upstream"] and "/media/" in e["request"])
-                hits = sum(1 for e in entries if e["cache"] == "HIT")
-    best = {k: max(v, key=lambda r: r.rps) for k, v in results.items()}
-    paired = [c.rps / s.rps for c, s in zip(results["cache"], results["static"], strict=True)]
-    at_offset = [c.rps / s.rps for c, s in zip(results["cache"], results["shifted"], strict=True)]
-    return {"best": best, "origin_fetches": fetches, "hits": hits, "rounds": len(paired),
-            "median_ratio": statistics.median(paired), "offset": offset,
-            "median_shifted": statistics.median(at_offset), "load": os.getloadavg()[0]}  # fmt: skip
+                    urllib.request.urlopen(base + p).read()
+            return base, f"http://127.0.0.1:{fill}", log
+
+        static = start_static("static")
+        cache, fill, cache_log = start_cache("cache")
+        # A cache file is a header (key, upstream headers) then the body, so nginx
+        # sendfile()s a cache HIT from an offset that is not page aligned. The same
+        # static nginx serving the body from that very offset (a Range request on a
+        # file with as many bytes in front) shows what that layout alone costs.
+        cached = [f for f in (tmp / "cache" / "cache-media").rglob("*") if f.is_file()]
+        offset = min(f.stat().st_size for f in cached) - SEGMENT_BYTES
+        for i, key in enumerate(keys):
+            shifted = static_root / "shifted" / key
+            shifted.parent.mkdir(parents=True, exist_ok=True)
+            shifted.write_bytes(b"\0" * offset + bytes([i]) * SEGMENT_BYTES)
+        targets = [
+            Target("nginx static files (the limit)", static, static_paths),
+            Target("**nginx cache tier, all HITs (segments as plain files)**", cache, paths),
+            Target("nginx cache files, all HITs (proxy_cache alone, before)", fill, paths),
+            Target(f"nginx static, body at offset {offset} (206)", static,
+                   [f"/shifted/{k}" for k in keys], offset),
+        ]  # fmt: skip
+        if options:
+            for name, edit in OPTIONS.items():
+                slug = re.sub(r"[^a-z0-9]+", "-", name.lower())
+                _, option_fill, _ = start_cache(f"option-{slug}", edit)
+                targets.append(Target(f"cache files + {name}", option_fill, paths))
+            targets.append(Target("nginx static files, sendfile off, output_buffers 2 1m",
+                                  start_static("static-nosendfile", _sendfile_off),
+                                  static_paths))  # fmt: skip
+        # Every target writes a JSON access log line per request: the same work.
+        results: dict[str, list[WrkResult]] = {t.label: [] for t in targets}
+        for n in range(rounds):
+            for t in targets[n % len(targets) :] + targets[: n % len(targets)]:
+                results[t.label].append(
+                    run_wrk(t.base, t.paths, seconds, connections, tmp, t.range_from)
+                )
+        entries = [json.loads(x) for x in cache_log.read_text().splitlines() if x]
+        fetches = sum(1 for e in entries if e["upstream"] and "/media/" in e["request"])
+        on_disk = sum(1 for f in (tmp / "cache" / "segments").rglob("*.m4s") if f.is_file())
+    limit = results[targets[0].label]
+    ratios = {
+        label: statistics.median(r.rps / s.rps for r, s in zip(runs, limit, strict=True))
+        for label, runs in results.items()
+    }
+    best = {label: max(runs, key=lambda r: r.rps) for label, runs in results.items()}
+    return {"best": best, "ratios": ratios, "origin_fetches": fetches, "stored": on_disk,
+            "rounds": rounds, "offset": offset, "load": os.getloadavg()[0]}  # fmt: skip
 
 
 def table(result: dict[str, Any], seconds: int, connections: int) -> str:
-    best = result["best"]
-    static, cache = best["static"], best["cache"]
+    best, ratios = result["best"], result["ratios"]
+    labels = list(best)
+    static = best[labels[0]]
     lines = [
-        "| server | requests/s | MB/s | p50 ms | p99 ms | ratio to static |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| server | requests/s | MB/s | p50 ms | p99 ms | best / best static "
+        "| median of paired rounds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    labels = (("static", "nginx static files (the limit)"),
-              ("shifted", f"nginx static, body at offset {result['offset']} (206)"),
-              ("cache", "nginx cache tier, all HITs"))  # fmt: skip
-    for name, label in labels:
-        r = best[name]
+    for label in labels:
+        r = best[label]
         lines.append(
             f"| {label} | {r.rps:,.0f} | {r.bytes_per_s / 1024**2:,.0f} | {r.p50_ms:.1f} | "
-            f"{r.p99_ms:.1f} | {r.rps / static.rps:.2f} |"
+            f"{r.p99_ms:.1f} | {r.rps / static.rps:.2f} | {ratios[label]:.2f} |"
         )
+    cache = labels[1]
     lines.append("")
     lines.append(
         f"wrk -t2 -c{connections} -d{seconds}s, {SEGMENTS} segments of 4 MiB in rotation, "
-        f"best of {result['rounds']} alternating rounds each; origin fetches: "
-        f"{result['origin_fetches']} (the warm-up's {SEGMENTS}). Ratio cache/static "
-        f"requests/s: best **{cache.rps / static.rps:.2f}**, median of paired rounds "
-        f"**{result['median_ratio']:.2f}**; cache/static-at-the-same-offset: best "
-        f"**{cache.rps / best['shifted'].rps:.2f}**, median **{result['median_shifted']:.2f}** "
-        f"(1-minute load average at the end: {result['load']:.1f} on {os.cpu_count()} CPUs)."
+        f"{result['rounds']} rounds, each running every server once in a rotating order; "
+        f"best run of each, and the median over rounds of requests/s divided by the static "
+        f"limit's in the same round. Origin fetches: {result['origin_fetches']} (the "
+        f"warm-up's {SEGMENTS}), segments stored as files: {result['stored']}. Cache tier "
+        f"against the limit: best **{best[cache].rps / static.rps:.2f}**, median of paired "
+        f"rounds **{ratios[cache]:.2f}** (1-minute load average at the end: "
+        f"{result['load']:.1f} on {os.cpu_count()} CPUs)."
     )
     return "\n".join(lines)
 
@@ -302,24 +378,153 @@ def write_section(name: str, body: str) -> None:
     DOC.write_text(text)
 
 
+# --------------------------------------------------------------------------- viewers
+
+
+def _crowd_part(args: tuple[int, int, int, float, int]) -> dict[str, Any]:
+    """One process's share of the viewers (bench.viewers' client), as plain data."""
+    import asyncio
+
+    port, count, segments, ramp, seed = args
+    stats = asyncio.run(_crowd(port, count, segments, ramp, seed))
+    return {"segment_ttfb": stats.segment_ttfb, "manifest_ttfb": stats.manifest_ttfb,
+            "errors": stats.errors, "segment_paths": sorted(stats.segment_paths)}  # fmt: skip
+
+
+async def _crowd(port: int, count: int, segments: int, ramp: float, seed: int) -> Any:
+    import asyncio
+    import random
+
+    from bench.viewers import Stats, viewer
+
+    stats = Stats()
+    rng = random.Random(seed)
+    await asyncio.gather(*(viewer(port, stats, segments, ramp, random.Random(rng.random()))
+                           for _ in range(count)))  # fmt: skip
+    return stats
+
+
+def measure_viewers(viewers: int, segments: int, ramp: float, processes: int) -> dict[str, Any]:
+    """bench.viewers' setup and HLS client, the viewers split over ``processes`` processes.
+
+    One asyncio process with 1000 viewers on a 2-CPU machine mostly measures its
+    own event-loop lag; split over a few processes, the TTFB is nginx's again.
+    """
+    import multiprocessing
+    import sys
+
+    from bench.viewers import VIDEO_ID, pct, seed
+
+    with tempfile.TemporaryDirectory(prefix="kubevod-bench-viewers-") as tmpdir:
+        tmp = Path(tmpdir)
+        with minio_server(tmp) as minio:
+            catalog_url = f"sqlite://{tmp / 'catalog.db'}"
+            objects = seed(minio, catalog_url)
+            api_port, cache_port = free_port(), free_port()
+            store = f"s3://{ACCESS}:{SECRET}@{minio.endpoint}/{BUCKET}?secure=false"
+            env = dict(os.environ, KUBEVOD_CATALOG_URL=catalog_url, KUBEVOD_STORE_URL=store,
+                       KUBEVOD_MEDIA_BASE_URL="/media", KUBEVOD_HOST="127.0.0.1",
+                       KUBEVOD_PORT=str(api_port), KUBEVOD_DATA_DIR=str(tmp / "data"),
+                       OTEL_SDK_DISABLED="true")  # fmt: skip
+            api = start([sys.executable, "-m", "kubevod.api.main"], tmp / "api.log", env)
+            try:
+                wait_http(f"http://127.0.0.1:{api_port}/healthz", timeout=60)
+                log = tmp / "access.log"
+                conf = cache_conf(cache_port, minio.endpoint, str(log), f"127.0.0.1:{api_port}")
+                with nginx(conf, tmp / "cache", cache_port) as base:
+                    urllib.request.urlopen(f"{base}/v/{VIDEO_ID}/master.m3u8").read()
+                    shares = [viewers // processes + (i < viewers % processes)
+                              for i in range(processes)]  # fmt: skip
+                    began = time.monotonic()
+                    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+                        parts = pool.map(_crowd_part, [(cache_port, n, segments, ramp, 7 + i)
+                                                       for i, n in enumerate(shares)])  # fmt: skip
+                    wall = time.monotonic() - began
+                entries = [json.loads(x) for x in log.read_text().splitlines() if x]
+            finally:
+                stop(api)
+    seg = [t for p in parts for t in p["segment_ttfb"]]
+    man = [t for p in parts for t in p["manifest_ttfb"]]
+    upstream = [e for e in entries if e["upstream"]]
+    return {
+        "viewers": viewers, "segments": segments, "wall_s": wall, "objects": objects,
+        "processes": processes, "errors": [e for p in parts for e in p["errors"]],
+        "segment_requests": len(seg),
+        "distinct_segments": len({x for p in parts for x in p["segment_paths"]}),
+        "minio_fetches": sum(1 for e in upstream if "/media/" in e["request"]),
+        "api_requests": sum(1 for e in upstream if "/v/" in e["request"]),
+        "file_hits": sum(1 for e in entries if "/media/" in e["request"] and e["cache"] == "HIT"
+                         and not e["upstream"]),
+        "manifest_requests": len(man),
+        "seg_p50": pct(seg, 50), "seg_p99": pct(seg, 99),
+        "man_p50": pct(man, 50), "man_p99": pct(man, 99),
+    }  # fmt: skip
+
+
+def viewers_table(r: dict[str, Any]) -> str:
+    return "\n".join([
+        "| viewers | client processes | errors | segment requests | segment TTFB p50 / p99 ms "
+        "| manifest requests | manifest TTFB p50 / p99 ms | distinct segments | MinIO fetches "
+        "| API requests |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {r['viewers']} | {r['processes']} | {len(r['errors'])} | {r['segment_requests']} | "
+        f"{r['seg_p50']:.1f} / {r['seg_p99']:.1f} | {r['manifest_requests']} | "
+        f"{r['man_p50']:.1f} / {r['man_p99']:.1f} | {r['distinct_segments']} | "
+        f"{r['minio_fetches']} | {r['api_requests']} |",
+        "",
+        f"bench.viewers' client and video (each viewer: master + media + audio playlists, 2 "
+        f"init segments, then {r['segments']} video + {r['segments']} audio segments at "
+        f"real-time pace), the viewers split over {r['processes']} client processes; wall "
+        f"time {r['wall_s']:.0f} s, 1-minute load average at the end "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
+    ])  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument(
+        "--options",
+        action="store_true",
+        help="also measure nginx's own options on cache-file HITs (section nginx-cache-options)",
+    )
     parser.add_argument(
         "--write",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="update docs/benchmarks-chart.md (default; --no-write to only print)",
     )
+    parser.add_argument(
+        "--viewers",
+        type=int,
+        default=0,
+        help="instead: N simulated viewers through the cache (section nginx-viewers)",
+    )
+    parser.add_argument("--processes", type=int, default=4, help="client processes (--viewers)")
+    parser.add_argument("--segments", type=int, default=8, help="segments per viewer (--viewers)")
     args = parser.parse_args()
-    result = measure(args.seconds, args.connections, args.rounds)
+    if args.viewers:
+        crowd = measure_viewers(args.viewers, args.segments, 4.0, args.processes)
+        text = viewers_table(crowd)
+        print(text)
+        for error in crowd["errors"][:10]:
+            print("error:", error)
+        if args.write:
+            write_section(
+                "nginx-viewers", f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{text}"
+            )
+        if crowd["errors"]:
+            raise SystemExit(f"{len(crowd['errors'])} viewers saw errors")
+        return
+    result = measure(args.seconds, args.connections, args.rounds, args.options)
     text = table(result, args.seconds, args.connections)
     print(text)
     if args.write:
         write_section(
-            "nginx-cache", f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{text}"
+            "nginx-cache-options" if args.options else "nginx-cache",
+            f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{text}",
         )
 
 

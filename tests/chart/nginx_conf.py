@@ -53,13 +53,19 @@ def local_values(
     manifest_ttl: str = "1s",
     metrics_syslog: str = "",
     api_token: str = "",
+    fill_port: int | None = None,
 ) -> dict[str, str]:
     """Placeholder values for nginx on loopback in front of local servers.
 
     ``metrics_syslog`` (host:port) turns on the copy of the access log to the
     metrics exporter's UDP syslog receiver. ``api_token`` is what write calls
     on /api/ must carry (empty: nginx refuses every write but QoE beacons).
+    ``fill_port`` is the internal fill server's port (default: a free one).
     """
+    if fill_port is None:
+        from tests.fixtures.util import free_port
+
+        fill_port = free_port()
     media_host, media_port = media.rsplit(":", 1)
     return {
         "KUBEVOD_LISTEN": f"127.0.0.1:{port}",
@@ -76,4 +82,5 @@ def local_values(
         "KUBEVOD_METRICS_LOG": "1" if metrics_syslog else "0",
         "KUBEVOD_METRICS_SYSLOG": metrics_syslog or "127.0.0.1:5514",
         "KUBEVOD_API_TOKEN": api_token,
+        "KUBEVOD_FILL_LISTEN": f"127.0.0.1:{fill_port}",
     }
