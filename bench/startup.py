@@ -240,7 +240,7 @@ beacons.
 - **5 Mbit/s**: Chrome DevTools network emulation, 5 Mbit/s each way plus 20 ms round
   trip; service workers blocked because their fetches escape page-level throttling.
 
-Targets: under 2 s for HD (the seed), under 1 s on loopback (issue 4).
+Targets: under 2 s for HD (the seed), under 1 s on loopback.
 
 What makes it fast: the watch page's `<head>` preloads the video's JSON and master
 playlist and module-preloads the player's critical modules (captions, trickplay and

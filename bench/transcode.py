@@ -1,4 +1,4 @@
-"""Transcode benchmark (issue 3): the one-process ladder against one process per rung.
+"""Transcode benchmark: the one-process ladder against one process per rung.
 
 On one generated 1080p30 source with audio (20 s by default), measured side by
 side in one run on this machine:
@@ -56,7 +56,7 @@ from kubevod.store.file import FileStore
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks-worker.md"
-TARGET = 0.60  # issue 3: the ladder's CPU against one process per rung
+TARGET = 0.60  # the ladder's CPU against one process per rung
 
 
 def cpu_seconds() -> float:

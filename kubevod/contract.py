@@ -1,11 +1,11 @@
 """The contract between the operator's transcode Job and the worker it runs: one owner.
 
-The operator's Job builder (``kubevod.operator.jobs``) writes these names and
+The operator's Job builder (``kubevod.operator.job_manifest``) writes these names and
 the worker (``kubevod.worker.main`` and ``kubevod.worker.settings``, prefix
 ``KUBEVOD_``) reads them; tests/unit/test_contract.py builds a Job with the
 operator's builder and reads its env back with the worker's parser. The chart
 selects the Job's pods by the labels (its NetworkPolicies); the images' names
-are owned by ``kubevod.images``. docs/architecture.md §6 describes it.
+are owned by ``kubevod.images``. docs/architecture.md §4 describes it.
 
 Lists travel as comma lists, numbers as decimal text.
 """

@@ -2,7 +2,7 @@
 
 Everyone else calls these operations; nothing outside this module and the
 catalog backends writes a catalog entry (tests/unit/test_lifecycle_owner.py).
-The states and who may move a video between them (docs/architecture.md §5)::
+The states and who may move a video between them (docs/architecture.md §4)::
 
     register / start_generation            begin             mark_ready
     ─────────────────────────────▶ queued ───────▶ transcoding ──────────▶ ready

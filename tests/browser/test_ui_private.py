@@ -1,4 +1,4 @@
-"""A private library in the browser: signed URLs on and a token set (issue 13, item 7).
+"""A private library in the browser: signed URLs on and a token set.
 
 The UI takes the token from the ``#token=`` link ``kubevod serve`` prints, keeps it
 in localStorage, drops it from the address bar and sends it on its API reads; the

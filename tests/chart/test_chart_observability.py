@@ -1,5 +1,5 @@
 """The chart's observability wiring: downward-API env, the operator's metrics port and
-PodMonitor, and the Grafana dashboard ConfigMap for the sidecar (issue 8).
+PodMonitor, and the Grafana dashboard ConfigMap for the sidecar.
 
 Everything here runs the real helm binary; nothing needs a cluster.
 """

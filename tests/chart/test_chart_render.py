@@ -366,7 +366,7 @@ def test_network_policies_let_each_server_be_reached_only_by_who_needs_it(
     operator = find(docs, "NetworkPolicy", "-operator")["spec"]["ingress"]
     assert operator == [{"ports": [{"port": "metrics", "protocol": "TCP"}]}]  # scrapes only
     # The peers are the real pods' labels: the Job's builder and each Deployment's.
-    from kubevod.operator.jobs import labels as job_labels
+    from kubevod.operator.job_manifest import labels as job_labels
     from kubevod.operator.resource import Asset
 
     asset = Asset.from_body({"metadata": {"name": "a", "uid": "u"}, "spec": {"source": {}}})
@@ -466,7 +466,7 @@ def test_every_value_is_documented_with_a_helm_docs_comment() -> None:
 def test_the_operator_reads_the_fetch_limit_and_scheduling_values_the_chart_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubevod.operator.jobs import fetch_env
+    from kubevod.operator.job_manifest import fetch_env
     from kubevod.operator.settings import OperatorSettings
 
     values = {

@@ -1,4 +1,4 @@
-"""The metrics endpoints after real work (issue 8): the names the dashboard reads, sane values.
+"""The metrics endpoints after real work: the names the dashboard reads, sane values.
 
 One VideoAsset goes the whole cluster path (real operator, the real worker run
 with the Job's env — the test plays the kubelet —, real API; see

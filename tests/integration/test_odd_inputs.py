@@ -1,4 +1,4 @@
-"""Odd and bad sources (issue 3), each made with ffmpeg at test time, through the real pipeline.
+"""Odd and bad sources, each made with ffmpeg at test time, through the real pipeline.
 
 Odd sources must come out as a correct ladder; bad ones must end ``failed``
 with a one-line reason, no segment recorded and no media object left.

@@ -164,7 +164,7 @@ def test_playable_while_encoding_with_the_first_segment_of_every_rendition(
     assert snap["names"] == ["360p", "240p", "audio"]
     assert all(len(keys) == 1 for keys in snap["first_segments"].values()), snap
     assert snap["in_store"]
-    # issue 3: at most segment length + 2 s after the job starts (generous on a busy CI box)
+    # at most segment length + 2 s after the job starts (generous on a busy CI box)
     assert snap["at"] - started < 2 + 4
 
 

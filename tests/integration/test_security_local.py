@@ -1,6 +1,6 @@
 """Local mode against a hostile web page and a stranger, on a real ``kubevod serve``.
 
-What a page on ``evil.example`` can make a browser send (issue 13, item 3): a
+What a page on ``evil.example`` can make a browser send: a
 rebound name (``Host: evil.example`` reaching 127.0.0.1), a cross-origin
 DELETE or a form POST (``Origin``, ``Sec-Fetch-Site``). What a stranger reaching
 the server through a reverse proxy on this machine (``X-Forwarded-For``, which

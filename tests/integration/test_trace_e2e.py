@@ -1,4 +1,4 @@
-"""ONE trace from ``kubectl apply`` to a playing video (issue 8, docs/architecture.md §8).
+"""ONE trace from ``kubectl apply`` to a playing video (docs/architecture.md §8).
 
 A VideoAsset applied to the real kube-apiserver; the real operator process
 (its ServiceAccount, JSON logs, OTLP export); the real worker process run with

@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubevod.operator.jobs import build_job
+from kubevod.operator.job_manifest import build_job
 from kubevod.operator.resource import Asset, VideoAssetSpec
-from kubevod.operator.settings import GpuSettings, WorkerSettings
+from kubevod.operator.settings import GpuSettings, WorkerJobSettings
 from kubevod.worker import main as worker_main
-from kubevod.worker.settings import WorkerSettings as WorkerRuntimeSettings
+from kubevod.worker.settings import WorkerSettings
 
 from kubevod import contract
 from kubevod.jobs import TranscodeJob
@@ -39,7 +39,7 @@ def _job(**worker: Any) -> dict[str, Any]:
     return build_job(
         asset,
         video_id=asset.video_id,
-        worker=WorkerSettings(**worker),
+        worker=WorkerJobSettings(**worker),
         gpu=GpuSettings(),
         traceparent=TRACEPARENT,
     )
@@ -87,7 +87,7 @@ def test_the_worker_parses_the_job_the_operator_builds(monkeypatch: pytest.Monke
             monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    settings = WorkerRuntimeSettings()
+    settings = WorkerSettings()
     assert settings.fetch_allow == ["10.87.0.2/32", "nas.lan"]
     assert settings.fetch_deny == ["10.42.0.0/16"]
     assert settings.fetch_deadline == 42.5
@@ -125,4 +125,4 @@ def test_the_charts_policies_select_the_pods_the_operator_labels() -> None:
 def test_a_malformed_fetch_setting_fails_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(contract.FETCH_DENY, "nas.lan")
     with pytest.raises(ValueError, match="is not a CIDR"):
-        WorkerRuntimeSettings()
+        WorkerSettings()

@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
 import pytest
-from kubevod.operator.settings import WorkerSettings
+from kubevod.operator.settings import WorkerJobSettings
 
 from kubevod import images
 
@@ -53,7 +53,7 @@ def test_a_local_version_makes_a_valid_tag(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_operator_default_worker_image_is_the_released_worker() -> None:
-    assert WorkerSettings().image == images.reference("worker")
+    assert WorkerJobSettings().image == images.reference("worker")
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from kubevod.operator import status as st
-from kubevod.operator.queue import Entry, Ledger, decide, order
+from kubevod.operator.queue import Ledger, QueueItem, decide, order
 from kubevod.operator.resource import Asset, VideoAssetSpec
 
 from kubevod.models import Rendition, SourceSummary, TrackKind, Video, VideoState
@@ -188,8 +188,8 @@ def test_invalid_spec_is_failed_with_its_reason() -> None:
     assert st.transitions({}, s)[0].type == "Warning"
 
 
-def entry(name: str, created: str, priority: int = 0, done: bool = False) -> Entry:
-    return Entry(
+def entry(name: str, created: str, priority: int = 0, done: bool = False) -> QueueItem:
+    return QueueItem(
         namespace="media",
         name=name,
         job_name=f"{name}-g1",

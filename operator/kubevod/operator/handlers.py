@@ -1,21 +1,31 @@
-"""kopf registrations: thin handlers that read, call the pure builders, apply, record.
+"""kopf registrations: thin handlers that read, decide, apply, record.
 
-- create / resume / spec update → ``admit``: validate, write the catalog entry,
-  take a queue slot and create the generation's Job (or wait in Queued).
+- create / resume / spec update → ``admit``: validate, start the generation in
+  the catalog, take a queue slot and create the generation's Job (or wait in
+  Queued).
 - a timer on every VideoAsset that is not settled → ``reconcile``: start it when
   its turn comes, mirror Job and catalog progress into status, re-admit when
   a generation was missed (so every path is level-triggered and idempotent).
 - delete → ``cleanup``: Jobs, media and catalog entry, with bounded retries.
+
+What a handler may keep lives in kopf's ``memo`` (``OperatorState``: settings,
+backends, the queue ledger), never in module globals; each handler call is one
+``Call`` (the VideoAsset, its status as read, the patch, the state). The
+decisions are pure functions (``next_step``, ``metadata_only``, ``cleanup_step``,
+``unschedulable_too_long``), and every error a handler meets is mapped onto
+kopf in one place, ``outcomes`` (with the table in ``kubevod.operator.errors``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import secrets
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import kopf
 from kubernetes import client
@@ -23,11 +33,11 @@ from kubevod.operator import errors, kube, limits, naming, validation
 from kubevod.operator import status as st
 from kubevod.operator.catalog_entry import build_entry
 from kubevod.operator.cleanup import abandon_message
-from kubevod.operator.errors import InvalidSpec, OverLimit, Rejected, Unschedulable
-from kubevod.operator.jobs import build_job
-from kubevod.operator.queue import Entry, Key, Ledger
+from kubevod.operator.errors import OverLimit, Rejected, Unschedulable
+from kubevod.operator.job_manifest import build_job
+from kubevod.operator.queue import Key, Ledger, QueueItem
 from kubevod.operator.resource import TERMINAL, Asset, Phase
-from kubevod.operator.settings import load_settings
+from kubevod.operator.settings import OperatorSettings, load_settings
 
 from kubevod import contract
 from kubevod.backends import open_catalog, open_store
@@ -40,20 +50,92 @@ from kubevod.models import Video
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import inject_traceparent, span
 
-G, V, P = naming.GROUP, naming.VERSION, naming.PLURAL
-SETTINGS = load_settings()
-LEDGER = Ledger()
+#: The custom resource every handler watches.
+RESOURCE = (naming.GROUP, naming.VERSION, naming.PLURAL)
+#: kopf takes a timer's interval when this module is imported, before any handler runs;
+#: everything else reads the settings from ``memo.state``.
+_POLL_SECONDS = load_settings().timing.poll_seconds
 
 
 @dataclass
-class Backends:
+class OperatorState:
+    """Everything the handlers share, kept in kopf's ``memo`` (``memo.state``)."""
+
+    settings: OperatorSettings
     catalog: Catalog
     store: ObjectStore
     api: client.ApiClient
+    ledger: Ledger = field(default_factory=Ledger)
 
     @property
     def lifecycle(self) -> Lifecycle:
         return Lifecycle(self.catalog, self.store)
+
+
+#: Posts one Kubernetes Event about an object (``kopf.event``; a recorder in unit tests).
+Poster = Callable[..., None]
+
+
+@dataclass
+class Call:
+    """One handler call: the VideoAsset, its status as read, the patch to apply, the state."""
+
+    asset: Asset
+    body: kopf.Body
+    old: Mapping[str, Any]
+    patch: kopf.Patch
+    state: OperatorState
+    assets: Mapping[Key, Any] = field(default_factory=dict)  # kopf index: QueueItem stores
+    jobs: Mapping[Key, Any] = field(default_factory=dict)  # kopf index: JobView stores
+    post: Poster = kopf.event
+
+    @classmethod
+    def of(
+        cls, body: kopf.Body, status: Mapping[str, Any], patch: kopf.Patch, memo: kopf.Memo,
+        kwargs: Mapping[str, Any],
+    ) -> Call:  # fmt: skip
+        return cls(
+            asset=Asset.from_body(body), body=body, old=status, patch=patch, state=memo.state,
+            assets=kwargs.get("assets", {}), jobs=kwargs.get("jobs", {}),
+        )  # fmt: skip
+
+    @property
+    def settings(self) -> OperatorSettings:
+        return self.state.settings
+
+    @property
+    def log(self) -> ContextLogger:
+        """A logger whose lines carry the video id, namespace and name."""
+        a = self.asset
+        return get_logger(
+            "kubevod.operator", video_id=a.video_id, namespace=a.namespace, name=a.name
+        )
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.post(self.body, type=type_, reason=reason, message=message)
+
+    def record(self, new: dict[str, Any]) -> None:
+        """Write ``new`` as the whole status and post an Event per transition."""
+        for key in self.old:
+            if key not in new and key in _OWNED:
+                self.patch.status[key] = None
+        for key, value in new.items():
+            self.patch.status[key] = value
+        for event in st.transitions(self.old, new):
+            self.event(event.type, event.reason, event.message)
+
+    def job(self, name: str) -> st.JobView | None:
+        found = self.jobs.get((self.asset.namespace, name))
+        return next(iter(found), None) if found is not None else None
+
+
+_OWNED = frozenset(
+    {
+        "phase", "progress", "playable", "duration", "videoId", "jobName", "attempts",
+        "message", "observedGeneration", "specHash", "accelerator", "renditions", "source",
+        "playback", "conditions",
+    }
+)  # fmt: skip
 
 
 def _now() -> str:
@@ -62,15 +144,8 @@ def _now() -> str:
 
 def _traceparent() -> str:
     """The current span's W3C traceparent, or a fresh one when tracing is off."""
-    found = inject_traceparent().get("TRACEPARENT")
+    found = inject_traceparent().get(contract.TRACEPARENT)
     return found or f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
-
-
-def _log(asset: Asset) -> ContextLogger:
-    """A logger whose lines carry the video id, namespace and name."""
-    return get_logger(
-        "kubevod.operator", video_id=asset.video_id, namespace=asset.namespace, name=asset.name
-    )
 
 
 def _span_attributes(asset: Asset) -> dict[str, Any]:
@@ -83,64 +158,105 @@ def _span_attributes(asset: Asset) -> dict[str, Any]:
     }
 
 
-def _record(
-    body: kopf.Body, old: Mapping[str, Any], new: dict[str, Any], patch: kopf.Patch
-) -> None:
-    """Write ``new`` as the whole status and post an Event per transition."""
-    for key in old:
-        if key not in new and key in _OWNED:
-            patch.status[key] = None
-    for key, value in new.items():
-        patch.status[key] = value
-    for event in st.transitions(old, new):
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
+# --------------------------------------------------------------------------- the one mapping
 
 
-_OWNED = frozenset(
-    {
-        "phase",
-        "progress",
-        "playable",
-        "duration",
-        "videoId",
-        "jobName",
-        "attempts",
-        "message",
-        "observedGeneration",
-        "specHash",
-        "accelerator",
-        "renditions",
-        "source",
-        "playback",
-        "conditions",
-    }
-)
+@contextmanager
+def outcomes(call: Call) -> Iterator[None]:
+    """Map every error a handler meets onto kopf, by ``errors.OUTCOMES``.
 
+    - permanent (a bad spec, over a cap, refused by Kubernetes, unschedulable):
+      status phase Failed with the row's reason and the error's message, then
+      ``kopf.PermanentError`` (kopf applies the patch and stops retrying);
+    - temporary (a backend or the API server unavailable): the status message
+      says when it retries, then ``kopf.TemporaryError`` with the settings' delay.
 
-def _temporary(exc: Exception) -> kopf.TemporaryError:
-    operator_metrics().handler_errors.labels("temporary").inc()
-    return kopf.TemporaryError(str(exc), delay=SETTINGS.timing.retry_seconds)
-
-
-def _fail(
-    asset: Asset,
-    body: kopf.Body,
-    old: Mapping[str, Any],
-    patch: kopf.Patch,
-    exc: Exception,
-    message: str | None = None,
-) -> kopf.PermanentError:
-    """Record a permanent outcome (errors.OUTCOMES) as phase Failed; the error to raise.
-
-    kopf still applies ``patch`` when the handler raises, and stops retrying it.
+    An error the table does not know propagates (kopf logs and retries it).
     """
-    outcome = errors.outcome(exc)
-    assert outcome is not None and outcome.kind == "permanent", exc
-    operator_metrics().handler_errors.labels("permanent").inc()
-    text = message or str(exc)
-    _record(body, old, st.invalid(asset, old, text, now=_now(), reason=outcome.reason), patch)
-    _log(asset).warning("%s: %s", outcome.reason, text)
-    return kopf.PermanentError(text)
+    try:
+        yield
+    except (kopf.PermanentError, kopf.TemporaryError):
+        raise
+    except Exception as exc:
+        found = errors.outcome(exc)
+        if found is None:
+            raise
+        metrics = operator_metrics()
+        if found.kind == "temporary":
+            metrics.handler_errors.labels("temporary").inc()
+            delay = call.settings.timing.retry_seconds
+            call.patch.status["message"] = f"retrying in {delay:g} s: {exc}"
+            raise kopf.TemporaryError(str(exc), delay=delay) from exc
+        metrics.handler_errors.labels("permanent").inc()
+        text = str(exc)
+        failed = st.invalid(call.asset, call.old, text, now=_now(), reason=found.reason)
+        call.record(failed)
+        call.log.warning("%s: %s", found.reason, text)
+        raise kopf.PermanentError(text) from None
+
+
+# --------------------------------------------------------------------------- pure decisions
+
+Step = Literal["wait", "readmit", "start", "mirror"]
+
+
+def next_step(asset: Asset, status: Mapping[str, Any]) -> Step:
+    """What the timer does with an unsettled VideoAsset."""
+    if not status.get("phase"):
+        return "wait"  # the create handler has not run yet
+    if status.get("observedGeneration") != asset.generation:
+        return "readmit"
+    if status.get("phase") == Phase.QUEUED:
+        return "start"
+    return "mirror"
+
+
+def metadata_only(asset: Asset, status: Mapping[str, Any]) -> bool:
+    """A spec change that needs no new transcode (the media fingerprint is unchanged).
+
+    Decided from status, not from the event's diff, so the timer can settle a
+    generation the same way when its own stale write raced the update handler.
+    """
+    return bool(status.get("phase")) and status.get("specHash") == asset.spec.fingerprint()
+
+
+def admission_problems(asset: Asset, settings: OperatorSettings) -> None:
+    """Raise InvalidSpec / OverLimit for a spec the operator will not run."""
+    validation.check(asset.spec)
+    over = limits.problems(
+        asset.spec, asset.namespace, settings.limits.for_namespace(asset.namespace)
+    )
+    if over:
+        raise OverLimit(over)
+
+
+def unschedulable_too_long(
+    view: st.JobView, video: Video | None, pending: st.PodScheduling | None, limit: float,
+    now: str,
+) -> bool:  # fmt: skip
+    """Whether the Job's pod has waited for a node longer than ``limit`` seconds."""
+    if view.finished or not view.active or (video is not None and video.progress > 0):
+        return False
+    return pending is not None and pending.seconds(now) >= limit
+
+
+def needs_pod_check(view: st.JobView, video: Video | None) -> bool:
+    """Only a Job that has not begun (no progress) costs a pod listing."""
+    return not view.finished and bool(view.active) and (video is None or video.progress <= 0)
+
+
+CleanupStep = Literal["done", "retry", "give_up"]
+
+
+def cleanup_step(
+    *, error: Unavailable | None, live_pods: list[str], retry: int, max_retries: int
+) -> CleanupStep:
+    """After a purge attempt: finished, try again later, or release the object anyway."""
+    if error is not None:
+        return "retry" if retry < max_retries else "give_up"
+    if live_pods and retry < max_retries:
+        return "retry"  # a pod may still upload: purge once more when it has ended
+    return "done"
 
 
 # --------------------------------------------------------------------------- startup
@@ -148,39 +264,41 @@ def _fail(
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """kopf's own settings, and the catalog, store and API client shared by handlers."""
+    """kopf's own settings, and the state shared by handlers (``memo.state``)."""
+    ours = load_settings()
     settings.persistence.finalizer = naming.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix=naming.GROUP)
     settings.posting.level = logging.WARNING  # our own Events say what happened
     settings.posting.reporting_component = contract.MANAGED_BY
-    settings.peering.lifetime = SETTINGS.peering.lifetime_seconds
+    settings.peering.lifetime = ours.peering.lifetime_seconds
     settings.peering.stealth = True
     # Named namespaces need no cluster-wide look for namespaces and CRDs, so the
     # chart's namespaced mode (a Role, no cluster-scoped rights) starts at once.
-    settings.scanning.disabled = bool(SETTINGS.namespaces)
-    memo.backends = Backends(
-        catalog=open_catalog(SETTINGS.catalog_url),
-        store=open_store(SETTINGS.store_url),
+    settings.scanning.disabled = bool(ours.namespaces)
+    memo.state = OperatorState(
+        settings=ours,
+        catalog=open_catalog(ours.catalog_url),
+        store=open_store(ours.store_url),
         api=kube.connect(),
     )
 
 
 @kopf.on.cleanup()
 def close(memo: kopf.Memo, **_: Any) -> None:
-    backends: Backends | None = memo.get("backends")
-    if backends is not None:
-        backends.catalog.close()
+    state: OperatorState | None = memo.get("state")
+    if state is not None:
+        state.catalog.close()
 
 
 # --------------------------------------------------------------------------- indexes
 
 
-@kopf.index(G, V, P)
-def assets(body: kopf.Body, **_: Any) -> dict[Key, Entry]:
+@kopf.index(*RESOURCE)
+def assets(body: kopf.Body, **_: Any) -> dict[Key, QueueItem]:
     """Every VideoAsset as the queue sees it."""
-    entry = Entry.from_body(body)
-    return {entry.key: entry}
+    item = QueueItem.from_body(body)
+    return {item.key: item}
 
 
 @kopf.index("batch", "v1", "jobs", labels={contract.LABEL_MANAGED_BY: contract.MANAGED_BY})
@@ -190,170 +308,100 @@ def jobs(body: kopf.Body, **_: Any) -> dict[Key, st.JobView]:
     return {(view.namespace, view.name): view}
 
 
-@dataclass(frozen=True)
-class _Indexes:
-    """The two in-memory indexes kopf passes to every handler by their function names."""
-
-    assets: kopf.Index[Key, Entry]
-    jobs: kopf.Index[Key, st.JobView]
-
-    @classmethod
-    def of(cls, kwargs: Mapping[str, Any]) -> _Indexes:
-        return cls(assets=kwargs["assets"], jobs=kwargs["jobs"])
-
-
-def _job(index: kopf.Index[Key, st.JobView], key: Key) -> st.JobView | None:
-    store = index.get(key)
-    return next(iter(store), None) if store is not None else None
-
-
 # --------------------------------------------------------------------------- admission
 
 
-@kopf.on.resume(G, V, P)
-@kopf.on.create(G, V, P)
+@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE)
 def admit(
-    body: kopf.Body,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **kwargs: Any,
+    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """A new object, or one the operator finds at start: admit its generation once."""
-    asset = Asset.from_body(body)
-    if status.get("observedGeneration") == asset.generation and status.get("phase"):
+    call = Call.of(body, status, patch, memo, kwargs)
+    if status.get("observedGeneration") == call.asset.generation and status.get("phase"):
         return  # admitted before a restart: the timer carries on
     # The root of the video's trace: the Job's TRACEPARENT hangs under it.
-    with span("operator.admit", attributes=_span_attributes(asset), tracer_name=__name__):
-        _admit(asset, body, status, patch, memo.backends, _Indexes.of(kwargs))
+    attributes = _span_attributes(call.asset)
+    with span("operator.admit", attributes=attributes, tracer_name=__name__), outcomes(call):
+        _admit(call)
 
 
-@kopf.on.update(G, V, P, field="spec")
+@kopf.on.update(*RESOURCE, field="spec")
 def respec(
-    body: kopf.Body,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **kwargs: Any,
+    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """A spec change (a new generation)."""
-    asset = Asset.from_body(body)
-    with span("operator.admit", attributes=_span_attributes(asset), tracer_name=__name__):
-        _new_generation(asset, body, status, patch, memo.backends, _Indexes.of(kwargs))
+    call = Call.of(body, status, patch, memo, kwargs)
+    attributes = _span_attributes(call.asset)
+    with span("operator.admit", attributes=attributes, tracer_name=__name__), outcomes(call):
+        _new_generation(call)
 
 
-def _new_generation(
-    asset: Asset,
-    body: kopf.Body,
-    old: Mapping[str, Any],
-    patch: kopf.Patch,
-    backends: Backends,
-    idx: _Indexes,
-) -> None:
-    """Metadata only (same media fingerprint) → catalog update; else supersede and admit.
-
-    Decided from status, not from the event's diff, so the timer can settle a
-    generation the same way when its own stale write raced the update handler.
-    """
-    if old.get("phase") and old.get("specHash") == asset.spec.fingerprint():
+def _new_generation(call: Call) -> None:
+    """Metadata only → catalog update; else supersede and admit."""
+    asset = call.asset
+    if metadata_only(asset, call.old):
         spec = asset.spec
-        try:
-            backends.lifecycle.update_metadata(
-                asset.video_id,
-                title=spec.title or asset.name,
-                description=spec.description,
+        with contextlib.suppress(NotFound):  # the entry comes back with the next transcode
+            call.state.lifecycle.update_metadata(
+                asset.video_id, title=spec.title or asset.name, description=spec.description,
                 tags=list(spec.tags),
-            )
-        except NotFound:
-            pass
-        except Unavailable as exc:
-            raise _temporary(exc) from exc
-        patch.status["observedGeneration"] = asset.generation
+            )  # fmt: skip
+        call.patch.status["observedGeneration"] = asset.generation
         return
-    _admit(asset, body, old, patch, backends, idx)
+    _admit(call)
 
 
-def _admit(
-    asset: Asset,
-    body: kopf.Body,
-    old: Mapping[str, Any],
-    patch: kopf.Patch,
-    backends: Backends,
-    idx: _Indexes,
-) -> None:
-    try:
-        validation.check(asset.spec)
-        over = limits.problems(
-            asset.spec, asset.namespace, SETTINGS.limits.for_namespace(asset.namespace)
-        )
-        if over:
-            raise OverLimit(over)
-    except InvalidSpec as exc:
-        raise _fail(asset, body, old, patch, exc) from None
-    try:
-        superseded = kube.delete_jobs(
-            backends.api, asset.namespace, asset.uid, except_generation=asset.generation
-        )
-        backends.lifecycle.start_generation(build_entry(asset))
-    except Unavailable as exc:
-        patch.status["message"] = f"retrying in {SETTINGS.timing.retry_seconds:g} s: {exc}"
-        raise _temporary(exc) from exc
+def _admit(call: Call) -> None:
+    asset, state = call.asset, call.state
+    admission_problems(asset, call.settings)
+    superseded = kube.delete_jobs(
+        state.api, asset.namespace, asset.uid, except_generation=asset.generation
+    )
+    state.lifecycle.start_generation(build_entry(asset))
     if superseded:
         message = f"spec generation {asset.generation} supersedes Job(s) {', '.join(superseded)}"
-        kopf.event(body, type="Normal", reason="Superseded", message=message)
-    _try_start(asset, body, old, patch, backends, idx)
+        call.event("Normal", "Superseded", message)
+    _try_start(call)
 
 
-def _try_start(
-    asset: Asset,
-    body: kopf.Body,
-    old: Mapping[str, Any],
-    patch: kopf.Patch,
-    backends: Backends,
-    idx: _Indexes,
-) -> None:
+def _try_start(call: Call) -> None:
     """Create the generation's Job when the queue allows; else (stay) Queued."""
-    me = Entry.from_body(body)
-    everyone = [e for store in idx.assets.values() for e in store if e.key != me.key]
-    indexed = {key: not view.finished for key, store in idx.jobs.items() for view in store}
-    decision = LEDGER.try_claim(me, everyone, indexed, SETTINGS.queue.max_concurrent)
+    asset, state = call.asset, call.state
+    me = QueueItem.from_body(call.body)
+    everyone = [item for store in call.assets.values() for item in store if item.key != me.key]
+    indexed = {key: not view.finished for key, store in call.jobs.items() for view in store}
+    limit = call.settings.queue.max_concurrent
+    decision = state.ledger.try_claim(me, everyone, indexed, limit)
     if not decision.start:
         new = st.queued(
-            asset,
-            old,
-            ahead=decision.ahead,
-            running=decision.running,
-            limit=SETTINGS.queue.max_concurrent,
+            asset, call.old, ahead=decision.ahead, running=decision.running, limit=limit,
             now=_now(),
-        )
-        _record(body, old, new, patch)
+        )  # fmt: skip
+        call.record(new)
         return
     attributes = {**_span_attributes(asset), "k8s.job.name": asset.job_name}
     with span("operator.start_transcode", attributes=attributes, tracer_name=__name__):
         manifest = build_job(
-            asset,
-            video_id=asset.video_id,
-            worker=SETTINGS.worker,
-            gpu=SETTINGS.gpu,
+            asset, video_id=asset.video_id, worker=call.settings.worker, gpu=call.settings.gpu,
             traceparent=_traceparent(),
-        )
+        )  # fmt: skip
         try:
-            kube.create_job(backends.api, manifest)
-        except Unavailable as exc:
-            LEDGER.release(me.job_key)
-            raise _temporary(exc) from exc
+            kube.create_job(state.api, manifest)
         except Rejected as exc:
-            LEDGER.release(me.job_key)
-            message = f"Kubernetes refused Job {asset.job_name} ({exc.status}): {exc.message}"
-            raise _fail(asset, body, old, patch, exc, message) from None
+            state.ledger.release(me.job_key)
+            raise Rejected(
+                exc.status,
+                f"Kubernetes refused Job {asset.job_name} ({exc.status}): {exc.message}",
+            ) from None
         except BaseException:
-            LEDGER.release(me.job_key)
+            state.ledger.release(me.job_key)
             raise
-    _log(asset).info("started Job %s (generation %d)", asset.job_name, asset.generation)
+    call.log.info("started Job %s (generation %d)", asset.job_name, asset.generation)
     view = st.JobView(namespace=asset.namespace, name=asset.job_name, generation=asset.generation)
-    new = st.from_job(asset, old, view, None, public_url=SETTINGS.public_url, now=_now())
+    new = st.from_job(asset, call.old, view, None, public_url=call.settings.public_url, now=_now())
     new["message"] = f"started Job {asset.job_name}"
-    _record(body, old, new, patch)
+    call.record(new)
 
 
 # --------------------------------------------------------------------------- the loop
@@ -369,55 +417,48 @@ def _unsettled(body: kopf.Body, status: kopf.Status, **_: Any) -> bool:
     )
 
 
-@kopf.timer(G, V, P, interval=SETTINGS.timing.poll_seconds, when=_unsettled)
+@kopf.timer(*RESOURCE, interval=_POLL_SECONDS, when=_unsettled)
 def reconcile(
-    body: kopf.Body,
-    status: kopf.Status,
-    patch: kopf.Patch,
-    memo: kopf.Memo,
-    **kwargs: Any,
+    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     """Start a queued object when its turn comes; mirror a running one into status."""
-    asset = Asset.from_body(body)
-    backends: Backends = memo.backends
-    if not status.get("phase"):
-        return  # the create handler has not run yet
-    if status.get("observedGeneration") != asset.generation:
-        _new_generation(asset, body, status, patch, backends, _Indexes.of(kwargs))
+    call = Call.of(body, status, patch, memo, kwargs)
+    with outcomes(call):
+        _reconcile(call)
+
+
+def _reconcile(call: Call) -> None:
+    asset, state = call.asset, call.state
+    step = next_step(asset, call.old)
+    if step == "wait":
         return
-    if status.get("phase") == Phase.QUEUED:
-        _try_start(asset, body, status, patch, backends, _Indexes.of(kwargs))
+    if step == "readmit":
+        _new_generation(call)
         return
-    job_name = str(status.get("jobName") or asset.job_name)
-    view = _job(_Indexes.of(kwargs).jobs, (asset.namespace, job_name))
+    if step == "start":
+        _try_start(call)
+        return
+    job_name = str(call.old.get("jobName") or asset.job_name)
+    view = call.job(job_name)
     try:
-        video: Video | None = backends.catalog.get(asset.video_id)
+        video: Video | None = state.catalog.get(asset.video_id)
     except NotFound:
         video = None
-    except Unavailable:
-        return  # the next tick tries again; status keeps its last known state
     if view is None:
-        view = _vanished_job(asset, job_name, video)
-        if view is None:
-            return
-    _stuck_unscheduled(asset, body, status, patch, view, video, backends.api)
-    new = st.from_job(asset, status, view, video, public_url=SETTINGS.public_url, now=_now())
-    _record(body, status, new, patch)
-    _observe((asset.namespace, asset.name), status, new, view, video, _Indexes.of(kwargs))
+        if state.ledger.holds((asset.namespace, job_name)):
+            return  # created a moment ago: the watch has not delivered it yet
+        view = st.vanished_job(asset, job_name, video)
+    _fail_if_unschedulable(call, view, video)
+    new = st.from_job(asset, call.old, view, video, public_url=call.settings.public_url, now=_now())
+    call.record(new)
+    _observe(call, new, view, video)
 
 
-def _observe(
-    key: Key,
-    old: Mapping[str, Any],
-    new: Mapping[str, Any],
-    job: st.JobView,
-    video: Video | None,
-    idx: _Indexes,
-) -> None:
+def _observe(call: Call, new: Mapping[str, Any], job: st.JobView, video: Video | None) -> None:
     """Metrics: a finished transcode's duration and speed; VideoAssets by phase."""
     metrics = operator_metrics()
     phase = new.get("phase")
-    if phase != old.get("phase") and phase in {p.value for p in TERMINAL}:
+    if phase != call.old.get("phase") and phase in {p.value for p in TERMINAL}:
         wall = job.wall_seconds()
         if wall is not None:
             media = video.duration if video is not None else None
@@ -425,95 +466,78 @@ def _observe(
             metrics.observe_transcode(wall, media, outcome=outcome)
     # The index still holds this object's previous phase (the patch is not applied yet),
     # and a settled object gets no further tick: count it with its new phase.
+    key = (call.asset.namespace, call.asset.name)
     counts: dict[str, int] = {str(phase): 1} if phase else {}
-    for store in idx.assets.values():
-        for entry in store:
-            if entry.key != key:
-                counts[entry.phase] = counts.get(entry.phase, 0) + 1
+    for store in call.assets.values():
+        for item in store:
+            if item.key != key:
+                counts[item.phase] = counts.get(item.phase, 0) + 1
     metrics.set_phases(counts)
 
 
-def _stuck_unscheduled(
-    asset: Asset,
-    body: kopf.Body,
-    status: Mapping[str, Any],
-    patch: kopf.Patch,
-    view: st.JobView,
-    video: Video | None,
-    api: client.ApiClient,
-) -> None:
-    """Fail the generation when its pod stays unschedulable too long (raises PermanentError).
+def _fail_if_unschedulable(call: Call, view: st.JobView, video: Video | None) -> None:
+    """Fail the generation when its pod stays unschedulable too long (raises Unschedulable).
 
-    Only a Job that has not begun (no progress in the catalog) is looked at,
-    so a running transcode costs no pod listing. The Job is deleted, so its
-    queue slot goes to the next VideoAsset.
+    The Job is deleted, so its queue slot goes to the next VideoAsset.
     """
-    if view.finished or not view.active or (video is not None and video.progress > 0):
+    if not needs_pod_check(view, video):
         return
+    asset, api = call.asset, call.state.api
     try:
         pending = kube.unschedulable(api, asset.namespace, view.name)
     except Unavailable:
-        return  # the next tick looks again
-    limit = SETTINGS.timing.unschedulable_seconds
-    if pending is None or pending.seconds(_now()) < limit:
+        return  # best effort: the next tick looks again, the transcode is unaffected
+    limit = call.settings.timing.unschedulable_seconds
+    if not unschedulable_too_long(view, video, pending, limit, _now()):
         return
-    try:
-        kube.delete_jobs(api, asset.namespace, asset.uid)
-    except Unavailable as exc:
-        raise _temporary(exc) from exc
-    message = (
+    assert pending is not None
+    kube.delete_jobs(api, asset.namespace, asset.uid)
+    raise Unschedulable(
         f"the transcode pod {pending.pod} could not be scheduled for {limit:g} s, so Job "
         f"{view.name} was deleted: {pending.message}"
     )
-    raise _fail(asset, body, status, patch, Unschedulable(message))
-
-
-def _vanished_job(asset: Asset, job_name: str, video: Video | None) -> st.JobView | None:
-    """The Job is not in the index: None while it was created a moment ago."""
-    if LEDGER.holds((asset.namespace, job_name)):
-        return None  # the watch has not delivered it yet
-    return st.vanished_job(asset, job_name, video)
 
 
 # --------------------------------------------------------------------------- deletion
 
 
-@kopf.on.delete(G, V, P)
+@kopf.on.delete(*RESOURCE)
 def cleanup(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
     """Remove the Jobs, the media and the catalog entry; never block deletion forever."""
-    asset = Asset.from_body(body)
-    with span("operator.cleanup", attributes=_span_attributes(asset), tracer_name=__name__):
-        _cleanup(asset, body, memo.backends, retry)
+    call = Call(
+        asset=Asset.from_body(body), body=body, old={}, patch=kopf.Patch(), state=memo.state
+    )
+    with span("operator.cleanup", attributes=_span_attributes(call.asset), tracer_name=__name__):
+        _cleanup(call, retry)
 
 
-def _cleanup(asset: Asset, body: kopf.Body, backends: Backends, retry: int) -> None:
+def _cleanup(call: Call, retry: int) -> None:
+    asset, state = call.asset, call.state
+    tries = call.settings.cleanup
     try:
-        kube.delete_jobs(backends.api, asset.namespace, asset.uid)
+        kube.delete_jobs(state.api, asset.namespace, asset.uid)
     except Unavailable as exc:
-        raise _temporary(exc) from exc
+        raise kopf.TemporaryError(str(exc), delay=tries.retry_seconds) from exc
     if asset.spec.retain_on_delete:
-        kopf.event(
-            body,
-            type="Normal",
-            reason="Retained",
-            message=f"kept media and catalog entry {asset.video_id}",
-        )
+        call.event("Normal", "Retained", f"kept media and catalog entry {asset.video_id}")
         return
+    error: Unavailable | None = None
+    running: list[str] = []
+    purged = 0
     try:
-        purged = backends.lifecycle.purge(asset.video_id)
+        purged = state.lifecycle.purge(asset.video_id).objects
         # A worker killed between an upload and its (refused) record leaves that object:
         # purge again once no pod of the VideoAsset's Jobs can write any more.
-        running = kube.live_pods(backends.api, asset.namespace, asset.uid)
+        running = kube.live_pods(state.api, asset.namespace, asset.uid)
     except Unavailable as exc:
-        if retry < SETTINGS.cleanup.max_retries:
-            raise kopf.TemporaryError(str(exc), delay=SETTINGS.cleanup.retry_seconds) from exc
-        message = abandon_message(asset.video_id, exc, retry + 1)
-        _log(asset).warning(message)
-        kopf.event(body, type="Warning", reason="CleanupAbandoned", message=message)
+        error = exc
+    step = cleanup_step(error=error, live_pods=running, retry=retry, max_retries=tries.max_retries)
+    if step == "retry":
+        reason = str(error) if error else f"purging again when pod(s) {', '.join(running)} end"
+        raise kopf.TemporaryError(reason, delay=tries.retry_seconds)
+    if step == "give_up" and error is not None:
+        message = abandon_message(asset.video_id, error, retry + 1)
+        call.log.warning(message)
+        call.event("Warning", "CleanupAbandoned", message)
         return
-    if running and retry < SETTINGS.cleanup.max_retries:
-        raise kopf.TemporaryError(
-            f"purging again when pod(s) {', '.join(running)} have ended",
-            delay=SETTINGS.cleanup.retry_seconds,
-        )
-    _log(asset).info("deleted %d objects and the catalog entry", purged.objects)
+    call.log.info("deleted %d objects and the catalog entry", purged)

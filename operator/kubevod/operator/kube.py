@@ -67,19 +67,22 @@ def create_job(api: client.ApiClient, manifest: dict[str, Any]) -> bool:
     return True
 
 
+def _pods(api: client.ApiClient, namespace: str, selector: str, what: str) -> Any:
+    """The pods matching a label selector; Unavailable when they cannot be listed."""
+    try:
+        return client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=selector)
+    except ApiException as exc:
+        raise Unavailable(f"listing {what}: {exc.status} {exc.reason}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Unavailable(f"listing {what}: {exc}") from exc
+
+
 def unschedulable(api: client.ApiClient, namespace: str, job_name: str) -> PodScheduling | None:
     """The Job's pod the scheduler cannot place, if any: since when and the scheduler's message.
 
     Raises Unavailable when the pods cannot be listed.
     """
-    try:
-        pods = client.CoreV1Api(api).list_namespaced_pod(
-            namespace, label_selector=f"job-name={job_name}"
-        )
-    except ApiException as exc:
-        raise Unavailable(f"listing pods of Job {job_name}: {exc.status} {exc.reason}") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise Unavailable(f"listing pods of Job {job_name}: {exc}") from exc
+    pods = _pods(api, namespace, f"job-name={job_name}", f"pods of Job {job_name}")
     for pod in pods.items:
         found = PodScheduling.from_pod(api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
         if found is not None:
@@ -92,14 +95,7 @@ def live_pods(api: client.ApiClient, namespace: str, asset_uid: str) -> list[str
 
     Raises Unavailable when the pods cannot be listed.
     """
-    try:
-        pods = client.CoreV1Api(api).list_namespaced_pod(
-            namespace, label_selector=f"{contract.LABEL_ASSET_UID}={asset_uid}"
-        )
-    except ApiException as exc:
-        raise Unavailable(f"listing pods: {exc.status} {exc.reason}") from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        raise Unavailable(f"listing pods: {exc}") from exc
+    pods = _pods(api, namespace, f"{contract.LABEL_ASSET_UID}={asset_uid}", "Job pods")
     return sorted(
         str(pod.metadata.name)
         for pod in pods.items

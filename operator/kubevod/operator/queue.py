@@ -22,7 +22,7 @@ Key = tuple[str, str]  # (namespace, name)
 
 
 @dataclass(frozen=True)
-class Entry:
+class QueueItem:
     """One VideoAsset as the queue sees it."""
 
     namespace: str
@@ -42,7 +42,7 @@ class Entry:
         return (self.namespace, self.job_name)
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> Entry:
+    def from_body(cls, body: Mapping[str, Any]) -> QueueItem:
         """Read a VideoAsset object."""
         meta = body.get("metadata", {})
         spec = body.get("spec") or {}
@@ -70,13 +70,13 @@ class Decision:
     running: int
 
 
-def order(entries: Iterable[Entry]) -> list[Entry]:
+def order(entries: Iterable[QueueItem]) -> list[QueueItem]:
     """Waiting order: higher priority first, then older, then by name (stable ties)."""
     return sorted(entries, key=lambda e: (-e.priority, e.created, e.namespace, e.name))
 
 
 def decide(
-    candidate: Entry, entries: Iterable[Entry], jobs: Mapping[Key, bool], limit: int
+    candidate: QueueItem, entries: Iterable[QueueItem], jobs: Mapping[Key, bool], limit: int
 ) -> Decision:
     """May ``candidate`` create its Job now?
 
@@ -122,7 +122,11 @@ class Ledger:
             del self._claimed[key]
 
     def try_claim(
-        self, candidate: Entry, entries: Iterable[Entry], indexed: Mapping[Key, bool], limit: int
+        self,
+        candidate: QueueItem,
+        entries: Iterable[QueueItem],
+        indexed: Mapping[Key, bool],
+        limit: int,
     ) -> Decision:
         """Decide atomically; when it may start, hold its slot until the index shows the Job."""
         with self._lock:

@@ -129,7 +129,7 @@ class Caps:
     max_memory: str
 
 
-class WorkerSettings(BaseModel):
+class WorkerJobSettings(BaseModel):
     """The transcode Job's pod (jobs.build_job reads these)."""
 
     image: str = Field(
@@ -338,7 +338,7 @@ class OperatorSettings(BaseSettings):
     )
     queue: QueueSettings = Field(default_factory=QueueSettings)
     timing: TimingSettings = Field(default_factory=TimingSettings)
-    worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    worker: WorkerJobSettings = Field(default_factory=WorkerJobSettings)
     gpu: GpuSettings = Field(default_factory=GpuSettings)
     cleanup: CleanupSettings = Field(default_factory=CleanupSettings)
     limits: LimitSettings = Field(default_factory=LimitSettings)

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from kubevod.operator.errors import InvalidSpec
 from kubevod.operator.resource import VideoAssetSpec
 
-#: Source URL schemes the worker fetches (docs/architecture.md §6, issue 3).
+#: Source URL schemes the worker fetches (docs/architecture.md §6).
 URL_SCHEMES = frozenset({"http", "https"})
 #: Ladder profiles the worker knows.
 PROFILES = frozenset({"default"})

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kubevod.worker import extras, hwaccel, policy, thumbs
+from kubevod.worker import hwaccel, outputs, policy, thumbs
 from kubevod.worker.encoders import CODECS
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
@@ -373,16 +373,18 @@ class _Transcode:
         self._check_cancel()
         with stage("thumbnails"):
             ffmpeg, prefix = self.settings.ffmpeg, self.prefix
-            poster_key = extras.upload_poster(
+            poster_key = outputs.upload_poster(
                 self.store, prefix, source, info, self.work, ffmpeg,
                 made=self.work / "out" / POSTER_FILE if plan.poster else None,
             )  # fmt: skip
             if poster_key is None:
                 self.log.warning("no poster could be made")
-            trickplay = extras.upload_trickplay(
+            trickplay = outputs.upload_trickplay(
                 self.store, prefix, plan.trickplay, self.work / "out" / "trickplay", encoded
             )
-            subtitles = extras.upload_subtitles(self.store, prefix, source, info, self.work, ffmpeg)
+            subtitles = outputs.upload_subtitles(
+                self.store, prefix, source, info, self.work, ffmpeg
+            )
         message = f"ready ({plan.codec}, {plan.accelerator})"
         if decode_errors:
             message += f"; {decode_errors} decode errors in the source were concealed"
@@ -424,7 +426,7 @@ class _Transcode:
     def _renditions(
         self, plan: EncodePlan, uploader: SegmentUploader, *, final: bool
     ) -> list[Rendition]:
-        return extras.renditions(plan, uploader.tracks, self._languages, final=final)
+        return outputs.renditions(plan, uploader.tracks, self._languages, final=final)
 
     def _mark_playable(self, plan: EncodePlan, uploader: SegmentUploader) -> bool:
         self.attempt.mark_playable(self._renditions(plan, uploader, final=False))

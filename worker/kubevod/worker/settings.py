@@ -76,7 +76,7 @@ class WorkerSettings(BaseSettings):
         ge=0.5,
         le=30.0,
         description="length of the first segment (s): short so the video is playable "
-        "about one second after the encode starts (issue 3); later ones are segmentSeconds",
+        "about one second after the encode starts; later ones are segmentSeconds",
     )
     max_audio_tracks: int = Field(default=4, ge=1, le=16, description="audio tracks kept")
 

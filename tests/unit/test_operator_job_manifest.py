@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from kubevod.operator import naming
-from kubevod.operator.jobs import build_job, gpu_vendor
+from kubevod.operator.job_manifest import build_job, gpu_vendor
 from kubevod.operator.resource import Asset, VideoAssetSpec
-from kubevod.operator.settings import GpuSettings, OperatorSettings, WorkerSettings
+from kubevod.operator.settings import GpuSettings, OperatorSettings, WorkerJobSettings
 
 from kubevod import keys
 from kubevod.jobs import TranscodeJob
@@ -34,7 +34,7 @@ def job_for(spec: dict[str, Any], **gpu: Any) -> dict[str, Any]:
     return build_job(
         a,
         video_id=a.video_id,
-        worker=WorkerSettings(),
+        worker=WorkerJobSettings(),
         gpu=GpuSettings(**gpu),
         traceparent=TRACEPARENT,
     )
@@ -317,7 +317,7 @@ def test_spec_resources_override_the_defaults() -> None:
 
 def test_otel_endpoint_is_passed_when_set() -> None:
     a = asset(URL_SPEC)
-    worker = WorkerSettings(otel_endpoint="http://otel:4318")
+    worker = WorkerJobSettings(otel_endpoint="http://otel:4318")
     job = build_job(
         a, video_id=a.video_id, worker=worker, gpu=GpuSettings(), traceparent=TRACEPARENT
     )
@@ -362,7 +362,7 @@ def test_settings_read_nested_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_fetch_settings_reach_the_worker_and_the_source_fits_the_scratch_volume() -> None:
-    worker = WorkerSettings(
+    worker = WorkerJobSettings(
         fetch_allow=["10.87.0.2/32", "nas.home.arpa"],
         fetch_deny=["10.88.0.0/16", "10.96.0.0/16"],
         fetch_deadline_seconds=90.5,
@@ -388,7 +388,7 @@ def test_the_worker_reads_the_fetch_settings_the_job_carries(
 ) -> None:
     from kubevod.worker.settings import WorkerSettings as WorkerSide
 
-    worker = WorkerSettings(
+    worker = WorkerJobSettings(
         fetch_allow=["10.87.0.2/32"], s3_source_buckets=["inbox"], fetch_deadline_seconds=42
     )
     a = asset(URL_SPEC)

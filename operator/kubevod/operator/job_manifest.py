@@ -2,7 +2,7 @@
 
 ``build_job`` maps (VideoAsset, settings, traceparent) to a ``batch/v1`` Job
 manifest: no client, no environment, no clock, so it is snapshot-tested in
-``tests/unit/test_operator_jobs.py`` and applied by the handlers unchanged.
+``tests/unit/test_operator_job_manifest.py`` and applied by the handlers unchanged.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from kubevod.operator.limits import quantity
 from kubevod.operator.resource import PVC_MOUNT, Asset
-from kubevod.operator.settings import GpuSettings, WorkerSettings
+from kubevod.operator.settings import GpuSettings, WorkerJobSettings
 
 from kubevod import contract
 from kubevod.jobs import TranscodeJob
@@ -79,7 +79,7 @@ def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": path}}}
 
 
-def max_source_bytes(worker: WorkerSettings) -> int:
+def max_source_bytes(worker: WorkerJobSettings) -> int:
     """The largest source a Job may download: its share of the scratch volume (bytes).
 
     The source lands on the scratch emptyDir next to the segments being
@@ -89,8 +89,8 @@ def max_source_bytes(worker: WorkerSettings) -> int:
     return int(quantity(worker.scratch_size_limit) * Decimal(str(worker.source_share)))
 
 
-def fetch_env(worker: WorkerSettings) -> list[dict[str, str]]:
-    """What the worker's fetch guard is told (docs/security.md; names in kubevod.jobenv).
+def fetch_env(worker: WorkerJobSettings) -> list[dict[str, str]]:
+    """What the worker's fetch guard is told (docs/security.md; names in kubevod.contract).
 
     An empty list is left out (the worker's default is empty too): the API
     server drops an empty ``value``, and the Job should read as it is stored.
@@ -105,7 +105,7 @@ def fetch_env(worker: WorkerSettings) -> list[dict[str, str]]:
     return [{"name": name, "value": value} for name, value in env if value]
 
 
-def _env(asset: Asset, video_id: str, worker: WorkerSettings, traceparent: str) -> list[Any]:
+def _env(asset: Asset, video_id: str, worker: WorkerJobSettings, traceparent: str) -> list[Any]:
     env: list[Any] = [
         {"name": k, "value": v} for k, v in transcode_job(asset, video_id).to_env().items()
     ]
@@ -130,7 +130,7 @@ def _env(asset: Asset, video_id: str, worker: WorkerSettings, traceparent: str) 
     return env
 
 
-def _resources(asset: Asset, worker: WorkerSettings, vendor: Vendor | None) -> dict[str, Any]:
+def _resources(asset: Asset, worker: WorkerJobSettings, vendor: Vendor | None) -> dict[str, Any]:
     asked = asset.spec.resources
     requests: dict[str, Any] = {
         "cpu": asked.requests.cpu or worker.cpu_request,
@@ -150,7 +150,7 @@ def _resources(asset: Asset, worker: WorkerSettings, vendor: Vendor | None) -> d
 
 
 def _container(
-    asset: Asset, video_id: str, worker: WorkerSettings, gpu: GpuSettings, traceparent: str
+    asset: Asset, video_id: str, worker: WorkerJobSettings, gpu: GpuSettings, traceparent: str
 ) -> dict[str, Any]:
     vendor = gpu_vendor(asset, gpu)
     env = _env(asset, video_id, worker, traceparent)
@@ -179,7 +179,7 @@ def _container(
 
 
 def _pod_spec(
-    asset: Asset, video_id: str, worker: WorkerSettings, gpu: GpuSettings, traceparent: str
+    asset: Asset, video_id: str, worker: WorkerJobSettings, gpu: GpuSettings, traceparent: str
 ) -> dict[str, Any]:
     vendor = gpu_vendor(asset, gpu)
     pod_security: dict[str, Any] = {
@@ -226,7 +226,7 @@ def build_job(
     asset: Asset,
     *,
     video_id: str,
-    worker: WorkerSettings,
+    worker: WorkerJobSettings,
     gpu: GpuSettings,
     traceparent: str,
 ) -> dict[str, Any]:
