@@ -115,6 +115,20 @@ def clip_bytes(cluster: Cluster, path: str = "clip.mp4") -> bytes:
     return data
 
 
+def minio_client(cluster: Cluster, user_key: str, password_key: str) -> Any:
+    """A MinIO client through the tests' forwarder, as one of the release's users."""
+    from minio import Minio
+
+    port = cluster.forward_service(NS, release.component("minio"), 9000)
+    secret = release.component("minio")
+    return Minio(
+        f"127.0.0.1:{port}",
+        access_key=secret_value(cluster, secret, user_key),
+        secret_key=secret_value(cluster, secret, password_key),
+        secure=False,
+    )
+
+
 def video_asset(name: str, source: dict[str, Any], **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "kubevod.io/v1alpha1",

@@ -41,6 +41,31 @@ def _segments(kubevod: Release, vid: str) -> dict[str, list[str]]:
     return out
 
 
+def test_a_videoasset_deleted_mid_encode_leaves_no_object_and_no_row(kubevod: Release) -> None:
+    """The worker is still uploading when the operator purges; its next write is refused
+    and it deletes what it uploaded, and the operator purges again once its pod is gone."""
+    cluster = kubevod.cluster
+    cluster.apply([video_asset("cut-short", {"url": support.media_url("long.mp4")})], namespace=NS)
+    st = wait_phase(cluster, "cut-short", ("Transcoding",), timeout=120)
+    job, vid = st["jobName"], support.video_id(st)
+    wait_for(
+        "a worker that has uploaded segments",
+        lambda: (support.status(cluster, "cut-short").get("progress") or 0) > 5,
+        120,
+    )
+    assert support.status(cluster, "cut-short")["phase"] == "Transcoding"
+    cluster.kubectl("delete", "videoasset", "-n", NS, "cut-short", "--timeout=180s", timeout=200)
+    wait_for("the Job's pods gone", lambda: not _pods(kubevod, f"job-name={job}"), 90)
+    root = support.minio_client(cluster, "root-user", "root-password")
+    left = [
+        o.object_name
+        for prefix in (f"videos/{vid}/", f"logs/{vid}/")
+        for o in root.list_objects("kubevod", prefix=prefix, recursive=True)
+    ]
+    assert left == []
+    assert kubevod.get(f"/api/videos/{vid}")[0] == 404
+
+
 def test_a_worker_pod_deleted_mid_encode_is_replaced_and_every_segment_is_there_once(
     kubevod: Release,
 ) -> None:

@@ -68,26 +68,13 @@ def test_writes_through_the_cache_need_the_api_token(
     assert _call(kubevod, "PATCH", f"/api/videos/{vid}", token, {"title": before})[0] == 200
 
 
-def _minio(cluster: Any, user_key: str, password_key: str) -> Any:
-    from minio import Minio
-
-    port = cluster.forward_service(NS, release.component("minio"), 9000)
-    secret = release.component("minio")
-    return Minio(
-        f"127.0.0.1:{port}",
-        access_key=support.secret_value(cluster, secret, user_key),
-        secret_key=support.secret_value(cluster, secret, password_key),
-        secure=False,
-    )
-
-
 def test_the_scoped_minio_users_of_the_release_can_do_only_their_part(
     kubevod: Release, ready_video: dict[str, Any]
 ) -> None:
     cluster = kubevod.cluster
-    root = _minio(cluster, "root-user", "root-password")
-    worker = _minio(cluster, "worker-user", "worker-password")
-    api = _minio(cluster, "api-user", "api-password")
+    root = support.minio_client(cluster, "root-user", "root-password")
+    worker = support.minio_client(cluster, "worker-user", "worker-password")
+    api = support.minio_client(cluster, "api-user", "api-password")
     bucket = "kubevod"
     root.put_object(bucket, "private/notes.txt", io.BytesIO(b"secret"), 6)
     vid = support.video_id(ready_video["status"])
@@ -126,7 +113,7 @@ def test_an_s3_source_is_read_from_an_allowed_bucket_with_the_worker_user(
     kubevod: Release,
 ) -> None:
     cluster = kubevod.cluster
-    root = _minio(cluster, "root-user", "root-password")
+    root = support.minio_client(cluster, "root-user", "root-password")
     if not root.bucket_exists(support.SOURCE_BUCKET):
         root.make_bucket(support.SOURCE_BUCKET)
     data = support.clip_bytes(cluster)
