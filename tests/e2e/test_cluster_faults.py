@@ -47,7 +47,7 @@ def test_a_videoasset_deleted_mid_encode_leaves_no_object_and_no_row(kubevod: Re
     cluster = kubevod.cluster
     cluster.apply([video_asset("cut-short", {"url": support.media_url("long.mp4")})], namespace=NS)
     st = wait_phase(cluster, "cut-short", ("Transcoding",), timeout=120)
-    job, vid = st["jobName"], support.video_id(st)
+    job, vid = st["jobName"], st["videoId"]
     wait_for(
         "a worker that has uploaded segments",
         lambda: (support.status(cluster, "cut-short").get("progress") or 0) > 5,
