@@ -8,14 +8,21 @@ left open; backends opened here from the settings' URLs are closed on shutdown.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from kubevod.api import errors, health, library, media, metrics, playback, qoe, ui
 from kubevod.api.deps import Services
 from kubevod.api.guard import RequestGuard
-from kubevod.api.manifest_cache import ManifestCache, version_probe
+from kubevod.api.manifest_cache import (
+    GZIP_LEVEL,
+    GZIP_MINIMUM_SIZE,
+    ManifestCache,
+    version_probe,
+)
 from kubevod.api.metrics import Metrics, MetricsMiddleware
 from kubevod.api.qoe_limits import RateLimiter, SessionCap
 from kubevod.api.settings import ApiSettings
@@ -35,12 +42,23 @@ catalog, the media fallback origin, player QoE intake, health and metrics.
 """
 
 
+#: Newer FastAPI makes its own request spans, metrics and logs once a tracer provider is
+#: set. kubevod makes its server spans itself, at the process edge (kubevod.api.tracing
+#: in kubevod-api, OpenTelemetry's ASGI instrumentation in local mode), so FastAPI's stay
+#: off: a request never gets two server spans, nor pays for spans nobody asked for.
+_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+    {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
+    if "telemetry" in inspect.signature(FastAPI.__init__).parameters
+    else {}
+)
+
+
 class TextGZip:
     """gzip for text responses, never for ``/media/`` (ranges of media must stay byte-exact)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.gzip = GZipMiddleware(app, minimum_size=500, compresslevel=6)
+        self.gzip = GZipMiddleware(app, minimum_size=GZIP_MINIMUM_SIZE, compresslevel=GZIP_LEVEL)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith("/media/"):
@@ -89,6 +107,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        **_NO_NATIVE_TELEMETRY,
     )
     services = Services(
         settings=settings,
@@ -114,14 +133,15 @@ def create_app(
     app.include_router(ui.router)
 
     # Outermost last: metrics see every request, including gzip and CORS answers.
-    # Innermost: manifests known at the catalog's current version, answered before routing.
+    app.add_middleware(TextGZip)
+    # Manifests known at the catalog's current version, answered before routing (and
+    # compressed once, not per request: it does what TextGZip would).
     manifest_routes = {r.path: r for r in playback.router.routes if isinstance(r, APIRoute)}
     app.add_middleware(
         playback.CachedManifests,
         services=services,
         routes={t: manifest_routes[t] for t in playback.ROUTE_TEMPLATES},
     )
-    app.add_middleware(TextGZip)
     # Host allowlist and the cross-origin write check, before any route (DNS rebinding, CSRF).
     app.add_middleware(
         RequestGuard,

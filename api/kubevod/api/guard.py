@@ -143,6 +143,10 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        unsafe = scope["method"] in UNSAFE_METHODS and scope["path"] not in self.any_origin_paths
+        if self.hosts is None and not unsafe:
+            await self.app(scope, receive, send)  # nothing to check: no header decoded
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if self.hosts is not None and not self.hosts.allows(headers.get("host", "")):
             name = split_host(headers.get("host", ""))[0][:100] or "(none)"
@@ -152,7 +156,7 @@ class RequestGuard:
             )
             await error_response(421, "misdirected", detail)(scope, receive, send)
             return
-        if scope["method"] in UNSAFE_METHODS and scope["path"] not in self.any_origin_paths:
+        if unsafe:
             reason = cross_origin_reason(headers, self.cors_origins)
             if reason is not None:
                 await error_response(403, "cross_origin", reason)(scope, receive, send)

@@ -2,8 +2,9 @@
 
 Tracing is set up here, at the process edge (docs/architecture.md §8): the tracer
 provider (exporting OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set), MongoDB
-command spans, and a server span per request. ``create_app`` itself stays free
-of process-wide state, so tests and local mode build apps as they like.
+command spans, and a server span per request (``kubevod.api.tracing``).
+``create_app`` itself stays free of process-wide state, so tests and local mode
+build apps as they like.
 Scale by running more pods (the chart's HPA), not more workers per pod.
 """
 
@@ -15,6 +16,7 @@ from urllib.parse import urlsplit
 import uvicorn
 from kubevod.api.app import create_app
 from kubevod.api.settings import ApiSettings
+from kubevod.api.tracing import ServerSpans
 from pydantic import ValidationError
 
 from kubevod import telemetry
@@ -41,7 +43,7 @@ def main() -> None:
     telemetry.setup_telemetry("kubevod-api", component="api")
     telemetry.instrument_pymongo()  # before create_app opens a MongoClient
     app = create_app(settings)
-    telemetry.instrument_fastapi(app)
+    app.add_middleware(ServerSpans, excluded_paths=telemetry.UNTRACED_PATHS.split(","))
     get_logger("kubevod.api").info(
         "catalog %s, store %s, media %s",
         redact_url(settings.resolved_catalog_url()),

@@ -30,10 +30,11 @@ Everything here is touched from the event loop only, so it needs no lock.
 
 from __future__ import annotations
 
+import gzip
 import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -44,6 +45,10 @@ from kubevod.catalog.base import Catalog
 from kubevod.models import Video
 
 NO_CACHE = b"no-cache"
+#: What ``kubevod.api.app.TextGZip`` compresses: bodies of at least this many bytes, at this level.
+GZIP_MINIMUM_SIZE = 500
+GZIP_LEVEL = 6
+_VARY = (b"vary", b"Accept-Encoding")
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
@@ -116,7 +121,7 @@ def version_probe(catalog: Catalog) -> SqliteDataVersion | None:
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Answer:
     """A rendered manifest with its response headers, built once and served many times.
 
@@ -132,6 +137,27 @@ class Answer:
     etag: str
     headers: RawHeaders
     not_modified_headers: RawHeaders
+    _encoded: dict[bool, tuple[bytes, RawHeaders]] = field(default_factory=dict, repr=False)
+
+    def encoded(self, gzipped: bool) -> tuple[bytes, RawHeaders]:
+        """Body and 200 headers as ``kubevod.api.app.TextGZip`` would send them, the
+        compressed body made once: what the route's answer becomes after that middleware
+        (``Vary`` on bodies it would compress; ``Content-Encoding`` when it did)."""
+        done = self._encoded.get(gzipped)
+        if done is None:
+            if len(self.body) < GZIP_MINIMUM_SIZE:
+                done = self.body, self.headers
+            elif not gzipped:
+                done = self.body, (*self.headers, _VARY)
+            else:
+                body = gzip.compress(self.body, compresslevel=GZIP_LEVEL, mtime=0)
+                length = (b"content-length", str(len(body)).encode())
+                headers = tuple(
+                    length if k == b"content-length" else (k, v) for k, v in self.headers
+                )
+                done = body, (*headers, (b"content-encoding", b"gzip"), _VARY)
+            self._encoded[gzipped] = done
+        return done
 
 
 def build_answer(

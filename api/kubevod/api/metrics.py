@@ -23,7 +23,7 @@ registry (process and Python collectors; in local mode also the
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram
@@ -140,11 +140,29 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware counting requests and timing them by route template."""
+    """Pure ASGI middleware counting requests and timing them by route template.
+
+    The labelled children are looked up once per (method, route, status) and kept:
+    ``labels()`` takes a lock and builds a key per call, a cost that shows on a
+    request answered from memory.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def _child(self, method: str, template: str, status: int) -> tuple[Any, Any]:
+        key = (method, template, status)
+        child = self._children.get(key)
+        if child is None:
+            child = (
+                self.metrics.requests.labels(method, template, str(status)),
+                self.metrics.latency.labels(method, template),
+            )
+            if len(self._children) < 10_000:  # bounded: templates x methods x statuses
+                self._children[key] = child
+        return child
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -164,9 +182,9 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            requests, latency = self._child(scope.get("method", "GET"), template, status)
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
 
 
 router = APIRouter(tags=["operations"])
