@@ -62,3 +62,24 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def read_section(doc: Path, name: str) -> str | None:
+    """The ``<!-- name -->`` … ``<!-- /name -->`` block of ``doc`` (markers included), or None."""
+    if not doc.exists():
+        return None
+    text = doc.read_text()
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    first = text.find(start)
+    last = text.find(end, first)
+    return None if first < 0 or last < 0 else text[first : last + len(end)]
+
+
+def write_section(doc: Path, name: str, body: str, title: str) -> None:
+    """Replace (or append) the ``<!-- name -->`` block of ``doc``; a new file starts with
+    ``title``. Other benchmarks regenerate the rest of the file and keep this block."""
+    block = f"<!-- {name} -->\n{body}\n<!-- /{name} -->"
+    text = doc.read_text() if doc.exists() else f"{title}\n"
+    old = read_section(doc, name)
+    text = text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"
+    doc.write_text(text)

@@ -5,7 +5,10 @@ Serves object ``videos/<id>/<path>`` (only keys under ``MEDIA_ROOT``, and no
 multiple), validators (ETag, Last-Modified, 304) and immutable caching for
 segments. In the cluster nginx serves these paths straight from MinIO and
 this route is only the fallback; in local mode it is the origin. Bodies are
-streamed with ``store.iter_range`` so a big file never sits in memory.
+streamed with ``store.iter_range`` so a big file never sits in memory, in
+``BODY_CHUNK`` blocks: each block is read in the threadpool (a hop of its own),
+so a 4 s segment at 5 Mb/s (2.5 MB) costs five hops rather than the store's
+default ten (docs/benchmarks-api.md, local mode).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from kubevod.store.base import ObjectInfo, ObjectStore, check_key
 router = APIRouter(tags=["playback"])
 
 _MUTABLE_MEDIA = "public, max-age=300"
+#: Bytes read per threadpool hop while streaming a body.
+BODY_CHUNK = 512 * 1024
 #: A path component the media origin never serves (see ``_object_key``).
 LOGS_DIR = "logs"
 
@@ -89,7 +94,7 @@ def _multipart(
 ) -> Iterator[bytes]:
     for r in ranges:
         yield multipart_headers(boundary, content_type, info.size, r)
-        yield from store.iter_range(info.key, r.start, r.end)
+        yield from store.iter_range(info.key, r.start, r.end, BODY_CHUNK)
     yield multipart_trailer(boundary)
 
 
@@ -146,7 +151,7 @@ def media_object(request: Request, video_id: VideoId, path: str, services: Servi
         if head:
             return Response(status_code=200, headers=headers, media_type=content_type)
         return StreamingResponse(
-            store.iter_range(info.key), headers=headers, media_type=content_type
+            store.iter_range(info.key, chunk=BODY_CHUNK), headers=headers, media_type=content_type
         )
     if len(ranges) == 1:
         (r,) = ranges
@@ -155,7 +160,7 @@ def media_object(request: Request, video_id: VideoId, path: str, services: Servi
         if head:
             return Response(status_code=206, headers=headers, media_type=content_type)
         return StreamingResponse(
-            store.iter_range(info.key, r.start, r.end),
+            store.iter_range(info.key, r.start, r.end, BODY_CHUNK),
             status_code=206,
             headers=headers,
             media_type=content_type,
