@@ -42,6 +42,8 @@ class TranscodeJob(BaseModel):
     ladder: str | list[LadderRung] = "default"
     codec: Codec = "h264"
     accelerator: Accelerator = "auto"
+    #: auto: the source's own H.264/AAC as the top rung when players decode it as it is.
+    passthrough: Literal["auto", "never"] = "auto"
     title: str = ""
 
     def to_env(self) -> dict[str, str]:

@@ -59,6 +59,7 @@ _FRESH_RUN: dict[str, Any] = {
     "trickplay": None,
     "poster_key": None,
     "speed": None,
+    "longest_segment": None,
 }
 
 
@@ -289,12 +290,19 @@ class Attempt:
     # -- while it runs ---------------------------------------------------------------------
 
     def record_probe(
-        self, *, duration: float, source_info: SourceSummary, accelerator: str, message: str
+        self,
+        *,
+        duration: float,
+        source_info: SourceSummary,
+        accelerator: str,
+        message: str,
+        longest_segment: float | None = None,
     ) -> None:
-        """What the probe found and the encoder chosen."""
+        """What the probe found, the encoder chosen and the timeline's longest segment."""
         self._write(
-            duration=duration, source_info=source_info, accelerator=accelerator, message=message
-        )
+            duration=duration, source_info=source_info, accelerator=accelerator,
+            message=message, longest_segment=longest_segment,
+        )  # fmt: skip
 
     def set_progress(self, percent: float, speed: float | None) -> None:
         """Progress; a refusal is remembered (``check`` raises it in the encode loop)

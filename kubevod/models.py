@@ -138,6 +138,9 @@ class Video(BaseModel):
     message: str = ""  # human-readable reason for the current state
     duration: float = 0.0  # seconds
     segment_seconds: float = 4.0
+    #: The longest segment the transcode's timeline plans (longer than ``segment_seconds``
+    #: when segments are cut on a passed-through source's keyframes); None: as planned.
+    longest_segment: float | None = None
     generation: int = 1  # spec generation; new generations use a new media prefix
     prefix: str = ""  # object-store prefix of this generation's media, e.g. videos/<id>/g1
     renditions: list[Rendition] = Field(default_factory=list)

@@ -109,6 +109,7 @@ def check_ready_video(
     first: float = 1.0,
     audio_aligned: bool = True,
     codec: str = "h264",
+    b_frames: bool = False,
 ) -> dict[str, list[float]]:
     """Assert everything a viewer relies on; returns segment start times per rendition."""
     assert video.state == VideoState.READY, video.message
@@ -146,8 +147,9 @@ def check_ready_video(
         (full,) = ffprobe_json(whole, "-select_streams", "v:0", "-show_streams")["streams"]
         check_codecs_string(codec, rendition.codecs, full)
         keys = keyframe_times(whole)
-        # B-frames (x265) put the keyframe's presentation a few frames after the decode start.
-        lead = 0.002 if codec != "hevc" else 4 / rendition.frame_rate
+        # B-frames (x265, a source passed through) put the keyframe's presentation a few
+        # frames after the decode start.
+        lead = 4 / rendition.frame_rate if codec == "hevc" or b_frames else 0.002
         for seg in segments:
             assert any(-0.002 < k - seg.start < lead for k in keys), (
                 rendition.name,

@@ -22,7 +22,7 @@ from kubevod.worker.thumbs import (
     trickplay_interval,
     trickplay_vtt,
 )
-from kubevod.worker.upload import interval_of
+from kubevod.worker.timeline import Timeline
 
 from tests.fixtures.util import require
 
@@ -122,7 +122,7 @@ def test_malformed_boxes_raise_media_format_error(data: bytes) -> None:
     [(0.0, 0), (0.97, 1), (1.003, 1), (4.96, 2), (5.013, 2), (8.99, 3), (20.011, 5)],
 )
 def test_audio_pieces_join_the_video_interval_they_start_in(start: float, index: int) -> None:
-    assert interval_of(start, 1.0, 4.0) == index
+    assert Timeline.regular(1.0, 4.0).index(start) == index
 
 
 def test_trickplay_plan_and_index() -> None:

@@ -54,6 +54,7 @@ def transcode_job(asset: Asset, video_id: str) -> TranscodeJob:
         ladder=spec.ladder_ref(),
         codec=spec.codec,
         accelerator=spec.accelerator,
+        passthrough=spec.transcode.passthrough if spec.transcode else "auto",
         title=spec.title or asset.name,
     )
 

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from kubevod.operator import naming
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,6 +75,10 @@ class Resources(_Model):
     limits: ResourceList = Field(default_factory=ResourceList)
 
 
+class TranscodeSpec(_Model):
+    passthrough: Literal["auto", "never"] = "auto"
+
+
 class VideoAssetSpec(_Model):
     """``spec`` of a VideoAsset, defaults as in the CRD."""
 
@@ -90,6 +94,9 @@ class VideoAssetSpec(_Model):
     resources: Resources = Field(default_factory=Resources)
     priority: int = 0
     retain_on_delete: bool = False
+    #: None when the spec has no ``transcode`` (so the fingerprint of specs written before
+    #: it existed, and their media, stay as they are).
+    transcode: TranscodeSpec | None = None
 
     def source_ref(self) -> str:
         """The source as the worker reads it: an http(s) URL, ``s3://bucket/key`` or a path."""

@@ -58,11 +58,12 @@ MAIN_THREAD_SLACK = 1.25
 
 @dataclass(frozen=True)
 class AudioOut:
-    """One audio track to encode (AAC-LC stereo 48 kHz)."""
+    """One audio track to encode (AAC-LC stereo 48 kHz), or to copy as it is (AAC-LC)."""
 
     name: str  # rendition name: "audio", "audio-2"
     stream: int  # absolute stream index in the source
     bitrate: int = 128_000
+    copy: bool = False  # the source's AAC-LC stream as it is (``kubevod.worker.passthrough``)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,11 @@ class EncodePlan:
     poster: PosterOut | None = None
     vaapi_device: str = DEFAULT_VAAPI_DEVICE
     cascade: bool = True  # scale lower rungs from larger ones (see scale_parents)
+    #: The top rung is the source's video stream as it is (``kubevod.worker.passthrough``).
+    copy_top: bool = False
+    #: Explicit cuts of the timeline (the source's keyframes, when ``copy_top``); None: a
+    #: keyframe forced at 0, ``first_segment``, then every ``segment_seconds``.
+    cuts: tuple[float, ...] | None = None
 
     @property
     def first_segment(self) -> float:
@@ -123,8 +129,13 @@ class EncodePlan:
 
     @property
     def video_pieces(self) -> bool:
-        """True when video comes as GOP-long pieces joined by the uploader (software AV1)."""
-        return keyframes_by_gop(self.codec, self.accelerator)
+        """True when video comes as pieces the uploader joins on the timeline: GOP-long
+        ones (software AV1), or one per keyframe (an explicit timeline)."""
+        return self.cuts is not None or keyframes_by_gop(self.codec, self.accelerator)
+
+    def encodes(self, index: int) -> bool:
+        """Whether rung ``index`` is encoded (not the source's own stream)."""
+        return not (self.copy_top and index == 0)
 
     def video_dir(self, rung: Rung) -> str:
         """The folder ffmpeg writes ``rung`` into."""
@@ -140,6 +151,21 @@ def _num(value: float) -> str:
     """A number as ffmpeg reads it, without float noise (``4``, ``0.5``, ``29.97``)."""
     text = f"{value:.6f}".rstrip("0").rstrip(".")
     return text or "0"
+
+
+#: ``-hls_time`` that makes the hls muxer cut at every keyframe (pieces of an explicit timeline).
+PIECE_EVERY_KEYFRAME = 0.1
+#: Audio piece length (s) on an explicit timeline.
+AUDIO_PIECE_ON_KEYFRAMES = 0.25
+
+
+def forced_times(cuts: Sequence[float]) -> str:
+    """``-force_key_frames`` list: a keyframe on the first frame at or after each cut.
+
+    A millisecond early, so a cut that is a frame's exact time never lands one frame
+    late through rounding (frames are at least 1/240 s apart).
+    """
+    return ",".join(_num(max(0.0, c - 0.001)) for c in cuts)
 
 
 def keyframe_expr(first: float, every: float) -> str:
@@ -212,8 +238,8 @@ def thread_plan(plan: EncodePlan) -> tuple[int, tuple[int, ...]]:
     auto = (0, tuple(plan.x264_threads for _ in plan.rungs))
     if plan.accelerator != "software" or plan.cpus <= 0 or not plan.rungs:
         return auto
-    pixels = [r.width * r.height for r in plan.rungs]
-    main = DECODE_SHARE * pixels[0]
+    main = DECODE_SHARE * plan.rungs[0].width * plan.rungs[0].height
+    pixels = [r.width * r.height if plan.encodes(i) else 0 for i, r in enumerate(plan.rungs)]
     share = (main + sum(pixels)) / plan.cpus * MAIN_THREAD_SLACK
     if main > share:
         return auto
@@ -269,7 +295,7 @@ def filter_graph(plan: EncodePlan) -> str:
     children: dict[int, list[int]] = {}
     for i, parent in enumerate(parents):
         children.setdefault(parent, []).append(i)
-    src_outs = [f"[s{i}]" for i in children.get(-1, [])]
+    src_outs = [f"[s{i}]" for i in children.get(-1, []) if plan.encodes(i) or children.get(i)]
     if plan.trickplay:
         src_outs.append("[stp]")
     if plan.poster:
@@ -280,6 +306,11 @@ def filter_graph(plan: EncodePlan) -> str:
         source = f"[s{i}]" if parents[i] == -1 else f"[c{parents[i]}_{i}]"
         chain = f"{source}{_resize(plan, rung, parents[i])},setsar=1,format=yuv420p"
         kids = children.get(i, [])
+        if not plan.encodes(i):
+            # A copied rung is not encoded; its frames still feed the rungs scaled from it.
+            if kids:
+                parts.append(chain + f",split={len(kids)}" + "".join(f"[c{i}_{k}]" for k in kids))
+            continue
         upload = ""
         if plan.accelerator == "vaapi":
             upload = "format=nv12,hwupload"
@@ -360,18 +391,32 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     argv += [*policy.input_args(), "-i", plan.source, "-filter_complex", filter_graph(plan)]
     first, every = plan.first_segment, plan.segment_seconds
     for i, rung in enumerate(plan.rungs):
+        if not plan.encodes(i):
+            argv += ["-map", f"0:{plan.video_stream}", "-map_metadata", "-1"]
+            argv += ["-map_chapters", "-1", "-c:v", "copy"]
+            argv += _hls_args(plan.video_dir(rung), PIECE_EVERY_KEYFRAME)
+            continue
         argv += ["-map", f"[v{i}]", "-map_metadata", "-1", "-map_chapters", "-1"]
         argv += video_encoder_args(plan, rung)
-        if plan.video_pieces:
+        if plan.cuts is not None:
+            # The copied rung's keyframes, forced here: every rung cuts at the same instants.
+            argv += ["-force_key_frames", forced_times(plan.cuts)]
+            argv += _hls_args(plan.video_dir(rung), PIECE_EVERY_KEYFRAME)
+        elif plan.video_pieces:
             # One piece per GOP: the muxer cuts at every keyframe.
             argv += _hls_args(plan.video_dir(rung), plan.piece_frames(rung.fps) / (rung.fps or 30))
         else:
             argv += ["-force_key_frames", keyframe_expr(first, every)]
             argv += _hls_args(rung.name, first)
-    piece = audio_piece_seconds(first, every)
+    # On an explicit timeline the cuts are not multiples of a step: short pieces keep
+    # each audio segment's end within a quarter second of its video segment's.
+    piece = AUDIO_PIECE_ON_KEYFRAMES if plan.cuts is not None else audio_piece_seconds(first, every)
     for track in plan.audio:
         argv += ["-map", f"0:{track.stream}", "-map_metadata", "-1", "-map_chapters", "-1"]
-        argv += ["-c:a", "aac", "-b:a", str(track.bitrate), "-ac", "2", "-ar", "48000"]
+        if track.copy:
+            argv += ["-c:a", "copy"]
+        else:
+            argv += ["-c:a", "aac", "-b:a", str(track.bitrate), "-ac", "2", "-ar", "48000"]
         argv += _hls_args(track.name + PIECES_DIR_SUFFIX, piece)
     if plan.trickplay:
         argv += ["-map", "[tp]", "-c:v", "mjpeg", "-q:v", "5", "-fps_mode", "passthrough"]

@@ -24,9 +24,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from kubevod.worker import hwaccel, outputs, policy, thumbs
+from kubevod.worker import hwaccel, outputs, passthrough, policy, thumbs
 from kubevod.worker.encoders import CODECS
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
@@ -39,9 +40,10 @@ from kubevod.worker.ffmpeg import (
 )
 from kubevod.worker.ladder import Rung, output_fps, plan_ladder
 from kubevod.worker.observe import stage
-from kubevod.worker.probe import SourceInfo, probe
+from kubevod.worker.probe import SourceInfo, keyframes, probe
 from kubevod.worker.process import FfmpegProcess, available_cpus
 from kubevod.worker.settings import WorkerSettings
+from kubevod.worker.timeline import Timeline
 from kubevod.worker.tracker import ENCODE_SHARE, ProgressTracker
 from kubevod.worker.upload import SegmentUploader, Track
 
@@ -134,15 +136,31 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _audio_outs(info: SourceInfo, settings: WorkerSettings) -> tuple[AudioOut, ...]:
-    """Audio tracks to encode: the default one first (rendition ``audio``), then the others."""
+def _audio_outs(
+    info: SourceInfo, settings: WorkerSettings, *, copy: bool = False
+) -> tuple[AudioOut, ...]:
+    """Audio tracks: the default one first (rendition ``audio``), then the others; with
+    ``copy`` (a passed-through top rung), AAC-LC tracks as they are."""
     ordered = sorted(info.audio, key=lambda a: (not a.default, a.index))[
         : settings.max_audio_tracks
     ]
     return tuple(
-        AudioOut("audio" if n == 0 else f"audio-{n + 1}", a.index, settings.audio_bitrate)
+        AudioOut(
+            "audio" if n == 0 else f"audio-{n + 1}",
+            a.index,
+            settings.audio_bitrate,
+            copy=copy and passthrough.audio_copies(a),
+        )
         for n, a in enumerate(ordered)
     )
+
+
+@dataclass(frozen=True)
+class Passthrough:
+    """The run's passthrough decision: the timeline on the source's keyframes, or None."""
+
+    timeline: Timeline | None
+    reason: str
 
 
 class _Transcode:
@@ -170,6 +188,7 @@ class _Transcode:
         self._evented = -1.0  # percent of the last progress event on worker.encode
         self._languages: dict[int, str | None] = {}
         self._log_tail = ""
+        self._passthrough = Passthrough(None, "passthrough not decided")
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -203,9 +222,16 @@ class _Transcode:
             timeout=self.settings.hwaccel_trial_timeout,
             codec=codec,
         )
+        self._passthrough = self._decide_passthrough(source, info, rungs)
         self.attempt.record_probe(
             duration=info.duration, source_info=info.summary(),
-            accelerator=choice.accelerator, message=f"transcoding {codec}; {choice.reason}",
+            accelerator=choice.accelerator,
+            message=f"transcoding {codec}; {choice.reason}; {self._passthrough.reason}",
+            longest_segment=(
+                self._passthrough.timeline.longest(info.duration)
+                if self._passthrough.timeline
+                else None
+            ),
         )  # fmt: skip
         set_attributes(accelerator=choice.accelerator, rungs=len(rungs), duration=info.duration)
         self.log.info("encoding %d rungs with %s", len(rungs), choice.reason)
@@ -223,8 +249,37 @@ class _Transcode:
             uploader, proc = self._encode(plan, info)
         return self._finish(source, info, plan, uploader, proc)
 
+    def _decide_passthrough(self, source: Path, info: SourceInfo, rungs: list[Rung]) -> Passthrough:
+        """Whether the top rung is the source's own video (and on which timeline)."""
+        if "never" in (self.settings.passthrough, self.job.passthrough):
+            return Passthrough(None, "passthrough off")
+        verdict = passthrough.video_verdict(info, rungs[0], self.job.codec)
+        if not verdict.ok:
+            return Passthrough(None, f"top rung encoded: {verdict.reason}")
+        with stage("keyframes"):
+            found = keyframes(
+                source, info.video.index, info.video.start, ffprobe=self.settings.ffprobe
+            )
+        timeline = Timeline.on_keyframes(
+            found, info.duration, first=self.settings.first_segment_seconds,
+            every=self.job.segment_seconds, longest=self.settings.passthrough_longest_segment,
+        )  # fmt: skip
+        if timeline is None:
+            longest = self.settings.passthrough_longest_segment
+            return Passthrough(
+                None, f"top rung encoded: the source's keyframes are more than {longest:g} s apart"
+            )
+        first = min(timeline.end(0), info.duration)
+        if first > self.job.segment_seconds + 1e-6:
+            # Playable waits for the first segment of every rung: never longer than a segment.
+            return Passthrough(
+                None, f"top rung encoded: the source's second keyframe comes at {first:.1f} s"
+            )
+        return Passthrough(timeline, verdict.reason)
+
     def _plan(self, source: Path, info: SourceInfo, rungs: list[Rung], accel: str) -> EncodePlan:
         fps = rungs[0].fps
+        cuts = self._passthrough.timeline.cuts if self._passthrough.timeline else None
         needs_fps = (
             info.video.variable_fps or abs(output_fps(info.video.fps) - info.video.fps) > 0.01
         )
@@ -232,7 +287,7 @@ class _Transcode:
             source=str(source.resolve()),
             video_stream=info.video.index,
             rungs=tuple(rungs),
-            audio=_audio_outs(info, self.settings),
+            audio=_audio_outs(info, self.settings, copy=cuts is not None),
             segment_seconds=self.job.segment_seconds,
             first_segment_seconds=self.settings.first_segment_seconds,
             accelerator=accel,  # type: ignore[arg-type]
@@ -246,6 +301,8 @@ class _Transcode:
             scaler=hwaccel.scaler(self.settings.ffmpeg),
             deinterlace=info.video.interlaced,
             fps=fps if needs_fps else None,
+            copy_top=cuts is not None,
+            cuts=cuts,
             trickplay=thumbs.plan_trickplay(
                 info.duration, info.video.display_width, info.video.display_height
             ),
@@ -267,8 +324,8 @@ class _Transcode:
         _mkdir(out / "trickplay")
         uploader = SegmentUploader(
             store=self.store, record=self.attempt.add_segment, video_id=self.job.video_id,
-            prefix=self.prefix, tracks=tracks, first=plan.first_segment,
-            every=plan.segment_seconds,
+            prefix=self.prefix, tracks=tracks,
+            timeline=Timeline(plan.first_segment, plan.segment_seconds, plan.cuts),
         )  # fmt: skip
         argv = transcode_argv(plan, self.settings.ffmpeg)
         self.log.debug("ffmpeg command: %s", argv)
@@ -386,6 +443,8 @@ class _Transcode:
                 self.store, prefix, source, info, self.work, ffmpeg
             )
         message = f"ready ({plan.codec}, {plan.accelerator})"
+        if plan.copy_top:
+            message += f"; {plan.rungs[0].name} passed through from the source"
         if decode_errors:
             message += f"; {decode_errors} decode errors in the source were concealed"
         speed = proc.last.speed if proc.last and proc.last.speed else None

@@ -4,6 +4,11 @@
 rules: which stream is "the" video (cover art is not), display size after
 rotation and sample aspect ratio, frame rate incl. variable, bit depth,
 interlacing, audio and text-subtitle tracks. ``probe`` is the thin shell.
+
+Local mode probes a file once: the add-time check (``kubevod.local.ingest``) runs
+this module's ``probe_argv`` in the same process as the transcode and ``remember``s
+the answer, and ``probe`` takes it instead of running ffprobe again while the file
+is unchanged (same device, inode, size, modification and change time).
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +52,9 @@ class VideoStream:
     bit_depth: int = 8
     interlaced: bool = False
     bitrate: int | None = None
+    profile: str = ""  # e.g. "High", "Main", "Constrained Baseline"
+    level: int = 0  # H.264 level_idc, e.g. 40 for 4.0
+    start: float = 0.0  # the stream's start time, s (keyframe times are relative to it)
 
     @property
     def display_width(self) -> int:
@@ -66,6 +77,7 @@ class AudioStream:
     sample_rate: int
     language: str | None = None
     default: bool = False
+    profile: str = ""  # e.g. "LC" for AAC-LC
 
 
 @dataclass(frozen=True)
@@ -218,6 +230,9 @@ def parse_probe(data: dict[str, Any], path: str = "") -> SourceInfo:
         bit_depth=_bit_depth(v),
         interlaced=v.get("field_order") in _INTERLACED,
         bitrate=_int(v.get("bit_rate")),
+        profile=str(v.get("profile") or ""),
+        level=_int(v.get("level")) or 0,
+        start=_float(v.get("start_time")) or 0.0,
     )
     audio = [
         AudioStream(
@@ -227,6 +242,7 @@ def parse_probe(data: dict[str, Any], path: str = "") -> SourceInfo:
             sample_rate=_int(s.get("sample_rate")) or 0,
             language=_language(s),
             default=bool((s.get("disposition") or {}).get("default")),
+            profile=str(s.get("profile") or ""),
         )
         for s in streams
         if s.get("codec_type") == "audio" and (_int(s.get("channels")) or 0) > 0
@@ -258,20 +274,62 @@ def parse_probe(data: dict[str, Any], path: str = "") -> SourceInfo:
     )
 
 
+def probe_argv(ffprobe: str, path: str, input_args: list[str]) -> list[str]:
+    """The ffprobe command of a probe (pure); ``input_args``: ``policy.input_args()``."""
+    return [ffprobe, "-v", "error", *input_args, "-of", "json", "-show_format",
+            "-show_streams", path]  # fmt: skip
+
+
+#: How long, and how many, remembered probes are kept for the transcode to take.
+REMEMBER_SECONDS = 600.0
+REMEMBER_MAX = 32
+_remembered: OrderedDict[tuple[object, ...], tuple[float, SourceInfo]] = OrderedDict()
+_remembered_lock = threading.Lock()
+
+
+def file_identity(path: Path) -> tuple[object, ...]:
+    """What changes whenever the file's bytes may have: path, device, inode, size, times.
+
+    Raises:
+        OSError: the file cannot be stat'ed.
+    """
+    st = path.stat()
+    return (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def remember(identity: tuple[object, ...], info: SourceInfo) -> None:
+    """Keep a probe of the file with this ``file_identity`` for ``probe`` to take."""
+    with _remembered_lock:
+        _remembered[identity] = (time.monotonic() + REMEMBER_SECONDS, info)
+        _remembered.move_to_end(identity)
+        while len(_remembered) > REMEMBER_MAX:
+            _remembered.popitem(last=False)
+
+
+def _take(identity: tuple[object, ...]) -> SourceInfo | None:
+    with _remembered_lock:
+        entry = _remembered.pop(identity, None)
+    if entry is None or entry[0] < time.monotonic():
+        return None
+    return entry[1]
+
+
 def probe(path: Path, *, ffprobe: str = "ffprobe", timeout: float = 60.0) -> SourceInfo:
-    """Run ffprobe on ``path``.
+    """Run ffprobe on ``path`` (or take the probe ``remember``ed for it, once).
 
     Raises:
         SourceError: the file is empty, unreadable, not media, or has no video.
     """
     try:
-        size = path.stat().st_size
+        identity = file_identity(path)
     except OSError as exc:
         raise SourceError(f"cannot read the source: {exc.strerror or exc}") from exc
-    if size == 0:
+    if identity[3] == 0:
         raise SourceError("the source file is empty (0 bytes)")
-    argv = [ffprobe, "-v", "error", *policy.input_args(), "-of", "json", "-show_format",
-            "-show_streams", str(path)]  # fmt: skip
+    remembered = _take(identity)
+    if remembered is not None:
+        return remembered
+    argv = probe_argv(ffprobe, str(path), policy.input_args())
     try:
         done = subprocess.run(
             argv, capture_output=True, text=True, timeout=timeout, check=False, env=ffmpeg_env()
@@ -289,3 +347,42 @@ def probe(path: Path, *, ffprobe: str = "ffprobe", timeout: float = 60.0) -> Sou
     except json.JSONDecodeError as exc:
         raise SourceError("ffprobe returned garbage") from exc
     return parse_probe(data, str(path))
+
+
+def keyframes_argv(path: Path, stream: int, ffprobe: str = "ffprobe") -> list[str]:
+    """ffprobe listing the presentation time of every keyframe packet of one stream.
+
+    Packets only (``-show_packets`` demuxes, it does not decode): seconds for a film.
+    """
+    return [ffprobe, "-v", "error", *policy.input_args(), "-select_streams", str(stream),
+            "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0", str(path)]  # fmt: skip
+
+
+def parse_keyframes(csv: str, start: float) -> list[float]:
+    """Keyframe times (s, from the stream's start) out of ``keyframes_argv``'s output."""
+    times: list[float] = []
+    for line in csv.splitlines():
+        pts, _, flags = line.partition(",")
+        if "K" not in flags:
+            continue
+        try:
+            times.append(round(float(pts) - start, 6))
+        except ValueError:
+            continue  # a packet without a pts
+    return sorted(set(times))
+
+
+def keyframes(
+    path: Path, stream: int, start: float, *, ffprobe: str = "ffprobe", timeout: float = 300.0
+) -> list[float]:
+    """The keyframe times of one video stream; SourceError when they cannot be read."""
+    try:
+        done = subprocess.run(
+            keyframes_argv(path, stream, ffprobe), capture_output=True, text=True,
+            timeout=timeout, check=False, env=ffmpeg_env(),
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise SourceError(f"listing the keyframes took longer than {timeout:.0f} s") from exc
+    if done.returncode != 0:
+        raise SourceError(one_line(f"cannot list the keyframes: {done.stderr.strip()[-200:]}"))
+    return parse_keyframes(done.stdout, start)

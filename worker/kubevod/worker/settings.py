@@ -79,6 +79,17 @@ class WorkerSettings(BaseSettings):
         "about one second after the encode starts; later ones are segmentSeconds",
     )
     max_audio_tracks: int = Field(default=4, ge=1, le=16, description="audio tracks kept")
+    passthrough: Literal["auto", "never"] = Field(
+        default="auto",
+        description="auto: a source whose H.264 video players already decode becomes the "
+        "top rung as it is (remuxed, not re-encoded) and its AAC-LC audio is copied; never: "
+        "always encode (a job's own passthrough: never wins too)",
+    )
+    passthrough_longest_segment: float = Field(
+        default=10.0, ge=2.0, le=30.0,
+        description="passthrough cuts segments on the source's keyframes; a source whose "
+        "keyframes would make a segment longer than this (s) is encoded instead",
+    )  # fmt: skip
 
     # --- fetching sources (the fetch guard: kubevod/fetchguard.py, docs/security.md)
     max_source_bytes: int = Field(

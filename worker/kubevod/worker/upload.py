@@ -8,9 +8,11 @@ what is complete, in order, and only then records it in the catalog
 lists a segment the store does not have.
 
 Audio comes as short pieces (see ``kubevod.worker.ffmpeg``); the uploader joins
-consecutive pieces into one CMAF segment per video segment interval
-(``[0, first)``, ``[first, first+every)``, ...). A joined segment is complete
-once a piece of the next interval exists, or ffmpeg has exited.
+consecutive pieces into one CMAF segment per segment of the timeline
+(``kubevod.worker.timeline``: ``[0, first)``, ``[first, first+every)``, ... or
+the source's keyframes); so does the video of an explicit timeline, written as
+one piece per keyframe. A joined segment is complete once a piece of the next
+segment exists, or ffmpeg has exited.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 from kubevod.worker.mp4 import FragmentInfo, TrackInit, parse_fragments, parse_init
 from kubevod.worker.observe import timed_put
+from kubevod.worker.timeline import TOLERANCE, Timeline
 
 from kubevod.models import IMMUTABLE, Segment
 from kubevod.store.base import ObjectStore
@@ -30,16 +33,6 @@ from kubevod.telemetry import span
 #: Content type of init and media segments. ``video/mp4`` rather than the newer
 #: ``video/iso.segment``: every player and cache knows it, and docs/architecture.md §7 lists it.
 SEGMENT_CONTENT_TYPE = "video/mp4"
-#: How far (s) an audio piece may start before a boundary and still count as after it
-#: (AAC frames are 1024 samples, 21.3 ms at 48 kHz).
-BOUNDARY_TOLERANCE = 0.05
-
-
-def interval_of(start: float, first: float, every: float) -> int:
-    """Index of the interval ``[0, first)``, ``[first, first+every)``... holding ``start``."""
-    if start < first - BOUNDARY_TOLERANCE:
-        return 0
-    return 1 + math.floor((start - first + BOUNDARY_TOLERANCE) / every)
 
 
 @dataclass
@@ -85,16 +78,14 @@ class SegmentUploader:
         video_id: str,
         prefix: str,
         tracks: list[Track],
-        first: float,
-        every: float,
+        timeline: Timeline,
     ) -> None:
         self.store = store
         self.record = record  # the attempt's fenced catalog write (kubevod.lifecycle)
         self.video_id = video_id
         self.prefix = prefix.rstrip("/")
         self.tracks = tracks
-        self.first = first
-        self.every = every
+        self.timeline = timeline  # where pieces are joined into segments
 
     def all_started(self) -> bool:
         """True when every rendition has its first segment in the store and the catalog."""
@@ -163,18 +154,14 @@ class SegmentUploader:
             if not track.pieces:
                 recorded.append(self._record(track, path, frag))
                 continue
-            here = interval_of(frag.start(init.timescale), self.first, self.every)
+            here = self.timeline.index(frag.start(init.timescale))
             if track.pending:
-                open_at = interval_of(
-                    track.pending[0][1].start(init.timescale), self.first, self.every
-                )
+                open_at = self.timeline.index(track.pending[0][1].start(init.timescale))
                 if here > open_at:
                     recorded.append(self._flush(track))
             track.pending.append((path, frag))
-            boundary = self.first + here * self.every  # end of the interval ``here``
-            if frag.start(init.timescale) + frag.duration(init.timescale) >= (
-                boundary - BOUNDARY_TOLERANCE
-            ):
+            boundary = self.timeline.end(here)
+            if frag.start(init.timescale) + frag.duration(init.timescale) >= (boundary - TOLERANCE):
                 recorded.append(self._flush(track))
         if finished and track.pending:
             recorded.append(self._flush(track))
