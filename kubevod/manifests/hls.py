@@ -199,11 +199,13 @@ def target_duration(video: Video, segments: Sequence[Segment]) -> int:
     """EXT-X-TARGETDURATION: the longest segment rounded up (RFC 8216 §4.3.3.1).
 
     While a video is transcoding the value must not change as segments arrive
-    (§6.2.1), so the planned segment length is a floor for it.
+    (§6.2.1), so the longest segment its timeline plans (``longest_segment``:
+    segments cut on a passed-through source's keyframes), else the planned
+    segment length, is a floor for it.
     """
     longest = max((round(s.duration, 6) for s in segments), default=0.0)
     if video.state != VideoState.READY:
-        longest = max(longest, video.segment_seconds)
+        longest = max(longest, video.segment_seconds, video.longest_segment or 0.0)
     return max(1, math.ceil(longest))
 
 

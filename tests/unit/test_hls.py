@@ -225,6 +225,17 @@ def test_event_playlist_without_segments_is_valid_and_keeps_planned_target() -> 
     assert parsed.segments == [] and parsed.target_duration == 6
 
 
+def test_a_keyframe_timeline_keeps_its_longest_segment_as_target_while_transcoding() -> None:
+    """Segments cut on a passed-through source's keyframes may run longer than planned;
+    the target of an EVENT playlist is set from the first segment on and never changes."""
+    video = ladder_video(VideoState.TRANSCODING).model_copy(update={"longest_segment": 6.2})
+    early = check_media_rfc8216(hls.render_media(video, "720p", segments_for(video, [1.5])))
+    later = check_media_rfc8216(
+        hls.render_media(video, "720p", segments_for(video, [1.5, 6.2, 3.1]))
+    )
+    assert early.target_duration == later.target_duration == 7
+
+
 @pytest.mark.parametrize(
     ("durations", "target"),
     [([4.0, 4.0, 1.5], 4), ([4.004, 4.0], 5), ([2.0], 2), ([0.2], 1), ([3.9999999, 3.0], 4)],
