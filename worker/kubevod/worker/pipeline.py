@@ -501,7 +501,10 @@ class _Transcode:
         """The run failed or was cancelled: the video is failed with ``message``, nothing of
         the attempt stays, and ffmpeg's log tail (if any) is kept privately."""
         self.log.warning("transcode did not finish: %s", message)
-        self.attempt.fail(message)
+        try:
+            self.attempt.fail(message)  # its objects go even when the catalog is down
+        except Exception:
+            self.log.exception("could not mark the video failed")
         try:
             self.attempt.save_log(self._log_tail)
         except Exception:
