@@ -4,6 +4,10 @@
 to a running server (``--server``, ``KUBEVOD_SERVER``, or the one recorded in
 ``<data>/server.json``) and otherwise work on the data folder directly.
 Reasons for failures are one line on stderr, and the exit code is non-zero.
+
+Start-up time counts (``kubevod add`` is timed to a playable video, bench/startup.py):
+what only some commands need (tables, the server, the transcoder, the version) is
+imported inside them.
 """
 
 from __future__ import annotations
@@ -14,16 +18,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from kubevod.__about__ import __version__
 from kubevod.errors import InvalidInput, KubevodError, NotFound
-from kubevod.jobs import IngestRequest
 from kubevod.local.settings import LocalSettings, load
+
+if TYPE_CHECKING:
+    from kubevod.jobs import IngestRequest
 
 T = TypeVar("T")
 
@@ -46,6 +50,8 @@ ALLOWED_HOST_HELP = (
 
 def _version(value: bool) -> None:
     if value:
+        from kubevod.__about__ import __version__
+
         typer.echo(f"kubevod {__version__}")
         raise typer.Exit()
 
@@ -179,6 +185,7 @@ def add(
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Add a video and show its progress until it is playable, then until it is ready."""
+    from kubevod.jobs import IngestRequest
     from kubevod.local.client import server_url
 
     settings = settings_from(config, data=data, server=server)
@@ -267,6 +274,8 @@ def list_videos(
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """The library as a table (or JSON)."""
+    from rich.table import Table
+
     settings = settings_from(config, data=data, server=server)
     try:
         library = _library(settings, server)
@@ -316,6 +325,8 @@ def show(
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Everything known about one video."""
+    from rich.table import Table
+
     settings = settings_from(config, data=data, server=server)
     video, base = _on_library(
         settings,
@@ -400,6 +411,7 @@ def demo(
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Make a short demo video and serve it on the embedded default (what `make run` does)."""
+    from kubevod.jobs import IngestRequest
     from kubevod.local.server import serve as run_server
 
     settings = settings_from(config, data=data, host=host, port=port)

@@ -3,22 +3,28 @@ straight from the data folder when no server runs.
 
 Both return videos as the API's JSON (plain dicts), so ``--json`` output is the
 same whichever way the CLI went.
+
+``kubevod add`` through a server imports only this module's light part (httpx and
+the settings): the catalog, store and server modules (pymongo, minio, uvicorn:
+about half a second of imports) are imported by what opens the data folder itself.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Protocol
+import json
+import os
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
-from kubevod.backends import public_source
-from kubevod.catalog.base import Catalog
 from kubevod.errors import KubevodError, NotFound, SourceError, Unavailable
-from kubevod.jobs import IngestRequest
-from kubevod.lifecycle import Lifecycle
 from kubevod.local.settings import DataLayout, LocalSettings
-from kubevod.models import Video
+
+if TYPE_CHECKING:
+    from kubevod.catalog.base import Catalog
+    from kubevod.jobs import IngestRequest
+    from kubevod.models import Video
 
 Json = dict[str, Any]
 
@@ -42,6 +48,8 @@ class Library(Protocol):
 
 def video_json(video: Video) -> Json:
     """A catalog video as JSON-ready data (the API's field names, the source as shown)."""
+    from kubevod.backends import public_source
+
     data = video.model_dump(mode="json")
     data["source"] = public_source(video.source)
     return data
@@ -135,12 +143,36 @@ class DirectLibrary:
         return page.model_dump(mode="json")
 
     def remove(self, video_id: str) -> None:
+        from kubevod.lifecycle import Lifecycle
+
         video = self._catalog.get(video_id)
         Lifecycle(self._catalog, self._store).purge(video.id)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._catalog.close()
+
+
+def read_server_file(layout: DataLayout) -> dict[str, Any] | None:
+    """``server.json`` of a server that is still alive, else None.
+
+    The same reading as ``kubevod.local.server.read_server_file`` (which ``serve``
+    uses), without importing the server (tests/unit/test_cli_startup.py holds them
+    to the same answers).
+    """
+    try:
+        info = json.loads(layout.server_file.read_text())
+        pid = int(info["pid"])
+        url = str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return {"pid": pid, "url": url}
 
 
 def token_for(settings: LocalSettings, url: str) -> str | None:
@@ -150,8 +182,6 @@ def token_for(settings: LocalSettings, url: str) -> str | None:
     The data folder's token is never sent anywhere else, so ``--server`` naming another
     machine cannot collect it.
     """
-    from kubevod.local.server import read_server_file
-
     if settings.token:
         return settings.token
     running = read_server_file(settings.layout)
@@ -165,8 +195,6 @@ def token_for(settings: LocalSettings, url: str) -> str | None:
 
 def server_url(settings: LocalSettings, explicit: str | None) -> str | None:
     """The server to talk to: ``--server``, else settings/env, else a live ``server.json``."""
-    from kubevod.local.server import read_server_file
-
     if explicit:
         return explicit.rstrip("/")
     if settings.server:
