@@ -5,7 +5,9 @@ local mode, and the watch folder) into a catalog entry plus a queued transcode.
   a URL, so adding the same file twice (or dropping a copy of it into the
   watch folder) gives one video, not two.
 - A quick check before anything is recorded: a missing, unreadable or broken
-  file (ffprobe under the worker's input policy), or a URL the fetch guard
+  file (ffprobe under the worker's input policy, the worker's very command, run
+  while the file is hashed; the transcode in this process then takes its answer
+  instead of probing again), or a URL the fetch guard
   refuses or that does not answer, fails at add time with a one-line reason
   (``SourceError``) and leaves nothing in the library. A URL is not probed
   here: ffprobe would fetch it itself, around the guard, and a server can
@@ -20,18 +22,20 @@ import json
 import shutil
 import subprocess
 import threading
+from concurrent.futures import Future
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from kubevod.backends import public_source
-from kubevod.catalog.base import Catalog
 from kubevod.errors import SourceError
-from kubevod.fetchguard import FetchLimits, FetchPolicy, GuardedFetch
-from kubevod.jobs import IngestRequest, Runner
-from kubevod.lifecycle import Lifecycle
-from kubevod.local.pool import LocalPool, job_for
+from kubevod.jobs import IngestRequest
 from kubevod.models import Video, VideoState
-from kubevod.store.base import ObjectStore
+
+if TYPE_CHECKING:  # the CLI imports is_url from here: the rest is imported when used
+    from kubevod.catalog.base import Catalog
+    from kubevod.fetchguard import FetchPolicy
+    from kubevod.jobs import Runner
+    from kubevod.store.base import ObjectStore
 
 URL_SCHEMES = ("http", "https")
 #: Seconds ffprobe may take to open and read the head of a source.
@@ -70,15 +74,15 @@ def default_title(source: str) -> str:
 
 
 def probe_argv(ffprobe: str, source: str, input_args: list[str]) -> list[str]:
-    """The ffprobe command of the add-time check of a local file (pure).
+    """The ffprobe command of the add-time check of a local file (pure): the worker's own
+    (``kubevod.worker.probe.probe_argv``), so the transcode can take its answer.
 
     ``input_args`` is the worker's input policy (``kubevod.worker.policy.input_args``):
     only video container demuxers, only the ``file`` protocol.
     """
-    return [
-        ffprobe, "-v", "error", "-hide_banner", *input_args,
-        "-show_entries", "stream=codec_type:format=duration", "-of", "json", source,
-    ]  # fmt: skip
+    from kubevod.worker.probe import probe_argv as worker_probe_argv
+
+    return worker_probe_argv(ffprobe, source, input_args)
 
 
 def probe_reason(source: str, returncode: int, stdout: str, stderr: str) -> str | None:
@@ -116,6 +120,8 @@ class LocalIngestor:
         ffprobe: str | None = None,
         fetch_policy: FetchPolicy | None = None,
     ) -> None:
+        from kubevod.lifecycle import Lifecycle
+
         self._catalog = catalog
         self._lifecycle = Lifecycle(catalog, store)
         self._runner = runner
@@ -130,12 +136,15 @@ class LocalIngestor:
         Raises:
             SourceError: the source is missing, unreadable, not a video, or unreachable.
         """
-        source, content_hash = self._identify(request.source)
+        source, content_hash, checked = self._identify(request.source)
         with self._lock:
             existing = self._catalog.find_by_hash(content_hash)
             if existing is not None and existing.state != VideoState.FAILED:
                 return existing
-            self._check(source)
+            if checked is None:
+                self._check_url(source)
+            else:
+                checked.result()  # raises the check's SourceError
             if existing is not None:  # failed before: try again with the same id
                 video = self._lifecycle.requeue(existing, "", source=source)
             else:
@@ -148,6 +157,8 @@ class LocalIngestor:
                         state=VideoState.QUEUED,
                     )
                 )
+        from kubevod.local.pool import job_for
+
         self._runner.submit(job_for(video))
         return video
 
@@ -157,16 +168,19 @@ class LocalIngestor:
         The API deletes the video's objects right after this; waiting keeps a
         transcode that is just uploading a segment from leaving files behind.
         """
+        from kubevod.local.pool import LocalPool
+
         self._runner.cancel(video_id)
         if isinstance(self._runner, LocalPool):
             self._runner.wait_for(video_id, timeout=CANCEL_WAIT)
 
-    def _identify(self, raw: str) -> tuple[str, str]:
+    def _identify(self, raw: str) -> tuple[str, str, Future[None] | None]:
+        """The source as recorded, its content hash, and for a file its check under way."""
         if is_url(raw):
             scheme = urlsplit(raw).scheme.lower()
             if scheme not in URL_SCHEMES:
                 raise SourceError(f"unsupported URL scheme {scheme!r}: use http(s) or a file path")
-            return raw, content_hash_of_url(raw)
+            return raw, content_hash_of_url(raw), None
         path = Path(raw).expanduser().absolute()
         if not path.exists():
             raise SourceError(f"{path}: no such file")
@@ -175,23 +189,41 @@ class LocalIngestor:
         try:
             if path.stat().st_size == 0:
                 raise SourceError(f"{path}: empty file (0 bytes)")
-            return str(path), content_hash_of_file(path)
+            # ffprobe runs while this thread hashes (hashlib lets go of the GIL).
+            checked = self._check_file_soon(path)
+            return str(path), content_hash_of_file(path), checked
         except PermissionError:
             raise SourceError(f"{path}: permission denied") from None
         except OSError as exc:
             raise SourceError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
-    def _check(self, source: str) -> None:
-        if is_url(source):
-            self._check_url(source)
-            return
+    def _check_file_soon(self, path: Path) -> Future[None]:
+        """``_check_file`` on its own thread; the future holds its SourceError, if any."""
+        future: Future[None] = Future()
+
+        def check() -> None:
+            try:
+                self._check_file(path)
+            except BaseException as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(None)
+
+        threading.Thread(target=check, name="kubevod-add-check", daemon=True).start()
+        return future
+
+    def _check_file(self, path: Path) -> None:
+        """ffprobe under the worker's input policy; a usable answer is kept for the worker."""
         from kubevod.worker import policy  # local mode runs the worker's code in-process
+        from kubevod.worker import probe as worker_probe
         from kubevod.worker.process import ffmpeg_env
 
+        source = str(path)
         ffprobe = self._ffprobe or shutil.which("ffprobe")
         if ffprobe is None:
             raise SourceError("ffprobe is not installed (run scripts/testenv debian)")
         try:
+            identity = worker_probe.file_identity(path)
             done = subprocess.run(
                 probe_argv(ffprobe, source, policy.input_args()),
                 capture_output=True,
@@ -202,12 +234,23 @@ class LocalIngestor:
             )
         except subprocess.TimeoutExpired:
             raise SourceError(f"{source}: timed out reading the source") from None
+        except OSError as exc:
+            raise SourceError(f"{source}: cannot read ({exc.strerror or exc})") from None
         reason = probe_reason(source, done.returncode, done.stdout, done.stderr)
         if reason is not None:
             raise SourceError(f"{source}: {reason}")
+        try:
+            info = worker_probe.parse_probe(json.loads(done.stdout), source)
+        except (SourceError, ValueError):
+            return  # the worker probes again and fails with its own reason, as before
+        if worker_probe.file_identity(path) == identity:  # unchanged while it was probed
+            worker_probe.remember(identity, info)
 
     def _check_url(self, url: str) -> None:
         """The fetch guard's verdict on every hop, and a 2xx answer (the body is not read)."""
+        from kubevod.backends import public_source
+        from kubevod.fetchguard import FetchLimits, GuardedFetch
+
         policy = self._fetch_policy
         if policy is None:
             from kubevod.worker.settings import WorkerSettings

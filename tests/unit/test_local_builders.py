@@ -60,8 +60,8 @@ def test_default_title_is_the_file_name(source: str, title: str) -> None:
 def test_probe_argv_puts_the_input_policy_before_the_file() -> None:
     policy = ["-protocol_whitelist", "file", "-format_whitelist", "mov,matroska"]
     assert probe_argv("ffprobe", "/v/a.mp4", policy) == [
-        "ffprobe", "-v", "error", "-hide_banner", *policy,
-        "-show_entries", "stream=codec_type:format=duration", "-of", "json", "/v/a.mp4",
+        "ffprobe", "-v", "error", *policy,
+        "-of", "json", "-show_format", "-show_streams", "/v/a.mp4",
     ]  # fmt: skip
 
 
