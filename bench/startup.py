@@ -544,7 +544,10 @@ def main() -> None:
         body = add_table(measure_add(rounds, args.source, args.baseline))
         print(body)
         if args.write:
-            text = ADD_TEMPLATE.format(table=body, env=_env_line(), rounds=rounds)
+            command = "python -m bench.startup --add --write" + (
+                f" --baseline {args.baseline}" if args.baseline else ""
+            )
+            text = ADD_TEMPLATE.format(table=body, env=_env_line(), rounds=rounds, command=command)
             write_section(ADD_START, ADD_END, text)
             print(f"wrote {DOC.relative_to(ROOT)}", file=sys.stderr)
 
@@ -623,7 +626,7 @@ busy (see the load average), which stretched time to first byte to 100-300 ms pe
 ADD_TEMPLATE = """\
 ## Add to playable (`kubevod add` to every rung's first segment)
 
-`python -m bench.startup --add --write` ({rounds} rounds). {env}.
+`{command}` ({rounds} rounds per tree, alternating). {env}.
 
 `kubevod add FILE --data DIR` of a 60 s 1920x1080 30 fps file with AAC audio (x264
 veryfast crf 16, about 75 MB, in the page cache as a file just written is) against a
@@ -631,7 +634,9 @@ running `kubevod serve` on the same data folder (default ladder 1080p..240p, 1 s
 segment). Each round adds new bytes (the same streams remuxed with another tag); the
 time runs from starting the CLI until every rung the master playlist names lists a
 first segment, and that segment and its init segment download (polled every 20 ms).
-The video is deleted once playable (its transcode stops). Target: at most 2.0 s.
+The video is deleted once playable (its transcode stops). With `--baseline REF` the
+same is measured for the tree at `REF` (`git archive`, first on PYTHONPATH) with its own
+server, rounds alternating, so both see the same load. Target: at most 2.0 s.
 
 {table}
 """
