@@ -9,7 +9,7 @@ Each mode runs in its own Python process (the tracer provider is process-wide):
 
 Two workloads: rendering one HLS master playlist inside a span (the manifest
 hot path, ~tens of µs), and ``GET /v/{id}/master.m3u8`` through the real API
-(FileStore + SqliteCatalog, httpx over ASGI) with ``instrument_fastapi``.
+(FileStore + SqliteCatalog, httpx over ASGI) with the API's ``ServerSpans`` middleware.
 Prints a table and writes it to ``docs/benchmarks-observability.md`` with ``--write``.
 
 Run: ``python -m bench.tracing_overhead [--quick] [--write]``.
@@ -80,7 +80,9 @@ def api() -> list[float]:
     catalog.create(video)
     app = create_app(ApiSettings(data_dir=root), store=store, catalog=catalog)
     if mode != "baseline":
-        telemetry.instrument_fastapi(app)
+        from kubevod.api.tracing import ServerSpans
+
+        app.add_middleware(ServerSpans, excluded_paths=telemetry.UNTRACED_PATHS.split(","))
     async def run() -> list[float]:
         transport = httpx.ASGITransport(app=app)
         out = []
@@ -204,7 +206,7 @@ on {machine}. Each mode runs in its own process; modes are interleaved over
 {rounds} rounds of 3 repeats each and the best is kept (the machine is shared).
 
 - **baseline**: the work alone, no span code and no instrumentation;
-- **api-only**: span code (and `instrument_fastapi` for the API) but `setup_telemetry`
+- **api-only**: span code (and the `ServerSpans` middleware for the API) but `setup_telemetry`
   never called: OpenTelemetry's no-op API;
 - **sdk**: `setup_telemetry` without `OTEL_EXPORTER_OTLP_ENDPOINT`, the default in
   the cluster without a collector: real span ids (logs carry them), no processor;

@@ -239,19 +239,6 @@ def current_ids() -> tuple[str, str] | None:
 UNTRACED_PATHS = "/metrics,/healthz,/readyz,/livez"
 
 
-def instrument_fastapi(app: Any, *, excluded_urls: str = UNTRACED_PATHS) -> None:
-    """Trace every request of a FastAPI app, continuing an incoming ``traceparent``
-    (from nginx or the player). Call once on the app, after ``setup_telemetry``.
-    """
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-
-    # No span per ASGI send/receive message: a streamed media body would make one
-    # per chunk, and they double the cost of a manifest request for no insight.
-    FastAPIInstrumentor.instrument_app(
-        app, excluded_urls=excluded_urls, exclude_spans=["receive", "send"]
-    )
-
-
 def instrument_pymongo() -> None:
     """Trace every MongoDB command as a child span; call before creating a MongoClient."""
     from opentelemetry.instrumentation.pymongo import PymongoInstrumentor

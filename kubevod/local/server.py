@@ -276,6 +276,7 @@ def serve(
         echo: where the user-facing lines go.
     """
     from kubevod.api.app import create_app
+    from kubevod.api.tracing import ServerSpans
 
     check_port(settings.host, settings.port)
     token, generated = api_token(settings)
@@ -295,7 +296,8 @@ def serve(
             catalog=runtime.catalog,
             ingestor=runtime.ingestor,
         )
-        telemetry.instrument_fastapi(app)  # server spans, continuing a player's traceparent
+        # Server spans continuing a player's traceparent, as in kubevod-api.
+        app.add_middleware(ServerSpans, excluded_paths=telemetry.UNTRACED_PATHS.split(","))
         config = uvicorn.Config(
             app,
             host=settings.host,

@@ -141,12 +141,14 @@ API = textwrap.dedent(
     import httpx, anyio
     from fastapi import FastAPI
     from kubevod import telemetry
+    from kubevod.api.app import NO_NATIVE_TELEMETRY
+    from kubevod.api.tracing import ServerSpans
     from kubevod.logs import get_logger, setup_logging
 
     telemetry.setup_telemetry("kubevod-api", component="api")
     setup_logging(json=True)
     log = get_logger("kubevod.api.playback")
-    app = FastAPI()
+    app = FastAPI(**NO_NATIVE_TELEMETRY)  # the server span is ServerSpans', as in kubevod-api
 
     @app.get("/v/{video_id}/master.m3u8")
     def master(video_id: str) -> dict[str, str]:
@@ -158,7 +160,7 @@ API = textwrap.dedent(
     def metrics() -> str:
         return ""
 
-    telemetry.instrument_fastapi(app)
+    app.add_middleware(ServerSpans, excluded_paths=telemetry.UNTRACED_PATHS.split(","))
 
     async def main() -> None:
         transport = httpx.ASGITransport(app=app)

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from kubevod.catalog.sqlite import SqliteCatalog
 from kubevod.jobs import TranscodeJob
+from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
 from tests.fixtures.otlp import OtlpReceiver
 from tests.fixtures.util import ROOT, require
@@ -31,6 +33,7 @@ def test_worker_spans_hang_under_the_operators_span(otlp: OtlpReceiver, tmp_path
     require("ffprobe")
     source = make_video(tmp_path / "clip.mp4", seconds=2, width=320, height=180)
     job = TranscodeJob(video_id="tracedclip", source=str(source), segment_seconds=1.0)
+    scheduled(SqliteCatalog(tmp_path / "catalog.db"), job)  # the operator's part
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACE"))}
     env.update(
         job.to_env(),

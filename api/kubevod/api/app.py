@@ -43,10 +43,10 @@ catalog, the media fallback origin, player QoE intake, health and metrics.
 
 
 #: Newer FastAPI makes its own request spans, metrics and logs once a tracer provider is
-#: set. kubevod makes its server spans itself, at the process edge (kubevod.api.tracing
-#: in kubevod-api, OpenTelemetry's ASGI instrumentation in local mode), so FastAPI's stay
+#: set. kubevod makes its server spans itself, at the process edge (kubevod.api.tracing,
+#: in kubevod-api and in local mode), so FastAPI's stay
 #: off: a request never gets two server spans, nor pays for spans nobody asked for.
-_NO_NATIVE_TELEMETRY: dict[str, Any] = (
+NO_NATIVE_TELEMETRY: dict[str, Any] = (
     {"telemetry": {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}}
     if "telemetry" in inspect.signature(FastAPI.__init__).parameters
     else {}
@@ -107,7 +107,7 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        **_NO_NATIVE_TELEMETRY,
+        **NO_NATIVE_TELEMETRY,
     )
     services = Services(
         settings=settings,

@@ -6,8 +6,8 @@ caller's W3C ``traceparent`` (nginx, the player, a Job), current while the
 request runs, so the catalog calls and the render below it, and every log
 line, carry its ids.
 
-OpenTelemetry's ASGI instrumentation (``kubevod.telemetry.instrument_fastapi``)
-makes the same span, but per request it walks every route to name the span,
+OpenTelemetry's ASGI instrumentation (``opentelemetry-instrumentation-fastapi``,
+used before) makes the same span, but per request it walks every route to name the span,
 collects some fifteen attributes and wraps each ASGI message: hundreds of
 microseconds on the development machine, more than answering a cached manifest
 (docs/benchmarks-api.md). This middleware names the span when the request is
