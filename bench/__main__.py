@@ -12,7 +12,8 @@ import sys
 import time
 
 ALL = (
-    "transcode", "api_manifests", "startup", "nginx_cache", "viewers", "tracing_overhead", "fetch"
+    "transcode", "api_manifests", "startup", "nginx_cache", "viewers", "tracing_overhead", "fetch",
+    "passthrough", "uvicorn_impl",
 )  # fmt: skip
 
 
