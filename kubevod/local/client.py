@@ -12,14 +12,12 @@ about half a second of imports) are imported by what opens the data folder itsel
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 
 from kubevod.errors import KubevodError, NotFound, SourceError, Unavailable
-from kubevod.local.settings import DataLayout, LocalSettings
+from kubevod.local.settings import DataLayout, LocalSettings, read_server_file
 
 if TYPE_CHECKING:
     from kubevod.catalog.base import Catalog
@@ -151,28 +149,6 @@ class DirectLibrary:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self._catalog.close()
-
-
-def read_server_file(layout: DataLayout) -> dict[str, Any] | None:
-    """``server.json`` of a server that is still alive, else None.
-
-    The same reading as ``kubevod.local.server.read_server_file`` (which ``serve``
-    uses), without importing the server (tests/unit/test_cli_startup.py holds them
-    to the same answers).
-    """
-    try:
-        info = json.loads(layout.server_file.read_text())
-        pid = int(info["pid"])
-        url = str(info["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
-    return {"pid": pid, "url": url}
 
 
 def token_for(settings: LocalSettings, url: str) -> str | None:

@@ -42,7 +42,7 @@ from kubevod.errors import Conflict, InvalidInput
 from kubevod.jobs import IngestRequest
 from kubevod.local.ingest import LocalIngestor
 from kubevod.local.pool import LocalPool
-from kubevod.local.settings import DataLayout, LocalSettings
+from kubevod.local.settings import DataLayout, LocalSettings, read_server_file
 from kubevod.local.watch import FolderWatcher
 from kubevod.store.base import ObjectStore
 
@@ -110,23 +110,6 @@ def write_token_file(layout: DataLayout, token: str | None) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(token)
-
-
-def read_server_file(layout: DataLayout) -> dict[str, Any] | None:
-    """``server.json`` of a server that is still alive, else None."""
-    try:
-        info = json.loads(layout.server_file.read_text())
-        pid = int(info["pid"])
-        url = str(info["url"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass  # alive, another user's
-    return {"pid": pid, "url": url}
 
 
 class DataLocked(Conflict):

@@ -10,6 +10,7 @@ The data folder holds everything local mode owns (see :class:`DataLayout`).
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -228,3 +229,21 @@ def load(
         data = flags.get("data") or env.get(ENV_NAMES["data"]) or default_data_dir(env)
         config = read_config(Path(data).expanduser() / CONFIG_NAME)
     return resolve(flags, env, config)
+
+
+def read_server_file(layout: DataLayout) -> dict[str, Any] | None:
+    """``server.json`` of a server that is still alive, else None (``serve`` writes it; the
+    CLI reads it to find the server without importing it)."""
+    try:
+        info = json.loads(layout.server_file.read_text())
+        pid = int(info["pid"])
+        url = str(info["url"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return {"pid": pid, "url": url}
