@@ -13,9 +13,10 @@ cache file. ``--options`` adds nginx's own options against that offset (aio
 threads, sendfile_max_chunk, open_file_cache, directio, slice, sendfile off),
 each on cache-file HITs.
 
-Run: ``python -m bench.nginx_cache [--seconds N] [--options] [--no-write]``
+Run: ``python -m bench.nginx_cache [--seconds N] [--options] [--no-write]``, or
+``python -m bench.nginx_cache --viewers 1000 [--client go|python|both]`` for the viewers
 (``make bench`` puts nginx, wrk and minio from ``scripts/testenv`` on PATH); it
-updates the ``nginx-cache`` (or ``nginx-cache-options``) section of
+updates the ``nginx-cache`` (``nginx-cache-options``, ``nginx-viewers``) section of
 ``docs/benchmarks-chart.md`` unless ``--no-write``.
 """
 
@@ -404,23 +405,69 @@ async def _crowd(port: int, count: int, segments: int, ramp: float, seed: int) -
     return stats
 
 
-def measure_viewers(viewers: int, segments: int, ramp: float, processes: int) -> dict[str, Any]:
-    """bench.viewers' setup and HLS client, the viewers split over ``processes`` processes.
+GO_CLIENT = ROOT / "bench" / "viewers_go"
 
-    One asyncio process with 1000 viewers on a 2-CPU machine mostly measures its
-    own event-loop lag; split over a few processes, the TTFB is nginx's again.
-    """
+
+def build_go_client(tmp: Path) -> Path | None:
+    """``go build`` bench/viewers_go into ``tmp``; None (with a message) if go is missing."""
+    import shutil
+
+    go = shutil.which("go")
+    if go is None:
+        print("go not found on PATH: falling back to the Python client (bench.viewers)")
+        return None
+    out = tmp / "viewers"
+    if not out.exists():
+        env = dict(os.environ, GOTOOLCHAIN="local", GOPROXY="off", GOFLAGS="-mod=mod")
+        subprocess.run([go, "build", "-o", str(out), "."], cwd=GO_CLIENT, env=env, check=True)
+    return out
+
+
+def _python_crowd(port: int, viewers: int, segments: int, ramp: float, processes: int) -> dict:
     import multiprocessing
+
+    shares = [viewers // processes + (i < viewers % processes) for i in range(processes)]
+    began = time.monotonic()
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        parts = pool.map(_crowd_part, [(port, n, segments, ramp, 7 + i)
+                                       for i, n in enumerate(shares)])  # fmt: skip
+    return {"wall_s": time.monotonic() - began, "parts": parts}
+
+
+def _go_crowd(exe: Path, port: int, viewers: int, segments: int, ramp: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [str(exe), "-port", str(port), "-viewers", str(viewers), "-segments", str(segments),
+         "-ramp", str(ramp)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return json.loads(out)
+
+
+def measure_viewers(
+    viewers: int, segments: int, ramp: float, processes: int, clients: list[str]
+) -> list[dict[str, Any]]:
+    """bench.viewers' setup and video; each of ``clients`` in turn on its own fresh cache.
+
+    ``python``: bench.viewers' asyncio client, the viewers split over ``processes``
+    processes. One asyncio process with 1000 viewers on a 2-CPU machine mostly
+    measures its own event-loop lag, and even split the tail is mostly client CPU
+    wait. ``go``: bench/viewers_go, the same viewers (pacing, URLs, start spread)
+    as goroutines in one light process. Each client gets a fresh nginx with an
+    empty cache, so both see the same MinIO fills.
+    """
     import sys
 
     from bench.viewers import VIDEO_ID, pct, seed
 
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="kubevod-bench-viewers-") as tmpdir:
         tmp = Path(tmpdir)
+        if "go" in clients and build_go_client(tmp) is None:
+            clients = ["python"] + [c for c in clients if c not in ("go", "python")]
         with minio_server(tmp) as minio:
             catalog_url = f"sqlite://{tmp / 'catalog.db'}"
             objects = seed(minio, catalog_url)
-            api_port, cache_port = free_port(), free_port()
+            api_port = free_port()
             store = f"s3://{ACCESS}:{SECRET}@{minio.endpoint}/{BUCKET}?secure=false"
             env = dict(os.environ, KUBEVOD_CATALOG_URL=catalog_url, KUBEVOD_STORE_URL=store,
                        KUBEVOD_MEDIA_BASE_URL="/media", KUBEVOD_HOST="127.0.0.1",
@@ -429,55 +476,79 @@ def measure_viewers(viewers: int, segments: int, ramp: float, processes: int) ->
             api = start([sys.executable, "-m", "kubevod.api.main"], tmp / "api.log", env)
             try:
                 wait_http(f"http://127.0.0.1:{api_port}/healthz", timeout=60)
-                log = tmp / "access.log"
-                conf = cache_conf(cache_port, minio.endpoint, str(log), f"127.0.0.1:{api_port}")
-                with nginx(conf, tmp / "cache", cache_port) as base:
-                    urllib.request.urlopen(f"{base}/v/{VIDEO_ID}/master.m3u8").read()
-                    shares = [viewers // processes + (i < viewers % processes)
-                              for i in range(processes)]  # fmt: skip
-                    began = time.monotonic()
-                    with multiprocessing.get_context("spawn").Pool(processes) as pool:
-                        parts = pool.map(_crowd_part, [(cache_port, n, segments, ramp, 7 + i)
-                                                       for i, n in enumerate(shares)])  # fmt: skip
-                    wall = time.monotonic() - began
-                entries = [json.loads(x) for x in log.read_text().splitlines() if x]
+                for client in clients:
+                    cache_port = free_port()
+                    log = tmp / f"access-{client}.log"
+                    conf = cache_conf(cache_port, minio.endpoint, str(log), f"127.0.0.1:{api_port}")
+                    with nginx(conf, tmp / f"cache-{client}", cache_port) as base:
+                        urllib.request.urlopen(f"{base}/v/{VIDEO_ID}/master.m3u8").read()
+                        if client == "go":
+                            got = _go_crowd(tmp / "viewers", cache_port, viewers, segments, ramp)
+                            row = {k: got[k] for k in ("wall_s", "errors", "segment_requests",
+                                   "distinct_segments", "manifest_requests", "seg_p50",
+                                   "seg_p99", "man_p50", "man_p99")}  # fmt: skip
+                            row["processes"] = 1
+                        else:
+                            crowd = _python_crowd(cache_port, viewers, segments, ramp, processes)
+                            parts = crowd["parts"]
+                            seg = [t for p in parts for t in p["segment_ttfb"]]
+                            man = [t for p in parts for t in p["manifest_ttfb"]]
+                            row = {
+                                "wall_s": crowd["wall_s"], "processes": processes,
+                                "errors": [e for p in parts for e in p["errors"]],
+                                "segment_requests": len(seg),
+                                "distinct_segments": len({x for p in parts
+                                                          for x in p["segment_paths"]}),
+                                "manifest_requests": len(man),
+                                "seg_p50": pct(seg, 50), "seg_p99": pct(seg, 99),
+                                "man_p50": pct(man, 50), "man_p99": pct(man, 99),
+                            }  # fmt: skip
+                    entries = [json.loads(x) for x in log.read_text().splitlines() if x]
+                    upstream = [e for e in entries if e["upstream"]]
+                    row.update({
+                        "client": client, "viewers": viewers, "segments": segments,
+                        "objects": objects, "load": os.getloadavg()[0],
+                        "minio_fetches": sum(1 for e in upstream if "/media/" in e["request"]),
+                        "api_requests": sum(1 for e in upstream if "/v/" in e["request"]),
+                    })  # fmt: skip
+                    print(json.dumps({k: v for k, v in row.items() if k != "errors"}
+                                     | {"errors": len(row["errors"])}), flush=True)  # fmt: skip
+                    rows.append(row)
             finally:
                 stop(api)
-    seg = [t for p in parts for t in p["segment_ttfb"]]
-    man = [t for p in parts for t in p["manifest_ttfb"]]
-    upstream = [e for e in entries if e["upstream"]]
-    return {
-        "viewers": viewers, "segments": segments, "wall_s": wall, "objects": objects,
-        "processes": processes, "errors": [e for p in parts for e in p["errors"]],
-        "segment_requests": len(seg),
-        "distinct_segments": len({x for p in parts for x in p["segment_paths"]}),
-        "minio_fetches": sum(1 for e in upstream if "/media/" in e["request"]),
-        "api_requests": sum(1 for e in upstream if "/v/" in e["request"]),
-        "file_hits": sum(1 for e in entries if "/media/" in e["request"] and e["cache"] == "HIT"
-                         and not e["upstream"]),
-        "manifest_requests": len(man),
-        "seg_p50": pct(seg, 50), "seg_p99": pct(seg, 99),
-        "man_p50": pct(man, 50), "man_p99": pct(man, 99),
-    }  # fmt: skip
+    return rows
 
 
-def viewers_table(r: dict[str, Any]) -> str:
-    return "\n".join([
-        "| viewers | client processes | errors | segment requests | segment TTFB p50 / p99 ms "
-        "| manifest requests | manifest TTFB p50 / p99 ms | distinct segments | MinIO fetches "
-        "| API requests |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {r['viewers']} | {r['processes']} | {len(r['errors'])} | {r['segment_requests']} | "
-        f"{r['seg_p50']:.1f} / {r['seg_p99']:.1f} | {r['manifest_requests']} | "
-        f"{r['man_p50']:.1f} / {r['man_p99']:.1f} | {r['distinct_segments']} | "
-        f"{r['minio_fetches']} | {r['api_requests']} |",
+CLIENT_LABEL = {"go": "Go (bench/viewers_go)", "python": "Python (bench.viewers)"}
+
+
+def viewers_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| client | viewers | client processes | errors | segment requests "
+        "| segment TTFB p50 / p99 ms | manifest requests | manifest TTFB p50 / p99 ms "
+        "| distinct segments | MinIO fetches | API requests | load avg after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {CLIENT_LABEL[r['client']]} | {r['viewers']} | {r['processes']} | "
+            f"{len(r['errors'])} | {r['segment_requests']} | "
+            f"{r['seg_p50']:.1f} / {r['seg_p99']:.1f} | {r['manifest_requests']} | "
+            f"{r['man_p50']:.1f} / {r['man_p99']:.1f} | {r['distinct_segments']} | "
+            f"{r['minio_fetches']} | {r['api_requests']} | {r['load']:.1f} |"
+        )
+    r = rows[0]
+    walls = ", ".join(f"{x['client']} {x['wall_s']:.0f} s" for x in rows)
+    lines += [
         "",
-        f"bench.viewers' client and video (each viewer: master + media + audio playlists, 2 "
-        f"init segments, then {r['segments']} video + {r['segments']} audio segments at "
-        f"real-time pace), the viewers split over {r['processes']} client processes; wall "
-        f"time {r['wall_s']:.0f} s, 1-minute load average at the end "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.",
-    ])  # fmt: skip
+        f"bench.viewers' video and viewer behaviour (each viewer: master + media + audio "
+        f"playlists, 2 init segments, then {r['segments']} video + {r['segments']} audio "
+        f"segments at real-time pace, joining over the first 4 s), each client in turn on "
+        f"its own fresh nginx (empty cache) in front of the same MinIO and API; wall time "
+        f"{walls}; 1-minute load average after each on {os.cpu_count()} CPUs in the last "
+        f"column. Target: 0 errors and p99 segment TTFB < 50 ms.",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -503,20 +574,31 @@ def main() -> None:
         help="instead: N simulated viewers through the cache (section nginx-viewers)",
     )
     parser.add_argument("--processes", type=int, default=4, help="client processes (--viewers)")
+    parser.add_argument(
+        "--client",
+        choices=("go", "python", "both"),
+        default=None,
+        help="--viewers: load generator (default: both, Go first, if go is on PATH; else python)",
+    )
     parser.add_argument("--segments", type=int, default=8, help="segments per viewer (--viewers)")
     args = parser.parse_args()
     if args.viewers:
-        crowd = measure_viewers(args.viewers, args.segments, 4.0, args.processes)
-        text = viewers_table(crowd)
+        import shutil
+
+        client = args.client or ("both" if shutil.which("go") else "python")
+        clients = ["go", "python"] if client == "both" else [client]
+        rows = measure_viewers(args.viewers, args.segments, 4.0, args.processes, clients)
+        text = viewers_table(rows)
         print(text)
-        for error in crowd["errors"][:10]:
+        errors = [e for r in rows for e in r["errors"]]
+        for error in errors[:10]:
             print("error:", error)
         if args.write:
             write_section(
                 "nginx-viewers", f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\n{text}"
             )
-        if crowd["errors"]:
-            raise SystemExit(f"{len(crowd['errors'])} viewers saw errors")
+        if errors:
+            raise SystemExit(f"{len(errors)} viewers saw errors")
         return
     result = measure(args.seconds, args.connections, args.rounds, args.options)
     text = table(result, args.seconds, args.connections)

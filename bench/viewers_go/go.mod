@@ -1,0 +1,3 @@
+module kubevod/bench/viewers
+
+go 1.26.8
