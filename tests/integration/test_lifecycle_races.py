@@ -30,6 +30,12 @@ pytestmark = pytest.mark.integration
 class Backends:
     store: ObjectStore
     catalog: Catalog
+    #: Whether two writers may hit one entry at the same instant. Not on the test's
+    #: MongoDB stand-in: FerretDB 1.x on SQLite applies an update as a read and a
+    #: whole-document write, so a write racing another one on the same document can
+    #: put back what the other just changed (MongoDB itself writes a document
+    #: atomically). There the writers take turns, and the fences are what is tested.
+    concurrent_writers: bool = True
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -52,6 +58,9 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend
     else:
         catalog = open_catalog(request.getfixturevalue("mongo_url"))
         store = open_store(request.getfixturevalue("minio").store_url)
+        yield Backends(store, catalog, concurrent_writers=False)
+        catalog.close()
+        return
     yield Backends(store, catalog)
     catalog.close()
 
@@ -84,20 +93,26 @@ def test_of_two_generations_writing_at_once_only_the_current_one_lands(
     lifecycle.register(queued_entry(job1))
     old = lifecycle.begin(job1)
     refused: list[int | None] = []
-    writer = threading.Thread(
-        target=lambda: refused.append(_write_until_refused(old, backends.store, 100_000))
-    )
-    writer.start()
-    while not backends.catalog.segments(job1.video_id):
-        time.sleep(0.005)
+    job2 = job1.model_copy(update={"generation": 2})
+    if backends.concurrent_writers:
+        writer = threading.Thread(
+            target=lambda: refused.append(_write_until_refused(old, backends.store, 100_000))
+        )
+        writer.start()
+        while not backends.catalog.segments(job1.video_id):
+            time.sleep(0.005)
+    else:
+        assert _write_until_refused(old, backends.store, 5) is None
     # The spec changes while the old worker is still writing: the operator moves the
     # entry on, and the new generation's worker begins and writes at the same time.
-    job2 = job1.model_copy(update={"generation": 2})
     lifecycle.start_generation(queued_entry(job2))
     new = lifecycle.begin(job2)
+    if not backends.concurrent_writers:  # the old worker's next writes, in turn
+        refused.append(_write_until_refused(old, backends.store, 5))
     assert _write_until_refused(new, backends.store, 20) is None
     new.mark_playable([Rendition(name="360p", bandwidth=1, codecs="avc1.640028")])
-    writer.join(30)
+    if backends.concurrent_writers:
+        writer.join(30)
     assert refused and refused[0] is not None, "the old generation was never refused"
     with pytest.raises(Superseded, match="has moved on"):
         old.mark_playable([])
