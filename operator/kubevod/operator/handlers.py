@@ -235,13 +235,14 @@ def unschedulable_too_long(
     now: str,
 ) -> bool:  # fmt: skip
     """Whether the Job's pod has waited for a node longer than ``limit`` seconds."""
-    if view.finished or not view.active or (video is not None and video.progress > 0):
+    if not needs_pod_check(view, video):
         return False
     return pending is not None and pending.seconds(now) >= limit
 
 
 def needs_pod_check(view: st.JobView, video: Video | None) -> bool:
-    """Only a Job that has not begun (no progress) costs a pod listing."""
+    """Whether the Job has not begun (active, no progress): only then can its pod be
+    waiting for a node, and only then does it cost a pod listing."""
     return not view.finished and bool(view.active) and (video is None or video.progress <= 0)
 
 
