@@ -161,6 +161,22 @@ def test_the_timer_waits_for_the_create_handler(state: OperatorState) -> None:
     assert dict(patch) == {}
 
 
+def test_a_timer_call_that_finds_the_generation_failed_keeps_its_reason(
+    state: OperatorState,
+) -> None:
+    # The create handler's Failed/Rejected patch lands between the timer's
+    # ``when`` filter and the call (kopf's body is live). With no Job to find,
+    # mirroring would report JobLost over the API server's own words.
+    asset = Asset.from_body(body())
+    b = body(
+        phase="Failed", observedGeneration=1, specHash=asset.spec.fingerprint(),
+        conditions=[{"type": "Ready", "status": "False", "reason": "Rejected"}],
+    )  # fmt: skip
+    patch = kopf.Patch()
+    handlers.reconcile(body=b, status=b.status, patch=patch, memo=kopf.Memo(state=state))
+    assert dict(patch) == {}
+
+
 # --------------------------------------------------------------------------- pure decisions
 
 
@@ -171,7 +187,10 @@ def test_the_timer_waits_for_the_create_handler(state: OperatorState) -> None:
         ({"phase": "Queued", "observedGeneration": 1}, 2, "readmit"),
         ({"phase": "Queued", "observedGeneration": 1}, 1, "start"),
         ({"phase": "Transcoding", "observedGeneration": 1}, 1, "mirror"),
-        ({"phase": "Failed", "observedGeneration": 3}, 3, "mirror"),
+        # Settled: a patch that landed after the timer's filter is not mirrored over.
+        ({"phase": "Failed", "observedGeneration": 3}, 3, "wait"),
+        ({"phase": "Ready", "observedGeneration": 3}, 3, "wait"),
+        ({"phase": "Failed", "observedGeneration": 2}, 3, "readmit"),
     ],
 )
 def test_next_step(status: dict[str, Any], generation: int, step: str) -> None:

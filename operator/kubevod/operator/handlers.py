@@ -19,6 +19,7 @@ kopf in one place, ``outcomes`` (with the table in ``kubevod.operator.errors``).
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime
 import logging
 import secrets
@@ -94,8 +95,10 @@ class Call:
         cls, body: kopf.Body, status: Mapping[str, Any], patch: kopf.Patch, memo: kopf.Memo,
         kwargs: Mapping[str, Any],
     ) -> Call:  # fmt: skip
+        # A snapshot: kopf's status is a live view that a concurrent patch changes.
         return cls(
-            asset=Asset.from_body(body), body=body, old=status, patch=patch, state=memo.state,
+            asset=Asset.from_body(body), body=body, old=copy.deepcopy(dict(status)),
+            patch=patch, state=memo.state,
             assets=kwargs.get("assets", {}), jobs=kwargs.get("jobs", {}),
         )  # fmt: skip
 
@@ -201,11 +204,18 @@ Step = Literal["wait", "readmit", "start", "mirror"]
 
 
 def next_step(asset: Asset, status: Mapping[str, Any]) -> Step:
-    """What the timer does with an unsettled VideoAsset."""
+    """What the timer does with a VideoAsset.
+
+    The timer's ``when`` filter skips settled objects, but kopf hands the
+    handler a live body: a handler's patch can land between the filter and this
+    call, so a settled generation is checked again here and left alone.
+    """
     if not status.get("phase"):
         return "wait"  # the create handler has not run yet
     if status.get("observedGeneration") != asset.generation:
         return "readmit"
+    if status.get("phase") in {p.value for p in TERMINAL}:
+        return "wait"  # settled (Ready, or Failed with its reason): nothing to mirror
     if status.get("phase") == Phase.QUEUED:
         return "start"
     return "mirror"
