@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -33,6 +33,7 @@ from kubevod.worker.encoders import Accel as Accel
 from kubevod.worker.encoders import Codec as Codec
 from kubevod.worker.encoders import encoder_name, keyframes_by_gop
 from kubevod.worker.ladder import Rung
+from kubevod.worker.timeline import Chunk, Timeline, frame_at
 
 ACCELERATORS: tuple[Accel, ...] = ("nvidia", "vaapi", "qsv")
 #: The H.264 encoders (``encoders.ENCODERS_BY_CODEC`` has every codec).
@@ -365,6 +366,34 @@ def _hls_args(directory: str, cut_every: float) -> list[str]:
     ]  # fmt: skip
 
 
+def _hw_args(plan: EncodePlan) -> list[str]:
+    if plan.accelerator == "vaapi":
+        return ["-init_hw_device", f"vaapi=hw:{plan.vaapi_device}", "-filter_hw_device", "hw"]
+    if plan.accelerator == "qsv":
+        return ["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]
+    return []
+
+
+def _audio_outputs(plan: EncodePlan) -> list[str]:
+    """Every audio track as 1-s (or, on an explicit timeline, 0.25-s) pieces."""
+    # On an explicit timeline the cuts are not multiples of a step: short pieces keep
+    # each audio segment's end within a quarter second of its video segment's.
+    piece = (
+        AUDIO_PIECE_ON_KEYFRAMES
+        if plan.cuts is not None
+        else audio_piece_seconds(plan.first_segment, plan.segment_seconds)
+    )
+    argv: list[str] = []
+    for track in plan.audio:
+        argv += ["-map", f"0:{track.stream}", "-map_metadata", "-1", "-map_chapters", "-1"]
+        if track.copy:
+            argv += ["-c:a", "copy"]
+        else:
+            argv += ["-c:a", "aac", "-b:a", str(track.bitrate), "-ac", "2", "-ar", "48000"]
+        argv += _hls_args(track.name + PIECES_DIR_SUFFIX, piece)
+    return argv
+
+
 def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     """The one ffmpeg command that encodes the whole ladder.
 
@@ -379,10 +408,7 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     """
     argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
     argv += ["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]
-    if plan.accelerator == "vaapi":
-        argv += ["-init_hw_device", f"vaapi=hw:{plan.vaapi_device}", "-filter_hw_device", "hw"]
-    elif plan.accelerator == "qsv":
-        argv += ["-init_hw_device", "qsv=hw", "-filter_hw_device", "hw"]
+    argv += _hw_args(plan)
     # One filter thread: the graph is a small share of the work and its slice threads
     # cost more in synchronisation than they save (bench/transcode.py).
     argv += ["-filter_complex_threads", "1"]
@@ -408,22 +434,141 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
         else:
             argv += ["-force_key_frames", keyframe_expr(first, every)]
             argv += _hls_args(rung.name, first)
-    # On an explicit timeline the cuts are not multiples of a step: short pieces keep
-    # each audio segment's end within a quarter second of its video segment's.
-    piece = AUDIO_PIECE_ON_KEYFRAMES if plan.cuts is not None else audio_piece_seconds(first, every)
-    for track in plan.audio:
-        argv += ["-map", f"0:{track.stream}", "-map_metadata", "-1", "-map_chapters", "-1"]
-        if track.copy:
-            argv += ["-c:a", "copy"]
-        else:
-            argv += ["-c:a", "aac", "-b:a", str(track.bitrate), "-ac", "2", "-ar", "48000"]
-        argv += _hls_args(track.name + PIECES_DIR_SUFFIX, piece)
+    argv += _audio_outputs(plan)
     if plan.trickplay:
         argv += ["-map", "[tp]", "-c:v", "mjpeg", "-q:v", "5", "-fps_mode", "passthrough"]
         argv += ["-f", "image2", "-start_number", "0", "trickplay/%d.jpg"]
     if plan.poster:
         argv += ["-map", "[po]", "-c:v", "mjpeg", "-q:v", "3", "-fps_mode", "passthrough"]
         argv += ["-f", "image2", "-update", "1", POSTER_FILE]
+    return argv
+
+
+#: How much before its first frame a chunk's input seek lands (s): far less than a frame
+#: at 240 fps, so the frame is kept (ffmpeg keeps frames at or after the seek) and its
+#: time rounds to 0 in the encoder's time base.
+SEEK_EARLY = 0.0001
+
+
+@dataclass(frozen=True)
+class ChunkSpan:
+    """Where one chunk lies in the source, as ffmpeg is told it (``chunk_span``)."""
+
+    seek: float  # input seek, s from the start of the file: the chunk's first frame
+    duration: float | None  # input duration, s (None: to the end)
+    keyframes: tuple[float, ...]  # where the chunk's segments start, s from its first frame
+    first_segment: int  # the number of its first segment file
+    first_thumb: int  # the global index of its first trickplay thumbnail
+    offset: float  # where its first frame lies on the output timeline, s
+
+
+def chunk_span(
+    chunk: Chunk, timeline: Timeline, fps: float, *, video_offset: float = 0.0,
+    thumb_interval: float | None = None,
+) -> ChunkSpan:  # fmt: skip
+    """The seek, length and keyframes of ``chunk`` on an ``fps`` output grid (pure).
+
+    ``video_offset`` is where the video's first frame lies after the start of the
+    file (the output timeline starts at the file's start, as a whole-file encode).
+    """
+    start = chunk.start_frame / fps
+    # Segment j starts where segment j - 1 ends.
+    inside = [frame_at(timeline.end(j - 1), fps) for j in range(chunk.first + 1, chunk.last + 1)]
+    keyframes = (0.0, *((n - chunk.start_frame) / fps for n in inside))
+    duration = None if chunk.end_frame is None else (chunk.end_frame - chunk.start_frame) / fps
+    thumb = math.ceil(start / thumb_interval - 1e-6) if thumb_interval else 0
+    return ChunkSpan(
+        seek=max(0.0, video_offset + start - SEEK_EARLY), duration=duration,
+        keyframes=keyframes, first_segment=chunk.first, first_thumb=thumb,
+        offset=video_offset + start,
+    )  # fmt: skip
+
+
+def chunk_argv(plan: EncodePlan, span: ChunkSpan, ffmpeg: str = "ffmpeg") -> list[str]:
+    """The ffmpeg command that encodes one chunk of every video rung.
+
+    The same graph, encoders and keyframe rules as ``transcode_argv``, on the
+    chunk's frames only: an input seek to its first frame, its length, keyframes
+    at its segments' starts, segment files numbered from its first segment. Its
+    timestamps start at 0 (``kubevod.worker.mp4.rebase`` moves them to
+    ``span.offset``). Audio is encoded once for the whole source
+    (``audio_argv``), never per chunk: AAC priming at every chunk start would click.
+    With a trickplay plan, the chunk's thumbnails go to ``trickplay/<n>.jpg``
+    (``n`` the global thumbnail index); ``tile_argv`` makes the sheets.
+
+    Raises:
+        ValueError: a plan the chunks cannot carry (a passed-through top rung, GOP pieces).
+    """
+    if plan.copy_top or plan.video_pieces:
+        raise ValueError("chunks need every rung encoded with forced keyframes")
+    base = replace(plan, audio=(), poster=None, trickplay=None)
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
+    argv += ["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]
+    argv += _hw_args(plan)
+    argv += ["-filter_complex_threads", "1"]
+    if decoder := thread_plan(plan)[0]:
+        argv += ["-threads", str(decoder)]
+    argv += ["-ss", _num(span.seek)]
+    if span.duration is not None:
+        argv += ["-t", _num(span.duration)]
+    graph = filter_graph(base)
+    if plan.trickplay:
+        tp = plan.trickplay
+        # Thumbnails on the output timeline's grid: the chunk's own from its first one on.
+        first = span.first_thumb * tp.interval - span.offset
+        graph = _with_thumbs(graph, plan, first)
+    argv += [*policy.input_args(), "-i", plan.source, "-filter_complex", graph]
+    forced = forced_times(span.keyframes[1:])
+    for i, rung in enumerate(plan.rungs):
+        argv += ["-map", f"[v{i}]", "-map_metadata", "-1", "-map_chapters", "-1"]
+        argv += video_encoder_args(plan, rung)
+        argv += ["-force_key_frames", ",".join(["0", *([forced] if forced else [])])]
+        argv += [
+            "-start_number",
+            str(span.first_segment),
+            *_hls_args(rung.name, plan.first_segment),
+        ]
+    if plan.trickplay:
+        argv += ["-map", "[tp]", "-c:v", "mjpeg", "-q:v", "5", "-fps_mode", "passthrough"]
+        argv += ["-f", "image2", "-start_number", str(span.first_thumb), "trickplay/%d.jpg"]
+    return argv
+
+
+def _with_thumbs(graph: str, plan: EncodePlan, first: float) -> str:
+    """``graph`` with a trickplay branch of single thumbnails from ``first`` s (local)."""
+    assert plan.trickplay is not None
+    tp = plan.trickplay
+    head, _, rest = graph.partition(";")
+    name, _, outs = head.rpartition("split=")
+    count = int(outs.split("[", 1)[0])
+    head = f"{name}split={count + 1}{outs[len(str(count)) :]}[stp]"
+    thumbs = (
+        f"[stp]trim=start={_num(max(0.0, first - SEEK_EARLY))},"
+        f"fps=1/{_num(tp.interval)}:round=down:start_time={_num(max(0.0, first))},"
+        f"scale={tp.width}:{tp.height},setsar=1,format=yuvj420p[tp]"
+    )
+    return ";".join(part for part in (head, rest, thumbs) if part)
+
+
+def tile_argv(plan: TrickplayOut, count: int, folder: str, ffmpeg: str = "ffmpeg") -> list[str]:
+    """Sprite sheets ``<folder>/sheets/<n>.jpg`` from ``count`` thumbnails ``<folder>/<n>.jpg``."""
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-framerate", "1",
+        "-start_number", "0", "-i", f"{folder}/%d.jpg", "-frames:v", str(count),
+        "-vf", f"tile={plan.columns}x{plan.rows}", "-c:v", "mjpeg", "-q:v", "5",
+        "-fps_mode", "passthrough", "-f", "image2", "-start_number", "0",
+        f"{folder}/sheets/%d.jpg",
+    ]  # fmt: skip
+
+
+def audio_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
+    """The audio tracks alone, for the whole source, as ``transcode_argv`` writes them."""
+    if not plan.audio:
+        raise ValueError("no audio to encode")
+    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
+    argv += ["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]
+    argv += [*policy.input_args(), "-i", plan.source]
+    argv += _audio_outputs(plan)
     return argv
 
 

@@ -334,3 +334,43 @@ def parse_fragments(data: bytes, default_sample_duration: int = 0) -> FragmentIn
     if start is None or samples == 0:
         raise MediaFormatError("media segment without a fragment")
     return FragmentInfo(start, duration, samples, bool(first_sync))
+
+
+def rebase(data: bytes, ticks: int, timescale: int, first_sequence: int) -> bytes:
+    """A media segment moved ``ticks`` (of ``timescale``, the track's) later (pure).
+
+    Every ``tfdt`` (baseMediaDecodeTime) gains ``ticks``, so does the ``sidx``
+    earliest presentation time (in its own timescale), and the ``moof`` boxes are
+    numbered from ``first_sequence`` (``mfhd``): a chunk encoded on its own, from
+    time 0, becomes the segments a front-to-back encode would have written.
+
+    Raises:
+        MediaFormatError: a box is malformed, or a 32-bit ``tfdt`` would overflow.
+    """
+    out = bytearray(data)
+    sequence = first_sequence
+    try:
+        for sidx, _ in find_boxes(data, [b"sidx"]):
+            (scale,) = struct.unpack_from(">I", data, sidx + 8)
+            shift = ticks if scale == timescale else round(ticks * scale / timescale)
+            fmt = ">Q" if data[sidx] == 1 else ">I"
+            (value,) = struct.unpack_from(fmt, data, sidx + 12)
+            if fmt == ">I" and value + shift >= 2**32:
+                raise MediaFormatError("a 32-bit sidx cannot hold the rebased time")
+            struct.pack_into(fmt, out, sidx + 12, value + shift)
+        for moof, moof_end in find_boxes(data, [b"moof"]):
+            for mfhd, _ in find_boxes(data, [b"mfhd"], moof, moof_end):
+                struct.pack_into(">I", out, mfhd + 4, sequence)
+            sequence += 1
+            for tfdt, _ in find_boxes(data, [b"traf", b"tfdt"], moof, moof_end):
+                if data[tfdt] == 1:
+                    (value,) = struct.unpack_from(">Q", data, tfdt + 4)
+                    struct.pack_into(">Q", out, tfdt + 4, value + ticks)
+                    continue
+                (value,) = struct.unpack_from(">I", data, tfdt + 4)
+                if value + ticks >= 2**32:
+                    raise MediaFormatError("a 32-bit tfdt cannot hold the rebased time")
+                struct.pack_into(">I", out, tfdt + 4, value + ticks)
+    except (struct.error, IndexError) as exc:
+        raise MediaFormatError(f"malformed media segment: {exc}") from exc
+    return bytes(out)

@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubevod.worker import hwaccel, outputs, passthrough, policy, thumbs
+from kubevod.worker.chunks import ChunkMover, gather_thumbs
 from kubevod.worker.encoders import CODECS
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
@@ -36,14 +38,19 @@ from kubevod.worker.ffmpeg import (
     POSTER_FILE,
     AudioOut,
     EncodePlan,
+    audio_argv,
+    chunk_argv,
+    chunk_span,
+    tile_argv,
     transcode_argv,
 )
 from kubevod.worker.ladder import Rung, output_fps, plan_ladder
 from kubevod.worker.observe import stage
 from kubevod.worker.probe import SourceInfo, keyframes, probe
-from kubevod.worker.process import FfmpegProcess, available_cpus
+from kubevod.worker.process import FfmpegProcess, available_cpus, ffmpeg_env
+from kubevod.worker.progress import ProgressUpdate
 from kubevod.worker.settings import WorkerSettings
-from kubevod.worker.timeline import Timeline
+from kubevod.worker.timeline import Timeline, plan_chunks
 from kubevod.worker.tracker import ENCODE_SHARE, ProgressTracker
 from kubevod.worker.upload import SegmentUploader, Track
 
@@ -237,17 +244,27 @@ class _Transcode:
         self.log.info("encoding %d rungs with %s", len(rungs), choice.reason)
         plan = self._plan(source, info, rungs, choice.accelerator)
         try:
-            uploader, proc = self._encode(plan, info)
+            uploader, proc = self._encode_any(plan, info)
         except (TranscodeFailed, SourceError) as exc:
             if plan.accelerator == "software":
                 raise
             # A device that passed the one-frame trial can still fail on the real thing.
             self.log.warning("%s failed (%s); encoding again in software", plan.accelerator, exc)
             shutil.rmtree(self.work / "out", ignore_errors=True)
+            shutil.rmtree(self.work / "chunks", ignore_errors=True)
             plan = self._plan(source, info, rungs, "software")
             self.attempt = self.attempt.retry("software")
-            uploader, proc = self._encode(plan, info)
+            uploader, proc = self._encode_any(plan, info)
         return self._finish(source, info, plan, uploader, proc)
+
+    def _encode_any(
+        self, plan: EncodePlan, info: SourceInfo
+    ) -> tuple[SegmentUploader, FfmpegProcess]:
+        """In chunks when the settings ask and the plan allows; else one ffmpeg."""
+        fps = plan.rungs[0].fps
+        if self.settings.chunk_seconds > 0 and fps > 0 and not plan.video_pieces:
+            return self._encode_chunked(plan, info, fps)
+        return self._encode(plan, info)
 
     def _decide_passthrough(self, source: Path, info: SourceInfo, rungs: list[Rung]) -> Passthrough:
         """Whether the top rung is the source's own video (and on which timeline)."""
@@ -350,16 +367,7 @@ class _Transcode:
             except BaseException:
                 proc.stop(self.settings.kill_grace)  # whatever stops the watch stops ffmpeg
                 raise
-            code = proc.wait()
-            if code != 0:
-                tail = proc.log_tail()
-                self._keep_log(proc)
-                last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
-                if _SOURCE_FAULT.search(tail):
-                    raise SourceError(one_line(f"ffmpeg cannot decode the source: {last}"))
-                raise TranscodeFailed(
-                    one_line(f"ffmpeg exited with status {code}: {last}"), argv=argv, log_tail=tail
-                )
+            self._check_exit(proc, argv)
             uploader.poll(finished=True)
             tracker.media(min(t.end() for t in video_tracks))
             tracker.flush()
@@ -370,12 +378,140 @@ class _Transcode:
                 self._mark_playable(plan, uploader)
         return uploader, proc
 
+    def _check_exit(self, proc: FfmpegProcess, argv: list[str]) -> None:
+        """Wait for ``proc``; a failed exit raises SourceError (the source's fault) or
+        TranscodeFailed."""
+        code = proc.wait()
+        if code == 0:
+            return
+        tail = proc.log_tail()
+        self._keep_log(proc)
+        last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "")
+        if _SOURCE_FAULT.search(tail):
+            raise SourceError(one_line(f"ffmpeg cannot decode the source: {last}"))
+        raise TranscodeFailed(
+            one_line(f"ffmpeg exited with status {code}: {last}"), argv=argv, log_tail=tail
+        )
+
+    def _encode_chunked(
+        self, plan: EncodePlan, info: SourceInfo, fps: float
+    ) -> tuple[SegmentUploader, FfmpegProcess]:
+        """The video rungs chunk by chunk (an ffmpeg each), the audio once, alongside.
+
+        Chunks run front to back here; each one's segments are moved onto the video's
+        timeline (``kubevod.worker.chunks``) and uploaded as they close, so the video
+        is playable after the first chunk's first segment, as with one ffmpeg.
+        """
+        out = _mkdir(self.work / "out")
+        tracks = [Track(r.name, _mkdir(out / r.name)) for r in plan.rungs]
+        tracks += [
+            Track(a.name, _mkdir(out / (a.name + PIECES_DIR_SUFFIX)), pieces=True)
+            for a in plan.audio
+        ]
+        timeline = Timeline.regular(plan.first_segment, plan.segment_seconds)
+        uploader = SegmentUploader(
+            store=self.store, record=self.attempt.add_segment, video_id=self.job.video_id,
+            prefix=self.prefix, tracks=tracks, timeline=timeline,
+        )  # fmt: skip
+        chunks = plan_chunks(timeline, info.duration, fps, self.settings.chunk_seconds)
+        self.log.info("encoding %d chunks of the video", len(chunks))
+        self._accelerator, self._fps = plan.accelerator, info.video.fps or 0.0
+        video_tracks = tracks[: len(plan.rungs)]
+        thumbs_dirs: list[Path] = []
+        audio: FfmpegProcess | None = None
+        with stage("encode", accelerator=plan.accelerator, chunks=len(chunks)):
+            if self._tracker is None:
+                self._tracker = ProgressTracker(
+                    info.duration, self._write_progress, on_rise=self.on_progress,
+                    min_interval=self.settings.progress_interval,
+                )  # fmt: skip
+            tracker = self._tracker
+            tracker.begin()
+            if plan.audio:
+                audio_cmd = audio_argv(plan, self.settings.ffmpeg)
+                audio = FfmpegProcess(
+                    audio_cmd, cwd=out, log_path=self.work / "audio.log", duration=info.duration
+                )
+            playable = False
+            proc: FfmpegProcess | None = None
+            try:
+                for chunk in chunks:
+                    span = chunk_span(
+                        chunk, timeline, fps, video_offset=info.video_offset,
+                        thumb_interval=plan.trickplay.interval if plan.trickplay else None,
+                    )  # fmt: skip
+                    folder = _mkdir(self.work / "chunks" / str(chunk.index))
+                    for rung in plan.rungs:
+                        _mkdir(folder / rung.name)
+                    thumbs_dirs.append(_mkdir(folder / "trickplay"))
+                    argv = chunk_argv(plan, span, self.settings.ffmpeg)
+                    self.log.debug("chunk %d: %s", chunk.index, argv)
+                    mover = ChunkMover(span, folder, out, tuple(r.name for r in plan.rungs))
+
+                    def shifted(update: ProgressUpdate, at: float = span.offset) -> None:
+                        tracker.ffmpeg(replace(update, seconds=update.seconds + at))
+
+                    remaining = info.duration - span.offset
+                    proc = FfmpegProcess(
+                        argv, cwd=folder, log_path=self.work / f"chunk-{chunk.index}.log",
+                        duration=span.duration or remaining, on_update=shifted,
+                    )  # fmt: skip
+                    playable = (
+                        self._watch(plan, info, uploader, proc, argv, before=mover.poll) or playable
+                    )
+                    self._check_exit(proc, argv)
+                    mover.poll()
+                    uploader.poll()
+                    if not all(mover.moved(r.name) for r in plan.rungs):
+                        self._keep_log(proc)
+                        raise SourceError(
+                            f"the source has no frames at {span.offset:.1f} s "
+                            "(truncated or damaged)"
+                        )
+                if audio is not None:
+                    self._check_exit(audio, audio.argv)
+            except BaseException:
+                if audio is not None:
+                    audio.stop(self.settings.kill_grace)
+                if proc is not None:
+                    proc.stop(self.settings.kill_grace)
+                raise
+            uploader.poll(finished=True)
+            tracker.media(min(t.end() for t in video_tracks))
+            tracker.flush()
+            if plan.trickplay:
+                self._tile_thumbs(plan, thumbs_dirs, out / "trickplay")
+            if not uploader.all_started():
+                raise SourceError("the source produced no video frames")
+            if not playable:
+                self._mark_playable(plan, uploader)
+        assert proc is not None
+        return uploader, proc
+
+    def _tile_thumbs(self, plan: EncodePlan, folders: list[Path], sheets: Path) -> None:
+        """The chunks' thumbnails as sprite sheets in ``sheets`` (as one ffmpeg writes them)."""
+        assert plan.trickplay is not None
+        thumbs = self.work / "thumbs"
+        count = gather_thumbs(folders, thumbs)
+        if count == 0:
+            return
+        _mkdir(thumbs / "sheets")
+        argv = tile_argv(plan.trickplay, count, str(thumbs), self.settings.ffmpeg)
+        done = subprocess.run(argv, capture_output=True, timeout=300, check=False, env=ffmpeg_env())
+        _mkdir(sheets)
+        if done.returncode != 0:
+            self.log.warning("no trickplay sheets: %s", done.stderr.decode(errors="replace")[-300:])
+            return
+        for sheet in (thumbs / "sheets").glob("*.jpg"):
+            sheet.replace(sheets / sheet.name)
+
     def _watch(
         self, plan: EncodePlan, info: SourceInfo, uploader: SegmentUploader,
-        proc: FfmpegProcess, argv: list[str],
+        proc: FfmpegProcess, argv: list[str], before: Callable[[], object] | None = None,
     ) -> bool:  # fmt: skip
         """Upload and record segments while ffmpeg runs; stop it on cancel, a stall, the
-        time limit or a refused write. Returns whether the video was marked playable."""
+        time limit or a refused write. Returns whether the video was marked playable.
+        ``before`` runs ahead of every look for segments (a chunk's mover)."""
         assert self._tracker is not None
         tracker = self._tracker
         video_tracks = uploader.tracks[: len(plan.rungs)]
@@ -385,6 +521,8 @@ class _Transcode:
             if self.cancel.is_set():
                 raise Cancelled("transcode cancelled")
             self.attempt.check()  # a progress write refused in ffmpeg's thread
+            if before is not None:
+                before()
             if uploader.poll():
                 # ffmpeg 5.1 may hold -progress back (trickplay output): segments speak.
                 tracker.media(min(t.end() for t in video_tracks))

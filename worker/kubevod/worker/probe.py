@@ -107,6 +107,12 @@ class SourceInfo:
     streams: int = 1  # every stream of the container (video, audio, subtitles, data...)
     audio: list[AudioStream] = field(default_factory=list)
     subtitles: list[SubtitleStream] = field(default_factory=list)
+    start: float = 0.0  # the file's start time, s (where ffmpeg's output timeline starts)
+
+    @property
+    def video_offset(self) -> float:
+        """Where the video's first frame lies on the output timeline, s."""
+        return max(0.0, self.video.start - self.start)
 
     def summary(self) -> SourceSummary:
         """What the operator shows in ``status.source``."""
@@ -271,6 +277,7 @@ def parse_probe(data: dict[str, Any], path: str = "") -> SourceInfo:
         streams=len(streams),
         audio=audio,
         subtitles=subtitles,
+        start=_float(fmt.get("start_time")) or 0.0,
     )
 
 

@@ -78,6 +78,14 @@ class WorkerSettings(BaseSettings):
         description="length of the first segment (s): short so the video is playable "
         "about one second after the encode starts; later ones are segmentSeconds",
     )
+    chunk_seconds: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=3600.0,
+        description="encode the video in chunks of at least this many seconds, each by its "
+        "own ffmpeg, audio once for the whole source (0: one ffmpeg for everything); a "
+        "passed-through top rung or software AV1 keeps one ffmpeg",
+    )
     max_audio_tracks: int = Field(default=4, ge=1, le=16, description="audio tracks kept")
     passthrough: Literal["auto", "never"] = Field(
         default="auto",

@@ -109,3 +109,66 @@ class Timeline:
         """The longest segment of a video ``duration`` seconds long."""
         edges = (0.0, *self.cuts_before(duration), duration)
         return max(b - a for a, b in itertools.pairwise(edges))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive segments ``first .. first + count - 1``: the unit of encoding work.
+
+    Any worker can encode any chunk, in any order (``kubevod.worker.chunks``): a
+    chunk starts on a cut, so its first frame is a keyframe in every rung, and the
+    frame-exact span ``[start_frame, end_frame)`` of the output frame grid says
+    which frames it holds (``end_frame`` None: to the end of the video).
+    """
+
+    index: int
+    first: int
+    count: int
+    start_frame: int
+    end_frame: int | None
+
+    @property
+    def last(self) -> int:
+        return self.first + self.count - 1
+
+
+def frame_at(seconds: float, fps: float) -> int:
+    """The first frame of an ``fps`` grid at or after ``seconds`` (where a keyframe forced
+    at ``seconds`` lands: ``kubevod.worker.ffmpeg.keyframe_expr``)."""
+    return max(0, math.ceil(seconds * fps - 1e-6))
+
+
+def plan_chunks(
+    timeline: Timeline, duration: float, fps: float, seconds: float
+) -> tuple[Chunk, ...]:
+    """Group the timeline's segments into chunks of at least ``seconds`` (pure).
+
+    A chunk ends on the first cut at least ``seconds`` after its start; a last chunk
+    shorter than half of ``seconds`` joins the one before, so no encode is spent on a
+    sliver. ``fps`` is the output frame rate: the chunk's frames are counted on it.
+    """
+    if seconds <= 0 or fps <= 0:
+        raise ValueError("chunk length and frame rate must be positive")
+    cuts = [c for c in timeline.cuts_before(duration) if frame_at(c, fps) < frame_at(duration, fps)]
+    edges: list[tuple[int, float]] = [(0, 0.0)]  # (first segment, start) of each chunk
+    for n, cut in enumerate(cuts, start=1):
+        if cut - edges[-1][1] >= seconds - 1e-6:
+            edges.append((n, cut))
+    if len(edges) > 1 and duration - edges[-1][1] < seconds / 2:
+        edges.pop()
+    total = len(cuts) + 1
+    chunks = []
+    for i, (first, start) in enumerate(edges):
+        following = edges[i + 1] if i + 1 < len(edges) else None
+        count = (following[0] if following else total) - first
+        end = frame_at(following[1], fps) if following else None
+        chunks.append(Chunk(i, first, count, frame_at(start, fps), end))
+    return tuple(chunks)
+
+
+def chunk_of(chunks: Sequence[Chunk], segment: int) -> Chunk:
+    """The chunk holding segment ``segment``."""
+    at = bisect.bisect_right([c.first for c in chunks], segment) - 1
+    if at < 0 or segment > chunks[at].last:
+        raise IndexError(f"segment {segment} is outside the timeline")
+    return chunks[at]
