@@ -9,6 +9,7 @@ the same segments, byte for byte.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -104,7 +105,7 @@ def test_a_chunked_ladder_plays_as_the_front_to_back_ladder(tmp_path: Path) -> N
         frames = _frames(played)
         # Every source frame once, one frame duration apart across every chunk boundary.
         assert len(frames) == len(source_frames), rendition.name
-        steps = {round(b - a, 4) for a, b in zip(frames, frames[1:], strict=False)}
+        steps = {round(b - a, 4) for a, b in itertools.pairwise(frames)}
         assert steps == {round(1001 / 30000, 4)}, (rendition.name, steps)
         assert starts[rendition.name] == pytest.approx([s.start for s in theirs], abs=1e-4)
         reference = download_rendition(

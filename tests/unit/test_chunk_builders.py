@@ -3,6 +3,7 @@ fMP4 rebase, table-driven; plus the mover's refusal of a chunk whose init differ
 
 from __future__ import annotations
 
+import itertools
 import struct
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_plan_chunks(
     # Every segment of the timeline in exactly one chunk, in order.
     segments = len(REGULAR.cuts_before(duration)) + 1
     assert sum(c.count for c in chunks) == segments
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert (a.last + 1, a.end_frame) == (b.first, b.start_frame)
 
 
