@@ -21,12 +21,12 @@ from kubevod.worker.ladder import plan_ladder
 from kubevod.worker.mp4 import parse_fragments, parse_init
 from kubevod.worker.pipeline import run
 from kubevod.worker.process import ffmpeg_env
-from kubevod.worker.timeline import Timeline, plan_chunks
 
 from kubevod.catalog.sqlite import SqliteCatalog
 from kubevod.jobs import TranscodeJob
 from kubevod.models import TrackKind, Video, new_video_id
 from kubevod.store.file import FileStore
+from kubevod.timeline import Timeline, plan_chunks
 from tests.fixtures.jobs import scheduled
 from tests.integration.worker_media import (
     check_ready_video,

@@ -23,7 +23,8 @@ from kubevod.worker.ffmpeg import (
 )
 from kubevod.worker.ladder import Rung
 from kubevod.worker.mp4 import parse_fragments, rebase
-from kubevod.worker.timeline import Chunk, Timeline, chunk_of, frame_at, plan_chunks
+
+from kubevod.timeline import Chunk, Timeline, chunk_of, frame_at, plan_chunks
 
 REGULAR = Timeline.regular(1.0, 4.0)  # cuts at 1, 5, 9, ...
 

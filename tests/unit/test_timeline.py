@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from kubevod.worker.timeline import Timeline
+
+from kubevod.timeline import Timeline
 
 
 def test_regular_cuts_a_short_first_segment_then_every_length() -> None:

@@ -22,8 +22,8 @@ from kubevod.worker.thumbs import (
     trickplay_interval,
     trickplay_vtt,
 )
-from kubevod.worker.timeline import Timeline
 
+from kubevod.timeline import Timeline
 from tests.fixtures.util import require
 
 

@@ -1,5 +1,5 @@
 """A chunk's files made into the segments of the whole video (the side of chunking that
-touches files; the plan is pure: ``kubevod.worker.timeline.plan_chunks``,
+touches files; the plan is pure: ``kubevod.timeline.plan_chunks``,
 ``kubevod.worker.ffmpeg.chunk_span`` and ``chunk_argv``).
 
 ffmpeg encodes a chunk into a folder of its own, from time 0, its segment files

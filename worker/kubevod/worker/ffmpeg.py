@@ -33,7 +33,8 @@ from kubevod.worker.encoders import Accel as Accel
 from kubevod.worker.encoders import Codec as Codec
 from kubevod.worker.encoders import encoder_name, keyframes_by_gop
 from kubevod.worker.ladder import Rung
-from kubevod.worker.timeline import Chunk, Timeline, frame_at
+
+from kubevod.timeline import Chunk, Timeline, frame_at
 
 ACCELERATORS: tuple[Accel, ...] = ("nvidia", "vaapi", "qsv")
 #: The H.264 encoders (``encoders.ENCODERS_BY_CODEC`` has every codec).

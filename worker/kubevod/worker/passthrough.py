@@ -4,7 +4,7 @@ An H.264 file that players already decode is remuxed, not re-encoded, as the
 top rung ("original quality"): no generation loss, and the most expensive
 encode of the ladder is skipped. The other rungs are encoded and cut on the
 same boundaries, which are then the source's keyframes
-(``kubevod.worker.timeline.Timeline.on_keyframes``). AAC-LC audio is copied
+(``kubevod.timeline.Timeline.on_keyframes``). AAC-LC audio is copied
 the same way. Each refusal names its reason, which the video's message shows.
 """
 

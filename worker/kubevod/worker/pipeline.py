@@ -50,7 +50,6 @@ from kubevod.worker.probe import SourceInfo, keyframes, probe
 from kubevod.worker.process import FfmpegProcess, available_cpus, ffmpeg_env
 from kubevod.worker.progress import ProgressUpdate
 from kubevod.worker.settings import WorkerSettings
-from kubevod.worker.timeline import Timeline, plan_chunks
 from kubevod.worker.tracker import ENCODE_SHARE, ProgressTracker
 from kubevod.worker.upload import SegmentUploader, Track
 
@@ -63,6 +62,7 @@ from kubevod.metrics import worker_metrics
 from kubevod.models import Rendition, Video
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import add_event, set_attributes, span
+from kubevod.timeline import Timeline, plan_chunks
 
 #: ffmpeg log lines that mean the source (not the machine) is at fault.
 _SOURCE_FAULT = re.compile(

@@ -9,7 +9,7 @@ lists a segment the store does not have.
 
 Audio comes as short pieces (see ``kubevod.worker.ffmpeg``); the uploader joins
 consecutive pieces into one CMAF segment per segment of the timeline
-(``kubevod.worker.timeline``: ``[0, first)``, ``[first, first+every)``, ... or
+(``kubevod.timeline``: ``[0, first)``, ``[first, first+every)``, ... or
 the source's keyframes); so does the video of an explicit timeline, written as
 one piece per keyframe. A joined segment is complete once a piece of the next
 segment exists, or ffmpeg has exited.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 from kubevod.worker.mp4 import FragmentInfo, TrackInit, parse_fragments, parse_init
 from kubevod.worker.observe import timed_put
-from kubevod.worker.timeline import TOLERANCE, Timeline
 
 from kubevod.models import IMMUTABLE, Segment
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import span
+from kubevod.timeline import TOLERANCE, Timeline
 
 #: Content type of init and media segments. ``video/mp4`` rather than the newer
 #: ``video/iso.segment``: every player and cache knows it, and docs/architecture.md §7 lists it.
