@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 from pydantic import BaseModel, Field
 
 from kubevod import contract
-from kubevod.models import VIDEO_ID_PATTERN, Video
+from kubevod.models import VIDEO_ID_PATTERN, TranscodePolicy, Video
 
 JOB_ENV = contract.JOB
 
@@ -44,6 +44,11 @@ class TranscodeJob(BaseModel):
     accelerator: Accelerator = "auto"
     #: auto: the source's own H.264/AAC as the top rung when players decode it as it is.
     passthrough: Literal["auto", "never"] = "auto"
+    #: eager: the whole ladder now; onDemand: probe, poster, audio and the first chunk now.
+    policy: TranscodePolicy = TranscodePolicy.EAGER
+    #: Chunks of an on-demand video to encode (its registration made the plan and the
+    #: attempt these join); None: a registration or a whole transcode.
+    chunks: list[int] | None = Field(default=None, max_length=100_000)
     title: str = ""
 
     def to_env(self) -> dict[str, str]:

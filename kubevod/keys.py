@@ -45,6 +45,25 @@ def media_prefix(video_id: str, generation: int, run: str | None = None) -> str:
     return f"{video_root(video_id)}{name}"
 
 
+def segment_key(prefix: str, rendition: str, seq: int) -> str:
+    """Where segment ``seq`` of ``rendition`` lies under an attempt's media prefix."""
+    return f"{prefix.rstrip('/')}/{rendition}/{seq}.m4s"
+
+
+def init_key(prefix: str, rendition: str) -> str:
+    """Where the init segment of ``rendition`` lies under an attempt's media prefix."""
+    return f"{prefix.rstrip('/')}/{rendition}/init.mp4"
+
+
+def attempt_run(prefix: str) -> str | None:
+    """The attempt token of a media prefix (``videos/<id>/g3-1a2b3c4d``), None for a
+    generation's placeholder (``videos/<id>/g3``)."""
+    name = prefix.rstrip("/").rsplit("/", 1)[-1]
+    if _RUN_RE.match(name) and "-" in name:
+        return name.split("-", 1)[1]
+    return None
+
+
 def log_key(video_id: str, generation: int, run: str) -> str:
     """Where a failed attempt's ffmpeg log tail is kept."""
     return f"{logs_root(video_id)}g{generation}-{run}/ffmpeg.log"

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from kubevod import keys
+from kubevod.timeline import Chunk, Timeline, frame_at, plan_chunks
 
 #: Video ids are short, URL-safe and safe as object-store prefixes and k8s names.
 VIDEO_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
@@ -110,6 +111,45 @@ class Trickplay(BaseModel):
     sheets: int
 
 
+class TranscodePolicy(StrEnum):
+    """When a video's chunks are encoded."""
+
+    EAGER = "eager"  # all of them, front to back, at registration
+    ON_DEMAND = "onDemand"  # the first at registration; the others when watched
+
+
+class MediaPlan(BaseModel):
+    """A generation's segment and chunk plan (``kubevod.timeline``), fixed once probed.
+
+    Manifests list every planned segment from it before the segment exists; the
+    worker cuts and encodes by it. Segment ``j`` starts on the first frame of the
+    ``fps`` grid at or after the timeline's cut, so times are frame-exact.
+    """
+
+    first: float = Field(gt=0)  # the first segment's length, s
+    every: float = Field(gt=0)  # the other segments' length, s
+    fps: float = Field(gt=0)  # the output frame rate
+    duration: float = Field(gt=0)  # the video's length, s
+    chunk_seconds: float = Field(gt=0)  # least length of a chunk, s
+
+    def timeline(self) -> Timeline:
+        return Timeline.regular(self.first, self.every)
+
+    def chunks(self) -> tuple[Chunk, ...]:
+        return plan_chunks(self.timeline(), self.duration, self.fps, self.chunk_seconds)
+
+    def segments(self) -> list[tuple[float, float]]:
+        """``(start, duration)`` of every planned video segment, s."""
+        timeline = self.timeline()
+        edges = [0.0]
+        for cut in timeline.cuts_before(self.duration):
+            at = frame_at(cut, self.fps) / self.fps
+            if at < self.duration - 1e-6:
+                edges.append(at)
+        edges.append(self.duration)
+        return [(a, round(b - a, 6)) for a, b in zip(edges, edges[1:], strict=False)]
+
+
 class SourceSummary(BaseModel):
     """What the operator shows in ``status.source``."""
 
@@ -148,10 +188,21 @@ class Video(BaseModel):
     trickplay: Trickplay | None = None
     poster_key: str | None = None
     source_info: SourceSummary = Field(default_factory=SourceSummary)
+    #: eager: every chunk at registration; onDemand: the rest when watched (``plan``).
+    policy: TranscodePolicy = TranscodePolicy.EAGER
+    #: The segment and chunk plan of an on-demand video (None: segments as recorded).
+    plan: MediaPlan | None = None
+    #: Indices of the plan's chunks encoded so far (ascending).
+    chunks_done: list[int] = Field(default_factory=list)
     accelerator: str | None = None  # encoder family actually used: "software", "nvidia", ...
     speed: float | None = None  # encode speed, x realtime
     created_at: datetime = Field(default_factory=now)
     updated_at: datetime = Field(default_factory=now)
+
+    @property
+    def complete(self) -> bool:
+        """Every planned chunk is encoded (always, for a video without a plan)."""
+        return self.plan is None or len(self.chunks_done) >= len(self.plan.chunks())
 
     def media_prefix(self) -> str:
         """The object-store prefix of this video's current generation."""
