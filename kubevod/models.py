@@ -7,6 +7,7 @@ these, the manifest renderers read them, the operator mirrors them into
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 from datetime import UTC, datetime
@@ -147,7 +148,7 @@ class MediaPlan(BaseModel):
             if at < self.duration - 1e-6:
                 edges.append(at)
         edges.append(self.duration)
-        return [(a, round(b - a, 6)) for a, b in zip(edges, edges[1:], strict=False)]
+        return [(round(a, 6), round(b - a, 6)) for a, b in itertools.pairwise(edges)]
 
 
 class SourceSummary(BaseModel):
