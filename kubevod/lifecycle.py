@@ -38,10 +38,12 @@ from kubevod.errors import Conflict, NotFound, Superseded
 from kubevod.jobs import TranscodeJob
 from kubevod.logs import get_logger
 from kubevod.models import (
+    MediaPlan,
     Rendition,
     Segment,
     SourceSummary,
     Subtitle,
+    TranscodePolicy,
     Trickplay,
     Video,
     VideoState,
@@ -60,6 +62,8 @@ _FRESH_RUN: dict[str, Any] = {
     "poster_key": None,
     "speed": None,
     "longest_segment": None,
+    "plan": None,
+    "chunks_done": [],
 }
 
 
@@ -228,10 +232,35 @@ class Lifecycle:
         self.catalog.clear_segments(job.video_id, prefix=before.media_prefix())
         return Attempt(self, job, run)
 
+    def resume(self, job: TranscodeJob) -> Attempt:
+        """Join the current attempt of an on-demand video to encode more of its chunks.
+
+        The segments already published keep their keys (players and caches hold
+        them); the new chunks go under the same prefix, fenced by it.
+
+        Raises:
+            Superseded: no entry, another generation, or no plan (nothing to join).
+        """
+        try:
+            video = self.catalog.get(job.video_id)
+        except NotFound:
+            raise Superseded(_gone(job.video_id, "no chunk to encode")) from None
+        run = keys.attempt_run(video.prefix)
+        if video.generation != job.generation or video.plan is None or run is None:
+            raise Superseded(
+                f"video {job.video_id} has no on-demand plan at generation {job.generation}"
+            )
+        return Attempt(self, job, run)
+
     def _drop_attempt(self, video_id: str, prefix: str) -> None:
         """Forget one attempt's segment records and delete its objects."""
         self.catalog.clear_segments(video_id, prefix=prefix)
         self.store.delete_prefix(prefix.rstrip("/") + "/")
+
+
+def _share(done: list[int], total: int) -> float:
+    """Progress of an on-demand video: the share of its chunks encoded, percent."""
+    return round(100.0 * len(set(done)) / max(1, total), 1)
 
 
 def _gone(video_id: str, what: str) -> str:
@@ -304,6 +333,43 @@ class Attempt:
             message=message, longest_segment=longest_segment,
         )  # fmt: skip
 
+    def record_plan(self, plan: MediaPlan, policy: TranscodePolicy) -> None:
+        """The segment and chunk plan: manifests list every planned segment from now on."""
+        self._write(plan=plan, policy=policy, chunks_done=[])
+
+    def set_poster(self, key: str) -> None:
+        """The poster is up (an on-demand video is listed with it before any chunk)."""
+        self._write(poster_key=key)
+
+    def mark_partial(
+        self, *, message: str, renditions: list[Rendition], chunks_done: list[int],
+        total: int, subtitles: list[Subtitle], speed: float | None,
+    ) -> Video:  # fmt: skip
+        """An on-demand video is ready to watch with ``chunks_done`` of ``total`` chunks
+        encoded; the others are encoded when a viewer reaches them."""
+        final = self._write(
+            state=VideoState.READY, playable=True, message=message, renditions=renditions,
+            chunks_done=sorted(set(chunks_done)), progress=_share(chunks_done, total),
+            subtitles=subtitles, speed=speed,
+        )  # fmt: skip
+        self._drop_older()
+        return final
+
+    def chunk_done(self, index: int, total: int) -> Video:
+        """One more chunk of an on-demand video is encoded and recorded.
+
+        Chunk writers of one video take turns (the scheduler runs one job per video
+        at a time), so the read-modify-write of the list loses nothing.
+        """
+        self.check()
+        try:
+            video = self._catalog.get(self.video_id)
+        except NotFound as exc:
+            raise self._refused(exc) from None
+        done = sorted({*video.chunks_done, index})
+        message = f"ready on demand: {len(done)} of {total} chunks encoded, the others when watched"
+        return self._write(chunks_done=done, progress=_share(done, total), message=message)
+
     def set_progress(self, percent: float, speed: float | None) -> None:
         """Progress; a refusal is remembered (``check`` raises it in the encode loop)
         rather than raised, since it may come from ffmpeg's progress thread."""
@@ -344,12 +410,14 @@ class Attempt:
         trickplay: Trickplay | None,
         subtitles: list[Subtitle],
         speed: float | None,
+        chunks_done: list[int] | None = None,
     ) -> Video:
         """The transcode is complete; the media of older attempts and generations go."""
+        extra: dict[str, Any] = {} if chunks_done is None else {"chunks_done": chunks_done}
         final = self._write(
             state=VideoState.READY, progress=100.0, playable=True, message=message,
             duration=duration, renditions=renditions, poster_key=poster_key,
-            trickplay=trickplay, subtitles=subtitles, speed=speed,
+            trickplay=trickplay, subtitles=subtitles, speed=speed, **extra,
         )  # fmt: skip
         self._drop_older()
         return final

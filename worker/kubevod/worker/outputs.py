@@ -12,10 +12,20 @@ from kubevod.worker import thumbs
 from kubevod.worker.ffmpeg import EncodePlan, TrickplayOut
 from kubevod.worker.observe import timed_put
 from kubevod.worker.probe import SourceInfo
-from kubevod.worker.upload import Track
+from kubevod.worker.upload import Track, average_bandwidth, peak_bandwidth
 
-from kubevod.models import IMMUTABLE, Rendition, Subtitle, TrackKind, Trickplay
+from kubevod.models import IMMUTABLE, Rendition, Segment, Subtitle, TrackKind, Trickplay
 from kubevod.store.base import ObjectStore
+
+
+def measured(rendition: Rendition, segments: Sequence[Segment]) -> Rendition:
+    """``rendition`` with its bandwidth measured over every one of its ``segments``."""
+    return rendition.model_copy(
+        update={
+            "bandwidth": peak_bandwidth(segments),
+            "average_bandwidth": average_bandwidth(segments),
+        }
+    )
 
 
 def renditions(

@@ -18,6 +18,7 @@ already holds; the older attempts' media go once the new one is ready.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -34,6 +35,7 @@ from kubevod.worker.encoders import CODECS
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
 from kubevod.worker.ffmpeg import (
+    ACCELERATORS,
     PIECES_DIR_SUFFIX,
     POSTER_FILE,
     AudioOut,
@@ -45,6 +47,7 @@ from kubevod.worker.ffmpeg import (
     transcode_argv,
 )
 from kubevod.worker.ladder import Rung, output_fps, plan_ladder
+from kubevod.worker.mp4 import parse_init
 from kubevod.worker.observe import stage
 from kubevod.worker.probe import SourceInfo, keyframes, probe
 from kubevod.worker.process import FfmpegProcess, available_cpus, ffmpeg_env
@@ -53,16 +56,17 @@ from kubevod.worker.settings import WorkerSettings
 from kubevod.worker.tracker import ENCODE_SHARE, ProgressTracker
 from kubevod.worker.upload import SegmentUploader, Track
 
+from kubevod import keys
 from kubevod.catalog.base import Catalog
-from kubevod.errors import SourceError, Superseded
+from kubevod.errors import NotFound, SourceError, Superseded
 from kubevod.jobs import TranscodeJob
 from kubevod.lifecycle import Attempt, Lifecycle
 from kubevod.logs import ContextLogger, get_logger
 from kubevod.metrics import worker_metrics
-from kubevod.models import Rendition, Video
+from kubevod.models import MediaPlan, Rendition, TrackKind, TranscodePolicy, Video
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import add_event, set_attributes, span
-from kubevod.timeline import Timeline, plan_chunks
+from kubevod.timeline import Chunk, Timeline, plan_chunks
 
 #: ffmpeg log lines that mean the source (not the machine) is at fault.
 _SOURCE_FAULT = re.compile(
@@ -85,8 +89,15 @@ def run(
     cancel: threading.Event | None = None,
     on_progress: Callable[[float], None] | None = None,
     settings: WorkerSettings | None = None,
+    demand: Callable[[], int | None] | None = None,
 ) -> Video:
     """Transcode ``job`` into the store and the catalog.
+
+    A job with ``chunks`` encodes more chunks of an on-demand video: it joins the
+    attempt its registration made (``Lifecycle.resume``), encodes those chunks,
+    then asks ``demand`` for the next one until it answers None, and completes
+    the video once every chunk is encoded. Such a job never fails the video for
+    a reason that may pass (a viewer asks again), only for the source's fault.
 
     Args:
         job: what to transcode.
@@ -96,9 +107,11 @@ def run(
         cancel: set it to stop; ffmpeg is terminated and Cancelled raised.
         on_progress: called with percent 0..100 as the encode advances.
         settings: worker settings (from the environment when None).
+        demand: for a job with ``chunks``: the next chunk viewers want, None when
+            none is waiting.
 
     Returns:
-        The video, ``ready``.
+        The video, ``ready`` (on demand: possibly with chunks still to encode).
 
     Raises:
         Superseded: the video is not in the catalog (deleted, never registered) or
@@ -111,31 +124,43 @@ def run(
     cancel = cancel or threading.Event()
     log = get_logger(__name__, video_id=job.video_id)
     with span("worker.transcode", video_id=job.video_id, generation=job.generation):
+        chunks = job.chunks is not None
+        lifecycle = Lifecycle(catalog, store)
         try:
-            attempt = Lifecycle(catalog, store).begin(job)
+            attempt = lifecycle.resume(job) if chunks else lifecycle.begin(job)
         except Superseded as exc:
             log.warning("not transcoding: %s", exc)
             raise
         base = scratch or settings.scratch_dir
         work = Path(tempfile.mkdtemp(prefix=f"kubevod-{job.video_id}-", dir=base and _mkdir(base)))
         transcode = _Transcode(job, attempt, store, work, cancel, on_progress, settings, log)
+        transcode.demand = demand
         try:
             return transcode.run()
         except Superseded as exc:
             log.warning("transcode stopped: %s", exc)
-            transcode.attempt.abandon()
+            if chunks:
+                transcode.drop_started_chunks()  # the published chunks are not ours to drop
+            else:
+                transcode.attempt.abandon()
             raise
         except Cancelled:
-            transcode.end("transcode cancelled")
+            if not chunks:
+                transcode.end("transcode cancelled")
             raise
         except SourceError as exc:
             transcode.end(one_line(str(exc)))
             raise
         except Exception as exc:
-            transcode.end(one_line(f"transcode failed: {exc}"))
+            if not chunks:
+                transcode.end(one_line(f"transcode failed: {exc}"))
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def _no_progress(_percent: float, _speed: float | None) -> None:
+    """An on-demand chunk's progress is its chunk count (``Attempt.chunk_done``)."""
 
 
 def _mkdir(path: Path) -> Path:
@@ -196,6 +221,12 @@ class _Transcode:
         self._languages: dict[int, str | None] = {}
         self._log_tail = ""
         self._passthrough = Passthrough(None, "passthrough not decided")
+        #: The on-demand plan (None: a whole transcode, chunked or not).
+        self.media_plan: MediaPlan | None = None
+        #: A chunk job's source of the next chunk viewers want (``run``'s ``demand``).
+        self.demand: Callable[[], int | None] | None = None
+        self._started_chunks: list[Chunk] = []
+        self._rung_names: list[str] = []
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -229,7 +260,14 @@ class _Transcode:
             timeout=self.settings.hwaccel_trial_timeout,
             codec=codec,
         )
-        self._passthrough = self._decide_passthrough(source, info, rungs)
+        if self.job.chunks is not None:
+            return self._encode_demanded(source, info, rungs)
+        on_demand = self.job.policy == TranscodePolicy.ON_DEMAND
+        if on_demand:
+            # Chunks need every rung encoded with forced keyframes.
+            self._passthrough = Passthrough(None, "top rung encoded: on demand")
+        else:
+            self._passthrough = self._decide_passthrough(source, info, rungs)
         self.attempt.record_probe(
             duration=info.duration, source_info=info.summary(),
             accelerator=choice.accelerator,
@@ -243,6 +281,10 @@ class _Transcode:
         set_attributes(accelerator=choice.accelerator, rungs=len(rungs), duration=info.duration)
         self.log.info("encoding %d rungs with %s", len(rungs), choice.reason)
         plan = self._plan(source, info, rungs, choice.accelerator)
+        if on_demand:
+            if plan.rungs[0].fps > 0 and not plan.video_pieces:
+                return self._register_on_demand(source, info, plan)
+            self.log.info("on demand needs chunks, which %s cannot make: encoding it all", codec)
         try:
             uploader, proc = self._encode_any(plan, info)
         except (TranscodeFailed, SourceError) as exc:
@@ -265,6 +307,123 @@ class _Transcode:
         if self.settings.chunk_seconds > 0 and fps > 0 and not plan.video_pieces:
             return self._encode_chunked(plan, info, fps)
         return self._encode(plan, info)
+
+    def _register_on_demand(self, source: Path, info: SourceInfo, plan: EncodePlan) -> Video:
+        """Plan, poster, audio and the first chunk now; the other chunks when watched."""
+        fps = plan.rungs[0].fps
+        media_plan = MediaPlan(
+            first=plan.first_segment, every=plan.segment_seconds, fps=fps,
+            duration=info.duration, chunk_seconds=self.settings.on_demand_chunk_seconds,
+        )  # fmt: skip
+        self.media_plan = media_plan
+        self.attempt.record_plan(media_plan, TranscodePolicy.ON_DEMAND)
+        with stage("thumbnails"):
+            poster = outputs.upload_poster(
+                self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
+            )
+        if poster is not None:
+            self.attempt.set_poster(poster)  # listed with its poster before any chunk
+        total = len(media_plan.chunks())
+        if total == 1:
+            uploader, proc = self._encode_chunked(plan, info, fps)
+            return self._finish(source, info, plan, uploader, proc)
+        plan = replace(plan, trickplay=None, poster=None)
+        uploader, _ = self._encode_chunked(plan, info, fps, only=0)
+        subtitles = outputs.upload_subtitles(
+            self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
+        )
+        video = self.attempt.mark_partial(
+            message=f"ready on demand: 1 of {total} chunks encoded, the others when watched",
+            renditions=self._renditions(plan, uploader, final=False), chunks_done=[0],
+            total=total, subtitles=subtitles,
+            speed=self._tracker.speed if self._tracker else None,
+        )  # fmt: skip
+        self.log.info("ready on demand: 1 of %d chunks", total)
+        return video
+
+    def _encode_demanded(self, source: Path, info: SourceInfo, rungs: list[Rung]) -> Video:
+        """Encode the chunks viewers want, under the registration's attempt and plan."""
+        try:
+            video = self.attempt.lifecycle.catalog.get(self.job.video_id)
+        except NotFound:
+            raise Superseded(f"video {self.job.video_id} is gone: no chunk to encode") from None
+        if video.plan is None:
+            raise Superseded(f"video {self.job.video_id} has no on-demand plan")
+        self.media_plan = video.plan
+        self._passthrough = Passthrough(None, "top rung encoded: on demand")
+        accel = (
+            video.accelerator if video.accelerator in {"software", *ACCELERATORS} else "software"
+        )
+        plan = replace(
+            self._plan(source, info, rungs, accel), trickplay=None, poster=None, audio=()
+        )
+        fps = plan.rungs[0].fps
+        if abs(fps - video.plan.fps) > 1e-6 or [r.name for r in plan.rungs] != [
+            r.name for r in video.renditions if r.kind == TrackKind.VIDEO
+        ]:
+            raise SourceError("the source changed since it was registered: add it again")
+        self._rung_names = [r.name for r in plan.rungs]
+        chunks, timeline = video.plan.chunks(), video.plan.timeline()
+        total, done = len(chunks), set(video.chunks_done)
+        out = _mkdir(self.work / "out")
+        self._begin_tracker(info, writes=False)
+        wanted = list(self.job.chunks or [])
+        with stage("encode", accelerator=plan.accelerator, chunks=len(wanted)):
+            while True:
+                index = wanted.pop(0) if wanted else (self.demand() if self.demand else None)
+                if index is None:
+                    return video
+                if index in done or not 0 <= index < total:
+                    continue
+                chunk = chunks[index]
+                self._started_chunks.append(chunk)
+                tracks = [self._seeded_track(out, rung.name, chunk.first) for rung in plan.rungs]
+                uploader = SegmentUploader(
+                    store=self.store, record=self.attempt.add_segment,
+                    video_id=self.job.video_id, prefix=self.prefix, tracks=tracks,
+                    timeline=timeline,
+                )  # fmt: skip
+                self._encode_chunk(plan, info, fps, timeline, chunk, uploader, out, playable=True)
+                uploader.poll(finished=True)
+                video = self.attempt.chunk_done(index, total)
+                done = set(video.chunks_done)
+                self.log.info("chunk %d encoded (%d of %d)", index, len(done), total)
+                if len(done) >= total:
+                    return self._complete_on_demand(video)
+
+    def _seeded_track(self, out: Path, rendition: str, first: int) -> Track:
+        """A rung's track for one more chunk: the published init segment is put where the
+        chunk's mover compares its own with it (an encoder that changed is refused)."""
+        folder = _mkdir(out / rendition)
+        init = folder / "init.mp4"
+        if not init.is_file():
+            init.write_bytes(self.store.get(keys.init_key(self.prefix, rendition)))
+        return Track(rendition, folder, init=parse_init(init.read_bytes()), next_file=first)
+
+    def _complete_on_demand(self, video: Video) -> Video:
+        """Every chunk is encoded: the renditions' bandwidth from all their segments."""
+        catalog = self.attempt.lifecycle.catalog
+        renditions = [
+            outputs.measured(r, catalog.segments(video.id, r.name)) for r in video.renditions
+        ]
+        final = self.attempt.mark_ready(
+            message=f"ready ({self.job.codec}, on demand: all {len(video.chunks_done)} chunks)",
+            duration=video.duration, renditions=renditions, poster_key=video.poster_key,
+            trickplay=video.trickplay, subtitles=video.subtitles, speed=None,
+            chunks_done=video.chunks_done,
+        )  # fmt: skip
+        self.log.info("on-demand video complete")
+        return final
+
+    def drop_started_chunks(self) -> None:
+        """A chunk job that was superseded deletes the segments it may have uploaded."""
+        if self.media_plan is None:
+            return
+        for chunk in self._started_chunks:
+            for seq in range(chunk.first, chunk.last + 1):
+                for name in self._rung_names:
+                    with contextlib.suppress(Exception):
+                        self.store.delete_prefix(keys.segment_key(self.prefix, name, seq))
 
     def _decide_passthrough(self, source: Path, info: SourceInfo, rungs: list[Rung]) -> Passthrough:
         """Whether the top rung is the source's own video (and on which timeline)."""
@@ -349,15 +508,7 @@ class _Transcode:
         video_tracks = tracks[: len(plan.rungs)]
         self._accelerator, self._fps = plan.accelerator, info.video.fps or 0.0
         with stage("encode", accelerator=plan.accelerator):
-            # One tracker per run: a software retry after a failed GPU encode never
-            # shows less than the GPU attempt had shown (it stays there until overtaken).
-            if self._tracker is None:
-                self._tracker = ProgressTracker(
-                    info.duration, self._write_progress, on_rise=self.on_progress,
-                    min_interval=self.settings.progress_interval,
-                )  # fmt: skip
-            tracker = self._tracker
-            tracker.begin()
+            tracker = self._begin_tracker(info)
             proc = FfmpegProcess(
                 argv, cwd=out, log_path=self.work / "ffmpeg.log", duration=info.duration,
                 on_update=tracker.ffmpeg,
@@ -394,11 +545,12 @@ class _Transcode:
         )
 
     def _encode_chunked(
-        self, plan: EncodePlan, info: SourceInfo, fps: float
+        self, plan: EncodePlan, info: SourceInfo, fps: float, only: int | None = None
     ) -> tuple[SegmentUploader, FfmpegProcess]:
         """The video rungs chunk by chunk (an ffmpeg each), the audio once, alongside.
 
-        Chunks run front to back here; each one's segments are moved onto the video's
+        Chunks run front to back here (``only``: just that one, an on-demand
+        registration's first); each one's segments are moved onto the video's
         timeline (``kubevod.worker.chunks``) and uploaded as they close, so the video
         is playable after the first chunk's first segment, as with one ffmpeg.
         """
@@ -413,20 +565,14 @@ class _Transcode:
             store=self.store, record=self.attempt.add_segment, video_id=self.job.video_id,
             prefix=self.prefix, tracks=tracks, timeline=timeline,
         )  # fmt: skip
-        chunks = plan_chunks(timeline, info.duration, fps, self.settings.chunk_seconds)
-        self.log.info("encoding %d chunks of the video", len(chunks))
-        self._accelerator, self._fps = plan.accelerator, info.video.fps or 0.0
+        chunks = self._chunks(plan, info, fps)
+        todo = chunks if only is None else (chunks[only],)
+        self.log.info("encoding %d of %d chunks of the video", len(todo), len(chunks))
         video_tracks = tracks[: len(plan.rungs)]
         thumbs_dirs: list[Path] = []
         audio: FfmpegProcess | None = None
-        with stage("encode", accelerator=plan.accelerator, chunks=len(chunks)):
-            if self._tracker is None:
-                self._tracker = ProgressTracker(
-                    info.duration, self._write_progress, on_rise=self.on_progress,
-                    min_interval=self.settings.progress_interval,
-                )  # fmt: skip
-            tracker = self._tracker
-            tracker.begin()
+        with stage("encode", accelerator=plan.accelerator, chunks=len(todo)):
+            tracker = self._begin_tracker(info)
             if plan.audio:
                 audio_cmd = audio_argv(plan, self.settings.ffmpeg)
                 audio = FfmpegProcess(
@@ -435,46 +581,16 @@ class _Transcode:
             playable = False
             proc: FfmpegProcess | None = None
             try:
-                for chunk in chunks:
-                    span = chunk_span(
-                        chunk, timeline, fps, video_offset=info.video_offset,
-                        thumb_interval=plan.trickplay.interval if plan.trickplay else None,
+                for chunk in todo:
+                    proc, playable, thumbs = self._encode_chunk(
+                        plan, info, fps, timeline, chunk, uploader, out, playable=playable
                     )  # fmt: skip
-                    folder = _mkdir(self.work / "chunks" / str(chunk.index))
-                    for rung in plan.rungs:
-                        _mkdir(folder / rung.name)
-                    thumbs_dirs.append(_mkdir(folder / "trickplay"))
-                    argv = chunk_argv(plan, span, self.settings.ffmpeg)
-                    self.log.debug("chunk %d: %s", chunk.index, argv)
-                    mover = ChunkMover(span, folder, out, tuple(r.name for r in plan.rungs))
-
-                    def shifted(update: ProgressUpdate, at: float = span.offset) -> None:
-                        tracker.ffmpeg(replace(update, seconds=update.seconds + at))
-
-                    remaining = info.duration - span.offset
-                    proc = FfmpegProcess(
-                        argv, cwd=folder, log_path=self.work / f"chunk-{chunk.index}.log",
-                        duration=span.duration or remaining, on_update=shifted,
-                    )  # fmt: skip
-                    playable = (
-                        self._watch(plan, info, uploader, proc, argv, before=mover.poll) or playable
-                    )
-                    self._check_exit(proc, argv)
-                    mover.poll()
-                    uploader.poll()
-                    if not all(mover.moved(r.name) for r in plan.rungs):
-                        self._keep_log(proc)
-                        raise SourceError(
-                            f"the source has no frames at {span.offset:.1f} s "
-                            "(truncated or damaged)"
-                        )
+                    thumbs_dirs.append(thumbs)
                 if audio is not None:
                     self._check_exit(audio, audio.argv)
             except BaseException:
                 if audio is not None:
                     audio.stop(self.settings.kill_grace)
-                if proc is not None:
-                    proc.stop(self.settings.kill_grace)
                 raise
             uploader.poll(finished=True)
             tracker.media(min(t.end() for t in video_tracks))
@@ -487,6 +603,70 @@ class _Transcode:
                 self._mark_playable(plan, uploader)
         assert proc is not None
         return uploader, proc
+
+    def _chunks(self, plan: EncodePlan, info: SourceInfo, fps: float) -> tuple[Chunk, ...]:
+        if self.media_plan is not None:
+            return self.media_plan.chunks()
+        timeline = Timeline.regular(plan.first_segment, plan.segment_seconds)
+        return plan_chunks(timeline, info.duration, fps, self.settings.chunk_seconds)
+
+    def _begin_tracker(self, info: SourceInfo, *, writes: bool = True) -> ProgressTracker:
+        """The run's progress tracker (one per run: a software retry after a failed GPU
+        encode never shows less than the GPU attempt had shown)."""
+        if self._tracker is None:
+            self._tracker = ProgressTracker(
+                info.duration, self._write_progress if writes else _no_progress,
+                on_rise=self.on_progress, min_interval=self.settings.progress_interval,
+            )  # fmt: skip
+        self._tracker.begin()
+        return self._tracker
+
+    def _encode_chunk(
+        self, plan: EncodePlan, info: SourceInfo, fps: float, timeline: Timeline, chunk: Chunk,
+        uploader: SegmentUploader, out: Path, *, playable: bool,
+    ) -> tuple[FfmpegProcess, bool, Path]:  # fmt: skip
+        """One chunk's ffmpeg, its segments moved and uploaded as they close.
+
+        Returns the finished process, whether the video is playable now, and the
+        folder of the chunk's trickplay thumbnails.
+        """
+        assert self._tracker is not None
+        tracker = self._tracker
+        span = chunk_span(
+            chunk, timeline, fps, video_offset=info.video_offset,
+            thumb_interval=plan.trickplay.interval if plan.trickplay else None,
+        )  # fmt: skip
+        folder = _mkdir(self.work / "chunks" / str(chunk.index))
+        for rung in plan.rungs:
+            _mkdir(folder / rung.name)
+        thumbs = _mkdir(folder / "trickplay")
+        argv = chunk_argv(plan, span, self.settings.ffmpeg)
+        self.log.debug("chunk %d: %s", chunk.index, argv)
+        mover = ChunkMover(span, folder, out, tuple(r.name for r in plan.rungs))
+
+        def shifted(update: ProgressUpdate) -> None:
+            tracker.ffmpeg(replace(update, seconds=update.seconds + span.offset))
+
+        proc = FfmpegProcess(
+            argv, cwd=folder, log_path=self.work / f"chunk-{chunk.index}.log",
+            duration=span.duration or (info.duration - span.offset), on_update=shifted,
+        )  # fmt: skip
+        try:
+            playable = self._watch(
+                plan, info, uploader, proc, argv, before=mover.poll, playable=playable
+            )
+        except BaseException:
+            proc.stop(self.settings.kill_grace)
+            raise
+        self._check_exit(proc, argv)
+        mover.poll()
+        uploader.poll()
+        if not all(mover.moved(r.name) for r in plan.rungs):
+            self._keep_log(proc)
+            raise SourceError(
+                f"the source has no frames at {span.offset:.1f} s (truncated or damaged)"
+            )
+        return proc, playable, thumbs
 
     def _tile_thumbs(self, plan: EncodePlan, folders: list[Path], sheets: Path) -> None:
         """The chunks' thumbnails as sprite sheets in ``sheets`` (as one ffmpeg writes them)."""
@@ -508,14 +688,15 @@ class _Transcode:
     def _watch(
         self, plan: EncodePlan, info: SourceInfo, uploader: SegmentUploader,
         proc: FfmpegProcess, argv: list[str], before: Callable[[], object] | None = None,
+        playable: bool = False,
     ) -> bool:  # fmt: skip
         """Upload and record segments while ffmpeg runs; stop it on cancel, a stall, the
-        time limit or a refused write. Returns whether the video was marked playable.
-        ``before`` runs ahead of every look for segments (a chunk's mover)."""
+        time limit or a refused write. Returns whether the video was marked playable
+        (``playable``: it was already). ``before`` runs ahead of every look for
+        segments (a chunk's mover)."""
         assert self._tracker is not None
         tracker = self._tracker
         video_tracks = uploader.tracks[: len(plan.rungs)]
-        playable = False
         seen, alive = proc.last, time.monotonic()
         while proc.poll() is None:
             if self.cancel.is_set():

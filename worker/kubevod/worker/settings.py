@@ -86,6 +86,14 @@ class WorkerSettings(BaseSettings):
         "own ffmpeg, audio once for the whole source (0: one ffmpeg for everything); a "
         "passed-through top rung or software AV1 keeps one ffmpeg",
     )
+    on_demand_chunk_seconds: float = Field(
+        default=8.0,
+        ge=1.0,
+        le=600.0,
+        description="least length of a chunk of an on-demand video (s): what a viewer's "
+        "seek waits for is about its first segment; shorter chunks start sooner, longer "
+        "ones cost less per encoded minute",
+    )
     max_audio_tracks: int = Field(default=4, ge=1, le=16, description="audio tracks kept")
     passthrough: Literal["auto", "never"] = Field(
         default="auto",

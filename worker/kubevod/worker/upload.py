@@ -18,13 +18,14 @@ segment exists, or ffmpeg has exited.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubevod.worker.mp4 import FragmentInfo, TrackInit, parse_fragments, parse_init
 from kubevod.worker.observe import timed_put
 
+from kubevod import keys
 from kubevod.models import IMMUTABLE, Segment
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import span
@@ -33,6 +34,18 @@ from kubevod.timeline import TOLERANCE, Timeline
 #: Content type of init and media segments. ``video/mp4`` rather than the newer
 #: ``video/iso.segment``: every player and cache knows it, and docs/architecture.md §7 lists it.
 SEGMENT_CONTENT_TYPE = "video/mp4"
+
+
+def peak_bandwidth(segments: Sequence[Segment]) -> int:
+    """Highest bits/s of any segment (HLS BANDWIDTH)."""
+    rates = [s.size * 8 / s.duration for s in segments if s.duration > 0]
+    return math.ceil(max(rates)) if rates else 0
+
+
+def average_bandwidth(segments: Sequence[Segment]) -> int:
+    """Bits/s over all segments (HLS AVERAGE-BANDWIDTH)."""
+    seconds = sum(s.duration for s in segments)
+    return math.ceil(sum(s.size for s in segments) * 8 / seconds) if seconds else 0
 
 
 @dataclass
@@ -54,13 +67,11 @@ class Track:
 
     def peak_bandwidth(self) -> int:
         """Highest bits/s of any segment (HLS BANDWIDTH)."""
-        rates = [s.size * 8 / s.duration for s in self.segments if s.duration > 0]
-        return math.ceil(max(rates)) if rates else 0
+        return peak_bandwidth(self.segments)
 
     def average_bandwidth(self) -> int:
         """Bits/s over all segments (HLS AVERAGE-BANDWIDTH)."""
-        seconds = sum(s.duration for s in self.segments)
-        return math.ceil(sum(s.size for s in self.segments) * 8 / seconds) if seconds else 0
+        return average_bandwidth(self.segments)
 
     def end(self) -> float:
         """Presentation end of the last uploaded segment, s."""
@@ -108,24 +119,25 @@ class SegmentUploader:
             batch.set_attribute("kubevod.bytes", sum(s.size for s in recorded))
         return recorded
 
-    def _key(self, track: Track, filename: str) -> str:
-        return f"{self.prefix}/{track.name}/{filename}"
-
     def _ensure_init(self, track: Track) -> TrackInit:
         if track.init is None:
             path = track.directory / "init.mp4"
             info = parse_init(path.read_bytes())
             timed_put(
-                self.store, self._key(track, "init.mp4"), path, kind="init",
+                self.store, keys.init_key(self.prefix, track.name), path, kind="init",
                 content_type=SEGMENT_CONTENT_TYPE, cache_control=IMMUTABLE,
             )  # fmt: skip
             track.init = info
         return track.init
 
-    def _record(self, track: Track, path: Path, frag: FragmentInfo) -> Segment:
+    def _record(
+        self, track: Track, path: Path, frag: FragmentInfo, seq: int | None = None
+    ) -> Segment:
+        """Upload and record one segment: number ``seq`` (a video file keeps ffmpeg's
+        number, which is its place on the timeline, chunk by chunk), else the next one."""
         init = self._ensure_init(track)
-        seq = len(track.segments)
-        key = self._key(track, f"{seq}.m4s")
+        seq = len(track.segments) if seq is None else seq
+        key = keys.segment_key(self.prefix, track.name, seq)
         stored = timed_put(
             self.store, key, path, kind="segment", content_type=SEGMENT_CONTENT_TYPE,
             cache_control=IMMUTABLE,
@@ -152,7 +164,7 @@ class SegmentUploader:
             frag = parse_fragments(path.read_bytes(), init.default_sample_duration)
             track.next_file += 1
             if not track.pieces:
-                recorded.append(self._record(track, path, frag))
+                recorded.append(self._record(track, path, frag, seq=track.next_file - 1))
                 continue
             here = self.timeline.index(frag.start(init.timescale))
             if track.pending:
