@@ -132,6 +132,8 @@ class MediaPlan(BaseModel):
     fps: float = Field(gt=0)  # the output frame rate
     duration: float = Field(gt=0)  # the video's length, s
     chunk_seconds: float = Field(gt=0)  # least length of a chunk, s
+    #: Where the video's first frame lies on the output timeline, s (segment start times).
+    offset: float = Field(default=0.0, ge=0)
 
     def timeline(self) -> Timeline:
         return Timeline.regular(self.first, self.every)
@@ -140,7 +142,7 @@ class MediaPlan(BaseModel):
         return plan_chunks(self.timeline(), self.duration, self.fps, self.chunk_seconds)
 
     def segments(self) -> list[tuple[float, float]]:
-        """``(start, duration)`` of every planned video segment, s."""
+        """``(start, duration)`` of every planned video segment, s (starts from ``offset``)."""
         timeline = self.timeline()
         edges = [0.0]
         for cut in timeline.cuts_before(self.duration):
@@ -148,7 +150,7 @@ class MediaPlan(BaseModel):
             if at < self.duration - 1e-6:
                 edges.append(at)
         edges.append(self.duration)
-        return [(round(a, 6), round(b - a, 6)) for a, b in itertools.pairwise(edges)]
+        return [(round(self.offset + a, 6), round(b - a, 6)) for a, b in itertools.pairwise(edges)]
 
 
 class SourceSummary(BaseModel):

@@ -15,8 +15,9 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
+from kubevod import keys
 from kubevod.keys import MEDIA_ROOT as MEDIA_ROOT  # every media key starts with this
-from kubevod.models import Segment, Video
+from kubevod.models import Segment, TrackKind, Video
 
 #: The default media origin: the API's own ``/media`` route (or nginx in front of it).
 DEFAULT_MEDIA_BASE = "/media"
@@ -51,7 +52,32 @@ def media_key(video_id: str, path: str) -> str:
 
 def init_key(video: Video, rendition: str) -> str:
     """The key of a rendition's CMAF initialization segment (written by the worker)."""
-    return f"{video.media_prefix()}/{rendition}/init.mp4"
+    return keys.init_key(video.media_prefix(), rendition)
+
+
+def manifest_segments(video: Video, rendition: str, recorded: Iterable[Segment]) -> list[Segment]:
+    """The segments a manifest lists for ``rendition``.
+
+    An on-demand video with chunks still to encode lists every planned segment
+    of its video renditions (``Video.plan``): a player sees the whole timeline
+    and can seek anywhere; a segment not encoded yet is made when it is asked
+    for. Its audio was encoded whole at registration. Every other video lists
+    what is recorded (``listable_segments``).
+    """
+    recorded = list(recorded)
+    kinds = {r.name: r.kind for r in video.renditions}
+    if video.complete or video.plan is None or kinds.get(rendition) != TrackKind.VIDEO:
+        return listable_segments(recorded, rendition)
+    have = {s.seq: s for s in recorded if s.rendition == rendition}
+    prefix = video.media_prefix()
+    planned: list[Segment] = []
+    for seq, (start, duration) in enumerate(video.plan.segments()):
+        key = keys.segment_key(prefix, rendition, seq)
+        planned.append(
+            have.get(seq)
+            or Segment(rendition=rendition, seq=seq, duration=duration, start=start, key=key)
+        )
+    return planned
 
 
 def listable_segments(segments: Iterable[Segment], rendition: str) -> list[Segment]:

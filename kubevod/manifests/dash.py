@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 from itertools import pairwise
 
-from kubevod.manifests.common import DEFAULT_MEDIA_BASE, listable_segments, media_url, with_query
+from kubevod.manifests.common import DEFAULT_MEDIA_BASE, manifest_segments, media_url, with_query
 from kubevod.models import Rendition, Segment, TrackKind, Video, VideoState
 
 #: MIME type of an MPD.
@@ -137,7 +137,7 @@ def render_mpd(
         ValueError: when no rendition has a segment yet (nothing to play).
     """
     recorded = list(segments)
-    listed = {r.name: listable_segments(recorded, r.name) for r in video.renditions}
+    listed = {r.name: manifest_segments(video, r.name, recorded) for r in video.renditions}
     playable = [r for r in video.renditions if listed[r.name]]
     if not playable:
         raise ValueError(f"video {video.id} has no segments yet")

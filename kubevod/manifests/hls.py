@@ -27,7 +27,7 @@ from collections.abc import Iterable, Sequence
 from kubevod.manifests.common import (
     DEFAULT_MEDIA_BASE,
     init_key,
-    listable_segments,
+    manifest_segments,
     media_url,
     with_query,
 )
@@ -236,7 +236,7 @@ def render_media(
     """
     if rendition not in {r.name for r in video.renditions}:
         raise ValueError(f"video {video.id} has no rendition {rendition!r}")
-    listed = listable_segments(segments, rendition)
+    listed = manifest_segments(video, rendition, segments)
     ready = video.state == VideoState.READY
     init = with_query(media_url(init_key(video, rendition), media_base), query)
     lines = [
