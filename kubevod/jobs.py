@@ -82,6 +82,14 @@ class IngestRequest(BaseModel):
     source: str = Field(min_length=1, max_length=4096)
     title: str = Field(default="", max_length=500)
     tags: list[str] = Field(default_factory=list, max_length=64)
+    policy: TranscodePolicy | None = Field(
+        default=None,
+        description=(
+            "eager: encode the whole video now; onDemand: register it now (probe, poster,"
+            " the first seconds) and encode the rest when it is watched."
+            " None: the server's default (kubevod serve --on-demand, KUBEVOD_DEFAULT_POLICY)."
+        ),
+    )
 
 
 class Ingestor(Protocol):

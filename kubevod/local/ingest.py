@@ -13,6 +13,10 @@ local mode, and the watch folder) into a catalog entry plus a queued transcode.
   here: ffprobe would fetch it itself, around the guard, and a server can
   answer the check differently from the download. The worker fetches it
   through the guard and holds the downloaded bytes to the input policy.
+- The transcode policy: the request's, else the ingestor's default (``kubevod serve
+  --on-demand``, ``KUBEVOD_DEFAULT_POLICY``; the watch folder asks for its own). A
+  video added again keeps the policy it was registered with; a failed one that is
+  retried takes the new request's, when it names one.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from urllib.parse import urlsplit
 
 from kubevod.errors import SourceError
 from kubevod.jobs import IngestRequest
-from kubevod.models import Video, VideoState
+from kubevod.models import TranscodePolicy, Video, VideoState
 
 if TYPE_CHECKING:  # the CLI imports is_url from here: the rest is imported when used
     from kubevod.catalog.base import Catalog
@@ -119,6 +123,7 @@ class LocalIngestor:
         runner: Runner,
         ffprobe: str | None = None,
         fetch_policy: FetchPolicy | None = None,
+        default_policy: TranscodePolicy = TranscodePolicy.EAGER,
     ) -> None:
         from kubevod.lifecycle import Lifecycle
 
@@ -127,6 +132,7 @@ class LocalIngestor:
         self._runner = runner
         self._ffprobe = ffprobe
         self._fetch_policy = fetch_policy
+        self.default_policy = default_policy
         # One add at a time, so two adds of the same file race to one entry.
         self._lock = threading.Lock()
 
@@ -147,6 +153,8 @@ class LocalIngestor:
                 checked.result()  # raises the check's SourceError
             if existing is not None:  # failed before: try again with the same id
                 video = self._lifecycle.requeue(existing, "", source=source)
+                if request.policy is not None and request.policy != video.policy:
+                    video = self._catalog.update(video.id, policy=request.policy)
             else:
                 video = self._lifecycle.register(
                     Video(
@@ -155,11 +163,12 @@ class LocalIngestor:
                         source=source,
                         content_hash=content_hash,
                         state=VideoState.QUEUED,
+                        policy=request.policy or self.default_policy,
                     )
                 )
         from kubevod.local.pool import job_for
 
-        self._runner.submit(job_for(video))
+        self._runner.submit(job_for(video).model_copy(update={"policy": video.policy}))
         return video
 
     def cancel(self, video_id: str) -> None:

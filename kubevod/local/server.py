@@ -44,6 +44,7 @@ from kubevod.local.ingest import LocalIngestor
 from kubevod.local.pool import LocalPool
 from kubevod.local.settings import DataLayout, LocalSettings, read_server_file
 from kubevod.local.watch import FolderWatcher
+from kubevod.models import TranscodePolicy
 from kubevod.store.base import ObjectStore
 
 log = logging.getLogger("kubevod.local")
@@ -166,7 +167,12 @@ class LocalRuntime:
             workers=self.settings.workers,
             worker_settings=worker_settings(),
         )
-        self.ingestor = LocalIngestor(catalog=self.catalog, store=self.store, runner=self.pool)
+        self.ingestor = LocalIngestor(
+            catalog=self.catalog,
+            store=self.store,
+            runner=self.pool,
+            default_policy=self.settings.default_policy,
+        )
 
     def close(self, timeout: float = 20.0) -> set[str]:
         """Stop the pool, close the catalog, unlock; returns the ids left queued for next time."""
@@ -295,6 +301,8 @@ def serve(
             write_token_file(runtime.layout, token)
             runtime.layout.server_file.write_text(json.dumps({"url": url, "pid": os.getpid()}))
             echo(f"kubevod is serving {settings.data} at {url}/  (Ctrl-C to stop)")
+            if settings.default_policy == TranscodePolicy.ON_DEMAND:
+                echo("Videos added are registered at once and encoded as they are watched.")
             if token is not None:
                 echo(
                     f"Changes need the API token ({'made for this run' if generated else 'given'},"
@@ -311,12 +319,13 @@ def serve(
         if settings.watch is not None:
             watcher = FolderWatcher(
                 settings.watch,
-                lambda path: _add_watched(runtime.ingestor, path),
+                lambda path: _add_watched(runtime.ingestor, path, settings.watch_policy),
                 interval=settings.watch_interval,
                 index=runtime.layout.watch_index,
             )
             watcher.start()
-            echo(f"Watching {settings.watch} for new videos.")
+            how = _policy_words(settings.watch_policy)
+            echo(f"Watching {settings.watch} for new videos ({how}).")
         server.run()
         return 0 if server.started else 1
     finally:
@@ -332,9 +341,18 @@ def serve(
             echo("Stopped.")
 
 
-def _add_watched(ingestor: LocalIngestor, path: Path) -> None:
-    video = ingestor.ingest(IngestRequest(source=str(path)))
-    log.info("watch folder: %s -> video %s (%s)", path.name, video.id, video.state)
+def _add_watched(ingestor: LocalIngestor, path: Path, policy: TranscodePolicy) -> None:
+    video = ingestor.ingest(IngestRequest(source=str(path), policy=policy))
+    log.info(
+        "watch folder: %s -> video %s (%s, %s)", path.name, video.id, video.state, video.policy
+    )
+
+
+def _policy_words(policy: TranscodePolicy) -> str:
+    """How a person reads a policy in ``serve``'s start-up lines (pure)."""
+    if policy == TranscodePolicy.ON_DEMAND:
+        return "on demand: each is encoded as it is watched"
+    return "each encoded whole at once"
 
 
 def api_settings(settings: LocalSettings, token: str | None = None) -> Any:

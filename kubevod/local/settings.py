@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from kubevod.errors import InvalidInput
 from kubevod.fetchguard import split_list
+from kubevod.models import TranscodePolicy
 
 ENV_PREFIX = "KUBEVOD_"
 CONFIG_NAME = "kubevod.toml"
@@ -37,6 +38,8 @@ ENV_NAMES: dict[str, str] = {
     "server": "KUBEVOD_SERVER",
     "token": "KUBEVOD_API_TOKEN",
     "allowed_hosts": "KUBEVOD_ALLOWED_HOSTS",
+    "default_policy": "KUBEVOD_DEFAULT_POLICY",
+    "watch_policy": "KUBEVOD_WATCH_POLICY",
 }
 
 
@@ -73,6 +76,26 @@ class LocalSettings(BaseModel):
     #: loopback names and the bind address; others get 421 (DNS rebinding). From the
     #: environment or a flag: comma-separated.
     allowed_hosts: list[str] = Field(default_factory=list, max_length=100)
+    default_policy: TranscodePolicy = Field(
+        default=TranscodePolicy.EAGER,
+        description=(
+            "How the server transcodes a video added without a policy of its own (``kubevod"
+            " add`` without --on-demand/--eager, ``POST /api/videos`` without ``policy``)."
+            " eager (the default): the whole video at once; onDemand: register it now (probe,"
+            " poster, the first seconds) and encode the rest when it is watched."
+            " ``serve --on-demand``, KUBEVOD_DEFAULT_POLICY, ``default_policy`` in the config."
+        ),
+    )
+    watch_policy: TranscodePolicy = Field(
+        default=TranscodePolicy.ON_DEMAND,
+        description=(
+            "How files found by the watch folder are transcoded. onDemand (the default): each"
+            " is registered at once (probe, poster, the first seconds) and the rest is encoded"
+            " when it is watched, so a folder of hundreds of films is browsable right away"
+            " instead of after days of encoding; eager: every file is encoded whole, in turn."
+            " KUBEVOD_WATCH_POLICY, ``watch_policy`` in the config."
+        ),
+    )
 
     @field_validator("data", "watch", mode="after")
     @classmethod
@@ -83,6 +106,17 @@ class LocalSettings(BaseModel):
     @classmethod
     def _host_list(cls, value: object) -> object:
         return split_list(value) if isinstance(value, str) else value
+
+    @field_validator("default_policy", "watch_policy", mode="before")
+    @classmethod
+    def _policy_name(cls, value: object) -> object:
+        """Accept any spelling of a policy a person may type (``on-demand``, ``ONDEMAND``)."""
+        if isinstance(value, str) and not isinstance(value, TranscodePolicy):
+            folded = value.strip().lower().replace("-", "").replace("_", "")
+            for policy in TranscodePolicy:
+                if policy.value.lower() == folded:
+                    return policy
+        return value
 
     @field_validator("token", mode="before")
     @classmethod

@@ -203,6 +203,50 @@ async def test_add_and_delete_with_the_local_ingestor(tmp_path: Path) -> None:
     assert queued and video_id not in pool.busy()  # the queued transcode was cancelled
 
 
+async def test_add_takes_a_policy_and_refuses_an_unknown_one_with_422(tmp_path: Path) -> None:
+    from kubevod.backends import open_catalog, open_store
+    from kubevod.jobs import TranscodeJob
+    from kubevod.local.ingest import LocalIngestor
+    from tests.fixtures.media import make_video
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.jobs: list[TranscodeJob] = []
+
+        def submit(self, job: TranscodeJob) -> None:
+            self.jobs.append(job)
+
+        def cancel(self, video_id: str) -> None:
+            pass
+
+    source = make_video(tmp_path / "clip.mp4", seconds=1, width=160, height=90, fps=10)
+    store = open_store((tmp_path / "media").as_uri())
+    catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
+    runner = Recorder()
+    ingestor = LocalIngestor(catalog=catalog, store=store, runner=runner)
+    try:
+        async with api_env(tmp_path, catalog=catalog, store=store, ingestor=ingestor) as env:
+            bad = await env.client.post(
+                "/api/videos", json={"source": str(source), "policy": "lazy"}
+            )
+            added = await env.client.post(
+                "/api/videos", json={"source": str(source), "policy": "onDemand"}
+            )
+            schema = (await env.client.get("/openapi.json")).json()
+    finally:
+        catalog.close()
+
+    assert bad.status_code == 422
+    assert bad.json()["message"] == "policy: Input should be 'eager' or 'onDemand'"
+    assert added.status_code == 202 and added.json()["policy"] == "onDemand"
+    assert [(job.video_id, job.policy) for job in runner.jobs] == [(added.json()["id"], "onDemand")]
+    body = schema["paths"]["/api/videos"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/IngestRequest"}
+    policy = schema["components"]["schemas"]["IngestRequest"]["properties"]["policy"]
+    assert {"$ref": "#/components/schemas/TranscodePolicy"} in policy["anyOf"]
+    assert schema["components"]["schemas"]["TranscodePolicy"]["enum"] == ["eager", "onDemand"]
+
+
 # --- manifests -------------------------------------------------------------------------
 
 

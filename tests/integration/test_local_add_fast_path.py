@@ -21,8 +21,10 @@ from kubevod.worker import probe as worker_probe
 from kubevod.backends import open_catalog, open_store
 from kubevod.errors import SourceError
 from kubevod.jobs import IngestRequest, TranscodeJob
+from kubevod.lifecycle import Lifecycle
 from kubevod.local.ingest import LocalIngestor
 from kubevod.local.settings import DataLayout, read_server_file
+from kubevod.models import TranscodePolicy
 from tests.integration.local_mode import cli_env, clip
 
 pytestmark = pytest.mark.integration
@@ -121,6 +123,58 @@ def test_a_file_that_is_not_a_video_fails_at_once_and_leaves_nothing(
 
     assert str(raised.value).startswith(f"{bad}: {reason}")  # the wording of before
     assert runner.jobs == [] and not worker_probe._remembered
+
+
+# -- the transcode policy ------------------------------------------------------------------
+
+EAGER, ON_DEMAND = TranscodePolicy.EAGER, TranscodePolicy.ON_DEMAND
+
+
+def test_the_job_takes_the_requests_policy_else_the_servers_default(tmp_path: Path) -> None:
+    catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
+    store = open_store((tmp_path / "media").as_uri())
+    runner = Recorder()
+    ffprobe = shutil.which("ffprobe", path=cli_env()["PATH"])
+    ingestor = LocalIngestor(
+        catalog=catalog, store=store, runner=runner, ffprobe=ffprobe, default_policy=ON_DEMAND
+    )
+    try:
+        plain = ingestor.ingest(IngestRequest(source=str(clip(tmp_path / "a.mp4", seconds=1))))
+        eager = ingestor.ingest(
+            IngestRequest(source=str(clip(tmp_path / "b.mp4", seconds=2)), policy=EAGER)
+        )
+        jobs = [(job.video_id, job.policy) for job in runner.jobs]
+        # Listed with its policy before any transcode has started.
+        recorded = [catalog.get(video.id).policy for video in (plain, eager)]
+    finally:
+        catalog.close()
+
+    assert jobs == [(plain.id, ON_DEMAND), (eager.id, EAGER)]
+    assert recorded == [ON_DEMAND, EAGER]
+
+
+def test_a_failed_video_added_again_on_demand_is_retried_on_demand(tmp_path: Path) -> None:
+    catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
+    store = open_store((tmp_path / "media").as_uri())
+    runner = Recorder()
+    ffprobe = shutil.which("ffprobe", path=cli_env()["PATH"])
+    ingestor = LocalIngestor(catalog=catalog, store=store, runner=runner, ffprobe=ffprobe)
+    source = str(clip(tmp_path / "holiday.mp4", seconds=1))
+    try:
+        first = ingestor.ingest(IngestRequest(source=source))
+        # Not failed: adding it again, whatever the policy, returns it as it is.
+        assert ingestor.ingest(IngestRequest(source=source, policy=ON_DEMAND)).policy == EAGER
+        Lifecycle(catalog, store).fail(catalog.get(first.id), "ffmpeg exited with 1")
+        retried = ingestor.ingest(IngestRequest(source=source, policy=ON_DEMAND))
+        stored = catalog.get(first.id)
+    finally:
+        catalog.close()
+
+    assert retried.id == first.id and stored.policy == ON_DEMAND
+    assert [(job.video_id, job.policy) for job in runner.jobs] == [
+        (first.id, EAGER),
+        (first.id, ON_DEMAND),
+    ]
 
 
 # -- the CLI's imports ---------------------------------------------------------------------

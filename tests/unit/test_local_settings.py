@@ -9,6 +9,9 @@ import pytest
 
 from kubevod.errors import InvalidInput
 from kubevod.local.settings import default_data_dir, load, resolve
+from kubevod.models import TranscodePolicy
+
+EAGER, ON_DEMAND = TranscodePolicy.EAGER, TranscodePolicy.ON_DEMAND
 
 HOME = {"HOME": "/home/ada"}
 
@@ -29,6 +32,19 @@ HOME = {"HOME": "/home/ada"}
         ({}, {}, {"watch_interval": 0.5}, {"watch_interval": 0.5}),
         ({}, {}, {"server": "http://nas:8080/"}, {"server": "http://nas:8080"}),
         ({"server": "http://a:1"}, {"KUBEVOD_SERVER": "http://b:2"}, {}, {"server": "http://a:1"}),
+        # Added files are encoded whole unless asked; the watch folder's on demand.
+        ({}, {}, {}, {"default_policy": EAGER, "watch_policy": ON_DEMAND}),
+        ({}, {"KUBEVOD_DEFAULT_POLICY": "onDemand"}, {}, {"default_policy": ON_DEMAND}),
+        ({}, {"KUBEVOD_WATCH_POLICY": "eager"}, {}, {"watch_policy": EAGER}),
+        ({}, {}, {"local": {"watch_policy": "eager"}}, {"watch_policy": EAGER}),
+        (
+            {"default_policy": EAGER},
+            {"KUBEVOD_DEFAULT_POLICY": "onDemand"},
+            {},
+            {"default_policy": EAGER},
+        ),
+        ({}, {"KUBEVOD_DEFAULT_POLICY": "on-demand"}, {}, {"default_policy": ON_DEMAND}),
+        ({}, {}, {"default_policy": "OnDemand"}, {"default_policy": ON_DEMAND}),
     ],
 )
 def test_precedence_is_flags_then_env_then_config_then_defaults(
@@ -63,6 +79,14 @@ def test_relative_paths_become_absolute(tmp_path: Path, monkeypatch: pytest.Monk
         ({}, {}, {"prot": 80}, "unknown setting(s) prot"),
         ({}, {}, {"server": "nas:8080"}, "http:// or https://"),
         ({}, {}, {"local": 3}, "[local] must be a table"),
+        (
+            {},
+            {"KUBEVOD_DEFAULT_POLICY": "lazy"},
+            {},
+            "'default_policy' from environment (KUBEVOD_DEFAULT_POLICY): Input should be"
+            " 'eager' or 'onDemand'",
+        ),
+        ({}, {}, {"watch_policy": 1}, "'watch_policy' from config file"),
     ],
 )
 def test_bad_values_name_the_setting_and_where_it_came_from(
