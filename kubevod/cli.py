@@ -25,6 +25,7 @@ from rich.console import Console
 
 from kubevod.errors import InvalidInput, KubevodError, NotFound
 from kubevod.local.settings import LocalSettings, load
+from kubevod.models import TranscodePolicy
 
 if TYPE_CHECKING:
     from kubevod.jobs import IngestRequest
@@ -45,6 +46,19 @@ SERVER_HELP = "URL of a running server. [env KUBEVOD_SERVER; default: the one us
 CONFIG_HELP = "TOML config file. [default <data>/kubevod.toml]"
 ALLOWED_HOST_HELP = (
     "Another Host name to answer to, e.g. nas.lan (repeat for more). [env KUBEVOD_ALLOWED_HOSTS]"
+)
+ON_DEMAND_HELP = (
+    "--on-demand: register now (probe, poster, the first seconds); encode the rest when it is"
+    " watched."
+)
+ADD_POLICY_HELP = (
+    ON_DEMAND_HELP + " --eager: encode all of it now. (Default: the server's, see serve --help.)"
+)
+SERVE_POLICY_HELP = (
+    "How videos added without --on-demand/--eager of their own are transcoded. --on-demand:"
+    " register each now (probe, poster, the first seconds); encode the rest when it is watched."
+    " --eager: encode each whole at once. (Env KUBEVOD_DEFAULT_POLICY; default eager. The watch"
+    " folder is on demand unless KUBEVOD_WATCH_POLICY=eager.)"
 )
 
 
@@ -94,6 +108,7 @@ def serve(
     watch: Path | None = typer.Option(None, "--watch", help="Add new video files from here."),
     workers: int | None = typer.Option(None, "--workers", help="Parallel transcodes. [1]"),
     allowed_host: list[str] = typer.Option([], "--allowed-host", help=ALLOWED_HOST_HELP),
+    on_demand: bool | None = typer.Option(None, "--on-demand/--eager", help=SERVE_POLICY_HELP),
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
     """Run the API, the player and the transcoder in one process (Ctrl-C stops cleanly).
@@ -111,6 +126,7 @@ def serve(
         watch=watch,
         workers=workers,
         allowed_hosts=allowed_host or None,
+        default_policy=_policy(on_demand),
     )
     _setup_logging()
     try:
@@ -167,6 +183,13 @@ def play_url(base: str | None, video: Json) -> str | None:
     return f"{base}/watch/{video['id']}"
 
 
+def _policy(on_demand: bool | None) -> TranscodePolicy | None:
+    """The policy a ``--on-demand/--eager`` flag names (None: not given) (pure)."""
+    if on_demand is None:
+        return None
+    return TranscodePolicy.ON_DEMAND if on_demand else TranscodePolicy.EAGER
+
+
 def _source(raw: str) -> str:
     from kubevod.local.ingest import is_url
 
@@ -181,16 +204,23 @@ def add(
     server: str | None = typer.Option(None, "--server", help=SERVER_HELP),
     data: Path | None = typer.Option(None, "--data", help=DATA_HELP),
     no_wait: bool = typer.Option(False, "--no-wait", help="Return once it is registered."),
+    on_demand: bool | None = typer.Option(None, "--on-demand/--eager", help=ADD_POLICY_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the video as JSON at the end."),
     config: Path | None = typer.Option(None, "--config", help=CONFIG_HELP),
 ) -> None:
-    """Add a video and show its progress until it is playable, then until it is ready."""
+    """Add a video and show its progress until it is playable, then until it is ready.
+
+    With --on-demand it is ready once registered (probe, poster, the first seconds);
+    the rest is encoded when it is watched.
+    """
     from kubevod.jobs import IngestRequest
     from kubevod.local.client import server_url
 
     settings = settings_from(config, data=data, server=server)
     try:
-        request = IngestRequest(source=_source(source), title=title, tags=tag)
+        request = IngestRequest(
+            source=_source(source), title=title, tags=tag, policy=_policy(on_demand)
+        )
     except ValueError as exc:
         fail(f"invalid request: {exc}", 2)
     url = server_url(settings, server)
@@ -211,6 +241,8 @@ def add(
     if final.get("state") == "ready" and not no_wait:
         link = play_url(url, final)
         console.print(f"Ready{': ' + link if link else ''}")
+        if final.get("policy") == TranscodePolicy.ON_DEMAND:
+            console.print("On demand: the rest is encoded when it is watched.")
     if as_json:
         typer.echo(json.dumps(final, indent=2))
     if final.get("state") == "failed":
@@ -345,6 +377,7 @@ def show(
         "state": video.get("state"),
         "progress": f"{float(video.get('progress') or 0):.0f}%",
         "playable": "yes" if video.get("playable") else "no",
+        "policy": video.get("policy") or TranscodePolicy.EAGER,
         "duration": _duration(video.get("duration")),
         "renditions": ", ".join(renditions) or "-",
         "tags": ", ".join(video.get("tags") or []) or "-",

@@ -95,7 +95,9 @@ class HttpLibrary:
         return response
 
     def add(self, request: IngestRequest) -> Json:
-        result: Json = self._call("POST", "/api/videos", json=request.model_dump()).json()
+        # Unset fields stay out: a server's own default applies (the policy's, say).
+        body = request.model_dump(mode="json", exclude_none=True)
+        result: Json = self._call("POST", "/api/videos", json=body).json()
         return result
 
     def get(self, video_id: str) -> Json:
