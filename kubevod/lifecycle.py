@@ -158,9 +158,13 @@ class Lifecycle:
             return self.catalog.get(video_id)
         return self.catalog.update(video_id, **fields)
 
-    def requeue(self, video: Video, message: str, *, source: str | None = None) -> Video:
+    def requeue(
+        self, video: Video, message: str, *, source: str | None = None,
+        policy: TranscodePolicy | None = None,
+    ) -> Video:  # fmt: skip
         """Queue ``video`` again at its generation (local mode: a retry after a failure, or
-        a run a stop cut short), with nothing of the previous attempt left visible.
+        a run a stop cut short), with nothing of the previous attempt left visible;
+        ``source`` and ``policy``, when given, replace the recorded ones.
 
         Fenced on the attempt the caller saw, so a run that began meanwhile is kept.
         Raises NotFound, or Superseded when the entry moved on.
@@ -168,6 +172,8 @@ class Lifecycle:
         changes: dict[str, Any] = {"state": VideoState.QUEUED, "message": message, **_FRESH_RUN}
         if source is not None:
             changes["source"] = source
+        if policy is not None:
+            changes["policy"] = policy
         fence = Fence(generation=video.generation, prefix=video.prefix)
         requeued = self.catalog.update(video.id, fence=fence, **changes)
         self._drop_attempt(video.id, video.media_prefix())

@@ -152,9 +152,7 @@ class LocalIngestor:
             else:
                 checked.result()  # raises the check's SourceError
             if existing is not None:  # failed before: try again with the same id
-                video = self._lifecycle.requeue(existing, "", source=source)
-                if request.policy is not None and request.policy != video.policy:
-                    video = self._catalog.update(video.id, policy=request.policy)
+                video = self._lifecycle.requeue(existing, "", source=source, policy=request.policy)
             else:
                 video = self._lifecycle.register(
                     Video(

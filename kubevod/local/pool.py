@@ -11,14 +11,24 @@
 - ``shutdown`` cancels running transcodes, waits for the threads, and leaves
   every interrupted video ``queued`` (not playable, no progress) so nothing in
   the catalog claims to be in progress while no server runs.
+- ``want`` (``kubevod.ondemand.ChunkScheduler``): a viewer reached a chunk of
+  an on-demand video that is not encoded. The chunk goes to the front of the
+  video's wants (with the one after it, so playback runs on), one chunk job
+  per video encodes them in turn, and jobs a viewer waits for run before every
+  other transcode. A video whose viewers asked for ``promote_after_chunks``
+  chunks is popular: its other chunks are encoded in the background, at the
+  lowest priority, one chunk at a time, so a viewer's chunk never waits behind it.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +37,7 @@ from kubevod.catalog.base import Catalog
 from kubevod.errors import KubevodError, NotFound, SourceError, Superseded
 from kubevod.jobs import TranscodeJob
 from kubevod.lifecycle import Lifecycle
-from kubevod.models import Video, VideoState
+from kubevod.models import TranscodePolicy, Video, VideoState
 from kubevod.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,29 @@ INTERRUPTED = "interrupted by a shutdown; starts over when the server starts aga
 #: ``kubevod.worker.pipeline.run``'s shape.
 RunFn = Callable[..., Video]
 
+#: Queue priorities: a chunk a viewer waits for, then whole transcodes and
+#: registrations, then the background completion of popular on-demand videos.
+WATCHED, EAGER, BACKGROUND = 0, 1, 2
+_STOP = -1
+
+
+@dataclass
+class _Wants:
+    """The chunks of one on-demand video waiting to be encoded."""
+
+    video: Video
+    urgent: deque[int] = field(default_factory=deque)  # asked for by viewers, next first
+    background: deque[int] = field(default_factory=deque)  # the rest of a popular video
+    asked: set[int] = field(default_factory=set)  # every chunk viewers asked for
+    encoding: int | None = None
+    promoted: bool = False
+
+    def queued(self, chunk: int) -> bool:
+        return chunk == self.encoding or chunk in self.urgent
+
+    def pending(self) -> bool:
+        return bool(self.urgent or self.background)
+
 
 def job_for(video: Video) -> TranscodeJob:
     """The transcode job that (re)makes ``video`` from its recorded source."""
@@ -45,8 +78,14 @@ def job_for(video: Video) -> TranscodeJob:
         source=video.source,
         generation=video.generation,
         segment_seconds=video.segment_seconds,
+        policy=video.policy,
         title=video.title,
     )
+
+
+def chunk_job(video: Video) -> TranscodeJob:
+    """The job that encodes more chunks of an on-demand video (which, it asks the pool)."""
+    return job_for(video).model_copy(update={"chunks": []})
 
 
 def one_line(exc: BaseException) -> str:
@@ -67,6 +106,7 @@ class LocalPool:
         workers: int = 1,
         worker_settings: Any = None,
         run: RunFn | None = None,
+        promote_after_chunks: int = 3,
     ) -> None:
         self._store = store
         self._catalog = catalog
@@ -75,7 +115,13 @@ class LocalPool:
         self._workers = max(1, workers)
         self._worker_settings = worker_settings
         self._run = run
-        self._queue: queue.Queue[TranscodeJob | None] = queue.Queue()
+        self._promote_after = max(1, promote_after_chunks)
+        self._queue: queue.PriorityQueue[tuple[int, int, TranscodeJob | None]] = (
+            queue.PriorityQueue()
+        )
+        self._order = itertools.count()  # FIFO within a priority
+        self._queued: dict[int, int] = {}  # priority -> jobs in the queue
+        self._wants: dict[str, _Wants] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._pending: set[str] = set()
@@ -87,22 +133,68 @@ class LocalPool:
 
     # -- Runner protocol -------------------------------------------------------------
 
-    def submit(self, job: TranscodeJob) -> None:
+    def submit(self, job: TranscodeJob, priority: int = EAGER) -> None:
         """Queue a transcode; returns at once. Ignored while the video is queued or running."""
         with self._lock:
-            if self._stopping.is_set():
+            self._submit_locked(job, priority)
+
+    def _submit_locked(self, job: TranscodeJob, priority: int) -> None:
+        if self._stopping.is_set():
+            return
+        if job.video_id in self._pending or job.video_id in self._running:
+            return
+        self._pending.add(job.video_id)
+        self._traces[job.video_id] = telemetry.inject_traceparent().get(telemetry.TRACEPARENT_ENV)
+        self._queued[priority] = self._queued.get(priority, 0) + 1
+        self._queue.put((priority, next(self._order), job))
+
+    def want(self, video: Video, chunk: int) -> None:
+        """A viewer reached ``chunk`` of on-demand ``video``: encode it next (once)."""
+        if video.plan is None:
+            return
+        total = len(video.plan.chunks())
+        with self._lock:
+            wants = self._wants.get(video.id)
+            if wants is None or wants.video.generation != video.generation:
+                wants = self._wants[video.id] = _Wants(video)
+            done = set(video.chunks_done)
+            if chunk in done or not 0 <= chunk < total:
                 return
-            if job.video_id in self._pending or job.video_id in self._running:
-                return
-            self._pending.add(job.video_id)
-            self._traces[job.video_id] = telemetry.inject_traceparent().get(
-                telemetry.TRACEPARENT_ENV
-            )
-        self._queue.put(job)
+            wants.asked.add(chunk)
+            if not wants.queued(chunk):
+                # This chunk first, then the one after it, so playback runs on.
+                following = chunk + 1
+                for index in (following, chunk):
+                    if index < total and index not in done and index != wants.encoding:
+                        with_out = [c for c in wants.urgent if c != index]
+                        wants.urgent = deque([index, *with_out])
+            if not wants.promoted and len(wants.asked) >= self._promote_after:
+                wants.promoted = True
+                rest = [c for c in range(total) if c not in done and not wants.queued(c)]
+                wants.background.extend(rest)
+                log.info("video is popular: its other chunks are encoded in the background",
+                         extra={"video_id": video.id})  # fmt: skip
+            if video.id not in self._running:
+                self._submit_locked(chunk_job(video), WATCHED)
+
+    def _next_chunk(self, video_id: str) -> int | None:
+        """A chunk job's next chunk: a viewer's first; a popular video's others only while
+        no other job a viewer waits for is queued (the job then ends and queues again)."""
+        with self._lock:
+            wants = self._wants.get(video_id)
+            if wants is None or self._stopping.is_set():
+                return None
+            wants.encoding = None
+            if wants.urgent:
+                wants.encoding = wants.urgent.popleft()
+            elif wants.background and not self._queued.get(WATCHED):
+                wants.encoding = wants.background.popleft()
+            return wants.encoding
 
     def cancel(self, video_id: str) -> None:
         """Forget a queued transcode of this video, or stop the running one."""
         with self._lock:
+            self._wants.pop(video_id, None)
             self._pending.discard(video_id)
             event = self._running.get(video_id)
             if event is not None:
@@ -162,7 +254,7 @@ class LocalPool:
             for event in self._running.values():
                 event.set()
         for _ in self._threads:
-            self._queue.put(None)
+            self._queue.put((_STOP, next(self._order), None))
         for thread in self._threads:
             thread.join(timeout=timeout / max(1, len(self._threads)))
         with self._lock:
@@ -186,11 +278,12 @@ class LocalPool:
 
     def _loop(self) -> None:
         while True:
-            job = self._queue.get()
+            priority, _, job = self._queue.get()
             if job is None or self._stopping.is_set():
                 return
             event = threading.Event()
             with self._lock:
+                self._queued[priority] -= 1
                 traceparent = self._traces.pop(job.video_id, None)
                 if job.video_id not in self._pending:  # cancelled while queued
                     self._idle.notify_all()
@@ -205,11 +298,36 @@ class LocalPool:
                 telemetry.detach(token)
                 with self._lock:
                     self._running.pop(job.video_id, None)
+                    self._after_chunks(job)
                     self._idle.notify_all()
+
+    def _after_chunks(self, job: TranscodeJob) -> None:
+        """Under the lock, after a job of an on-demand video: queue it again while chunks
+        are wanted (a popular video's rest, at the lowest priority), else forget it."""
+        wants = self._wants.get(job.video_id)
+        if wants is None:
+            return
+        wants.encoding = None
+        if self._stopping.is_set() or job.policy != TranscodePolicy.ON_DEMAND:
+            return
+        try:
+            video = self._catalog.get(job.video_id)
+        except KubevodError:
+            self._wants.pop(job.video_id, None)
+            return
+        if video.complete or video.state != VideoState.READY:
+            self._wants.pop(job.video_id, None)
+            return
+        wants.video = video
+        if wants.pending():
+            self._submit_locked(chunk_job(video), WATCHED if wants.urgent else BACKGROUND)
 
     def _execute(self, job: TranscodeJob, cancel: threading.Event) -> None:
         scratch = self._scratch / job.video_id
         log.info("transcode starts", extra={"video_id": job.video_id})
+        extra: dict[str, Any] = {}
+        if job.chunks is not None:
+            extra["demand"] = lambda: self._next_chunk(job.video_id)
         try:
             self._pipeline()(
                 job,
@@ -218,6 +336,7 @@ class LocalPool:
                 scratch=scratch,
                 cancel=cancel,
                 settings=self._worker_settings,
+                **extra,
             )
             log.info("transcode done", extra={"video_id": job.video_id})
         except SourceError as exc:  # the pipeline has marked the video failed
@@ -225,7 +344,12 @@ class LocalPool:
         except Superseded as exc:  # deleted or moved on meanwhile: nothing is left to mark
             log.info("transcode stopped: %s", one_line(exc), extra={"video_id": job.video_id})
         except Exception as exc:
-            if self._stopping.is_set():
+            if job.chunks is not None:
+                # More chunks of a ready video: it stays as it is; a viewer asks again.
+                log.warning(
+                    "chunk not encoded: %s", one_line(exc), extra={"video_id": job.video_id}
+                )
+            elif self._stopping.is_set():
                 self._reset(job.video_id, INTERRUPTED)
             elif cancel.is_set():
                 log.info("transcode cancelled", extra={"video_id": job.video_id})
@@ -233,7 +357,7 @@ class LocalPool:
                 log.exception("transcode failed", extra={"video_id": job.video_id})
                 self._mark_failed(job.video_id, one_line(exc))
         else:
-            if self._stopping.is_set():
+            if self._stopping.is_set() and job.chunks is None:
                 # Finished just as we stopped: keep it if the pipeline says ready.
                 self._reset_unless_ready(job.video_id)
 

@@ -140,12 +140,14 @@ def run(
         except Superseded as exc:
             log.warning("transcode stopped: %s", exc)
             if chunks:
-                transcode.drop_started_chunks()  # the published chunks are not ours to drop
+                transcode.drop_current_chunk()  # the published chunks are not ours to drop
             else:
                 transcode.attempt.abandon()
             raise
         except Cancelled:
-            if not chunks:
+            if chunks:
+                transcode.drop_current_chunk()
+            else:
                 transcode.end("transcode cancelled")
             raise
         except SourceError as exc:
@@ -225,7 +227,7 @@ class _Transcode:
         self.media_plan: MediaPlan | None = None
         #: A chunk job's source of the next chunk viewers want (``run``'s ``demand``).
         self.demand: Callable[[], int | None] | None = None
-        self._started_chunks: list[Chunk] = []
+        self._current_chunk: Chunk | None = None
         self._rung_names: list[str] = []
 
     # -- steps -----------------------------------------------------------------------------
@@ -376,8 +378,7 @@ class _Transcode:
                     return video
                 if index in done or not 0 <= index < total:
                     continue
-                chunk = chunks[index]
-                self._started_chunks.append(chunk)
+                chunk = self._current_chunk = chunks[index]
                 tracks = [self._seeded_track(out, rung.name, chunk.first) for rung in plan.rungs]
                 uploader = SegmentUploader(
                     store=self.store, record=self.attempt.add_segment,
@@ -387,6 +388,7 @@ class _Transcode:
                 self._encode_chunk(plan, info, fps, timeline, chunk, uploader, out, playable=True)
                 uploader.poll(finished=True)
                 video = self.attempt.chunk_done(index, total)
+                self._current_chunk = None
                 done = set(video.chunks_done)
                 self.log.info("chunk %d encoded (%d of %d)", index, len(done), total)
                 if len(done) >= total:
@@ -416,11 +418,12 @@ class _Transcode:
         self.log.info("on-demand video complete")
         return final
 
-    def drop_started_chunks(self) -> None:
-        """A chunk job that was superseded deletes the segments it may have uploaded."""
-        if self.media_plan is None:
-            return
-        for chunk in self._started_chunks:
+    def drop_current_chunk(self) -> None:
+        """A chunk job stopped mid-chunk (superseded, cancelled) deletes what it uploaded of
+        that chunk: the chunk is not done, so no player was told it exists beyond the plan,
+        and after a delete nothing of the video may stay."""
+        chunk = self._current_chunk
+        if chunk is not None:
             for seq in range(chunk.first, chunk.last + 1):
                 for name in self._rung_names:
                     with contextlib.suppress(Exception):

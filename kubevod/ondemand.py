@@ -1,0 +1,83 @@
+"""On-demand chunks: which chunk a request for a missing segment needs, and the wait.
+
+An on-demand video (``TranscodePolicy.ON_DEMAND``) is registered with its plan
+(``Video.plan``), poster, audio and first chunk; its manifests list every
+planned segment (``kubevod.manifests.common.manifest_segments``). When a player
+asks the media origin for a segment that is not in the store yet, the origin
+asks a :class:`ChunkScheduler` (local mode's pool) for that segment's chunk and
+answers once the segment exists, within a bounded wait. The scheduler moves the
+chunk to the front, encodes it once however many requests ask for it, and goes
+on from there while someone watches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from kubevod import keys
+from kubevod.errors import NotFound
+from kubevod.models import TrackKind, Video
+from kubevod.store.base import ObjectInfo, ObjectStore
+from kubevod.timeline import chunk_of
+
+#: How often a waiting request looks for its segment (s).
+POLL_SECONDS = 0.05
+
+
+class ChunkScheduler(Protocol):
+    """Encodes the chunk of an on-demand video a viewer reached."""
+
+    def want(self, video: Video, chunk: int) -> None:
+        """Encode ``chunk`` of ``video`` next (once, however often it is asked for)."""
+        ...
+
+
+def wanted_chunk(video: Video, key: str) -> int | None:
+    """The chunk that makes object ``key`` of ``video``, when it is a planned segment of a
+    video rendition whose chunk is not encoded yet (pure); None otherwise (a missing
+    object that no encode will make: 404)."""
+    if video.plan is None or video.complete:
+        return None
+    prefix = video.media_prefix().rstrip("/") + "/"
+    if not key.startswith(prefix):
+        return None
+    rendition, _, name = key[len(prefix) :].partition("/")
+    stem, dot, ext = name.partition(".")
+    kinds = {r.name: r.kind for r in video.renditions}
+    if kinds.get(rendition) != TrackKind.VIDEO or (dot, ext) != (".", "m4s") or not stem.isdigit():
+        return None
+    seq = int(stem)
+    if keys.segment_key(video.media_prefix(), rendition, seq) != key:
+        return None  # leading zeros and the like: not a name the worker writes
+    chunks = video.plan.chunks()
+    try:
+        chunk = chunk_of(chunks, seq)
+    except IndexError:
+        return None
+    return None if chunk.index in video.chunks_done else chunk.index
+
+
+def wait_for(
+    store: ObjectStore,
+    key: str,
+    timeout: float,
+    *,
+    give_up: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ObjectInfo | None:
+    """Wait up to ``timeout`` seconds for ``key`` to exist; its metadata, or None.
+
+    ``give_up`` is asked between looks (the video was deleted, its chunk failed).
+    """
+    deadline = clock() + timeout
+    while True:
+        try:
+            return store.stat(key)
+        except NotFound:
+            pass
+        if clock() >= deadline or give_up():
+            return None
+        sleep(POLL_SECONDS)
