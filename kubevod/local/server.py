@@ -166,6 +166,7 @@ class LocalRuntime:
             scratch=self.layout.scratch,
             workers=self.settings.workers,
             worker_settings=worker_settings(),
+            promote_after_chunks=self.settings.promote_after_chunks,
         )
         self.ingestor = LocalIngestor(
             catalog=self.catalog,
@@ -284,6 +285,7 @@ def serve(
             store=runtime.store,
             catalog=runtime.catalog,
             ingestor=runtime.ingestor,
+            chunks=runtime.pool,
         )
         # Server spans continuing a player's traceparent, as in kubevod-api.
         app.add_middleware(ServerSpans, excluded_paths=telemetry.UNTRACED_PATHS.split(","))

@@ -40,6 +40,7 @@ ENV_NAMES: dict[str, str] = {
     "allowed_hosts": "KUBEVOD_ALLOWED_HOSTS",
     "default_policy": "KUBEVOD_DEFAULT_POLICY",
     "watch_policy": "KUBEVOD_WATCH_POLICY",
+    "promote_after_chunks": "KUBEVOD_PROMOTE_AFTER_CHUNKS",
 }
 
 
@@ -94,6 +95,17 @@ class LocalSettings(BaseModel):
             " when it is watched, so a folder of hundreds of films is browsable right away"
             " instead of after days of encoding; eager: every file is encoded whole, in turn."
             " KUBEVOD_WATCH_POLICY, ``watch_policy`` in the config."
+        ),
+    )
+
+    promote_after_chunks: int = Field(
+        default=3,
+        ge=1,
+        le=100_000,
+        description=(
+            "An on-demand video whose viewers reached this many of its chunks is popular:"
+            " its other chunks are then encoded in the background, at the lowest priority."
+            " KUBEVOD_PROMOTE_AFTER_CHUNKS."
         ),
     )
 

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from kubevod.catalog.base import Catalog
 from kubevod.jobs import Ingestor
 from kubevod.models import RENDITION_PATTERN, VIDEO_ID_PATTERN, Video
+from kubevod.ondemand import ChunkScheduler
 from kubevod.store.base import ObjectStore
 
 
@@ -42,6 +43,8 @@ class Services:
     manifests: ManifestCache
     qoe_rate: RateLimiter
     qoe_sessions: SessionCap
+    #: Encodes the chunk of an on-demand video a viewer reached (local mode's pool).
+    chunks: ChunkScheduler | None = None
 
 
 async def get_services(request: Request) -> Services:

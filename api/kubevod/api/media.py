@@ -35,9 +35,10 @@ from kubevod.api.http_semantics import (
     quote_etag,
 )
 
-from kubevod.errors import InvalidInput, NotFound
+from kubevod import ondemand
+from kubevod.errors import InvalidInput, NotFound, Unavailable
 from kubevod.manifests.common import media_key
-from kubevod.models import IMMUTABLE
+from kubevod.models import IMMUTABLE, Video
 from kubevod.store.base import ObjectInfo, ObjectStore, check_key
 
 router = APIRouter(tags=["playback"])
@@ -74,9 +75,31 @@ def _stat(store: ObjectStore, services: ServicesDep, video_id: str, path: str) -
     except NotFound:
         video = services.catalog.get(video_id)
         prefix = video.media_prefix()
-        if key.startswith(prefix + "/"):
-            raise
-        return store.stat(check_key(f"{prefix}/{path}"))
+        if not key.startswith(prefix + "/"):
+            key = check_key(f"{prefix}/{path}")
+        try:
+            return store.stat(key)
+        except NotFound as missing:
+            return _encoded_on_demand(services, video, key, missing)
+
+
+def _encoded_on_demand(
+    services: ServicesDep, video: Video, key: str, missing: NotFound
+) -> ObjectInfo:
+    """A planned segment of an on-demand video that is not encoded yet: its chunk goes to
+    the front of the scheduler's queue and the request waits for it (bounded; then 503,
+    and players retry). NotFound for anything else."""
+    chunk = ondemand.wanted_chunk(video, key) if services.chunks is not None else None
+    if chunk is None or services.chunks is None:
+        raise missing
+    services.chunks.want(video, chunk)
+    found = ondemand.wait_for(services.store, key, services.settings.on_demand_wait_s)
+    if found is None:
+        raise Unavailable(
+            f"segment {key.rsplit('/', 2)[-2]}/{key.rsplit('/', 1)[-1]} of video {video.id} is "
+            "being encoded; ask again in a moment"
+        )
+    return found
 
 
 def _cache_control(info: ObjectInfo) -> str:
@@ -102,7 +125,7 @@ _MEDIA_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"video/mp4": {}}, "description": "The whole object"},
     206: {"content": {"video/mp4": {}}, "description": "The requested byte range(s)"},
     304: {"description": "Not modified"},
-    **responses(401, 404, 416, 422, 503),
+    **responses(401, 404, 416, 422, 503),  # 503: an on-demand segment still being encoded
 }
 
 
