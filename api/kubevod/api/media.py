@@ -14,6 +14,7 @@ default ten (docs/benchmarks-api.md, local mode).
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -38,7 +39,7 @@ from kubevod.api.http_semantics import (
 from kubevod import ondemand
 from kubevod.errors import InvalidInput, NotFound, Unavailable
 from kubevod.manifests.common import media_key
-from kubevod.models import IMMUTABLE, Video
+from kubevod.models import IMMUTABLE, Video, VideoState
 from kubevod.store.base import ObjectInfo, ObjectStore, check_key
 
 router = APIRouter(tags=["playback"])
@@ -93,13 +94,41 @@ def _encoded_on_demand(
     if chunk is None or services.chunks is None:
         raise missing
     services.chunks.want(video, chunk)
-    found = ondemand.wait_for(services.store, key, services.settings.on_demand_wait_s)
+    gone = _Gone(services, video)
+    found = ondemand.wait_for(services.store, key, services.settings.on_demand_wait_s, give_up=gone)
+    if found is None and gone.reason is not None:
+        raise NotFound(gone.reason)
     if found is None:
         raise Unavailable(
             f"segment {key.rsplit('/', 2)[-2]}/{key.rsplit('/', 1)[-1]} of video {video.id} is "
             "being encoded; ask again in a moment"
         )
     return found
+
+
+class _Gone:
+    """Whether a waiting request should stop: its video was deleted, failed (its chunk
+    could not be encoded from the source) or moved on (asked at most twice a second)."""
+
+    def __init__(self, services: ServicesDep, video: Video) -> None:
+        self.services, self.video = services, video
+        self.reason: str | None = None
+        self._next = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            return False
+        self._next = now + 0.5
+        try:
+            current = self.services.catalog.get(self.video.id)
+        except NotFound:
+            self.reason = f"video {self.video.id} was deleted"
+            return True
+        if current.generation != self.video.generation or current.state != VideoState.READY:
+            self.reason = f"video {self.video.id} is {current.state}: {current.message}"
+            return True
+        return False
 
 
 def _cache_control(info: ObjectInfo) -> str:

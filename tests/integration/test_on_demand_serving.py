@@ -1,0 +1,243 @@
+"""On-demand videos served by the real API over HTTP, with local mode's real pool and
+pipeline on FileStore + SQLite: what a viewer meets.
+
+A video added on demand is listed at once with its poster and duration and plays
+from 0:00; its manifests list the whole timeline; a request for a segment that is
+not encoded yet is answered once its chunk is encoded (one encode however many
+ask); a popular video is completed in the background; a chunk whose source broke
+ends the video with the reason and nothing of it left; a video deleted while a
+viewer waits leaves nothing. The pool's ``run`` is the real pipeline, wrapped
+only to count which chunks it encodes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import m3u8
+import pytest
+import uvicorn
+from kubevod.api.app import create_app
+from kubevod.api.settings import ApiSettings
+from kubevod.worker import pipeline
+from kubevod.worker.mp4 import parse_fragments, parse_init
+
+from kubevod.catalog.sqlite import SqliteCatalog
+from kubevod.jobs import TranscodeJob
+from kubevod.lifecycle import Lifecycle, queued_entry
+from kubevod.local.pool import LocalPool
+from kubevod.models import TranscodePolicy, Video, VideoState, new_video_id
+from kubevod.store.file import FileStore
+from tests.fixtures.util import free_port
+from tests.integration.worker_media import check_ready_video, fast_settings
+
+pytestmark = pytest.mark.integration
+
+ffmpeg = fast_settings().ffmpeg
+
+
+def _source(path: Path, seconds: int = 24) -> Path:
+    subprocess.run(
+        [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+         "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=30:duration={seconds}",
+         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+         "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac", str(path)],
+        check=True, capture_output=True, timeout=300,
+    )  # fmt: skip
+    return path
+
+
+@dataclass
+class Site:
+    url: str
+    catalog: SqliteCatalog
+    store: FileStore
+    pool: LocalPool
+    encoded: Counter[tuple[str, int]]  # (video id, chunk) -> times encoded
+
+    def register(self, source: Path) -> Video:
+        """Add ``source`` on demand as local mode does, and wait for its registration."""
+        job = TranscodeJob(
+            video_id=new_video_id(), source=str(source), segment_seconds=2,
+            policy=TranscodePolicy.ON_DEMAND,
+        )  # fmt: skip
+        Lifecycle(self.catalog, self.store).register(queued_entry(job))
+        self.pool.submit(job)
+        assert self.pool.wait_for(job.video_id, timeout=120)
+        return self.catalog.get(job.video_id)
+
+    def playlist(self, video: Video, rendition: str) -> m3u8.M3U8:
+        answer = httpx.get(f"{self.url}/v/{video.id}/{rendition}.m3u8", timeout=10)
+        assert answer.status_code == 200, answer.text
+        return m3u8.loads(answer.text, uri=f"{self.url}/v/{video.id}/")
+
+    def get(self, uri: str, timeout: float = 60) -> httpx.Response:
+        return httpx.get(uri if uri.startswith("http") else self.url + uri, timeout=timeout)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    catalog = SqliteCatalog(tmp_path / "catalog.db")
+    store = FileStore(tmp_path / "media")
+    encoded: Counter[tuple[str, int]] = Counter()
+
+    def counted(job: TranscodeJob, **kwargs: Any) -> Video:
+        demand = kwargs.pop("demand", None)
+        if demand is not None:
+
+            def next_chunk() -> int | None:
+                chunk = demand()
+                if chunk is not None:
+                    encoded[(job.video_id, chunk)] += 1
+                return chunk
+
+            kwargs["demand"] = next_chunk
+        return pipeline.run(job, **kwargs)
+
+    pool = LocalPool(
+        store=store, catalog=catalog, scratch=tmp_path / "scratch", run=counted,
+        worker_settings=fast_settings(on_demand_chunk_seconds=4), promote_after_chunks=3,
+    )  # fmt: skip
+    pool.start()
+    app = create_app(ApiSettings(on_demand_wait_s=30), store=store, catalog=catalog, chunks=pool)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield Site(f"http://127.0.0.1:{port}", catalog, store, pool, encoded)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        pool.shutdown()
+        catalog.close()
+
+
+def _segment_start(site: Site, video: Video, rendition: str, body: bytes) -> float:
+    init = parse_init(site.store.get(f"{video.media_prefix()}/{rendition}/init.mp4"))
+    frag = parse_fragments(body, init.default_sample_duration)
+    assert frag.starts_with_sync
+    return frag.start(init.timescale)
+
+
+def _until(site: Site, video: Video, check: Any, timeout: float = 60) -> Video:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = site.catalog.get(video.id)
+        if check(current) or time.monotonic() > deadline:
+            return current
+        time.sleep(0.1)
+
+
+def test_an_on_demand_video_is_listed_at_once_and_a_seek_waits_only_for_its_chunk(
+    site: Site, tmp_path: Path
+) -> None:
+    started = time.monotonic()
+    video = site.register(_source(tmp_path / "film.mp4"))
+    registered = time.monotonic() - started
+    assert video.state == VideoState.READY and video.playable, video.message
+    assert video.poster_key and video.duration == pytest.approx(24, abs=0.1)
+    assert video.plan is not None and video.chunks_done == [0]
+    total = len(video.plan.chunks())
+    assert total >= 4 and 0 < video.progress < 100
+    assert "1 of" in video.message and "when watched" in video.message
+    # Only the first chunk of each rung is encoded; the audio is whole.
+    first = video.plan.chunks()[0]
+    assert [s.seq for s in site.catalog.segments(video.id, "360p")] == list(range(first.count))
+    # The playlists list the whole timeline, as VOD.
+    listing = site.playlist(video, "360p")
+    assert listing.is_endlist and listing.playlist_type == "vod"
+    assert len(listing.segments) == len(video.plan.segments())
+    assert sum(s.duration for s in listing.segments) == pytest.approx(24, abs=0.05)
+    # A seek to 20 s: the segment there is encoded when asked for, and is the right one.
+    target = next(i for i, (start, _) in enumerate(video.plan.segments()) if start >= 20)
+    asked = time.monotonic()
+    answer = site.get(listing.segments[target].absolute_uri)
+    waited = time.monotonic() - asked
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "video/mp4"
+    assert _segment_start(site, video, "360p", answer.content) == pytest.approx(
+        video.plan.segments()[target][0], abs=0.002
+    )
+    assert waited < registered + 10, (waited, registered)  # one chunk, not the whole video
+    # The segment is answered as soon as it is stored; its chunk is then recorded done
+    # (and the one after it follows), not the others.
+    wanted = next(c.index for c in video.plan.chunks() if c.first <= target <= c.last)
+    after = _until(site, video, lambda v: wanted in v.chunks_done)
+    assert set(after.chunks_done) < set(range(total))
+    assert after.state == VideoState.READY and not after.complete
+
+
+def test_many_requests_for_one_missing_chunk_make_one_encode(site: Site, tmp_path: Path) -> None:
+    video = site.register(_source(tmp_path / "film.mp4"))
+    assert video.plan is not None
+    chunk = video.plan.chunks()[2]
+    uris = []
+    for rendition in ("360p", "240p"):
+        listing = site.playlist(video, rendition)
+        uris += [listing.segments[seq].absolute_uri for seq in range(chunk.first, chunk.last + 1)]
+    with concurrent.futures.ThreadPoolExecutor(len(uris) * 2) as pool:
+        answers = list(pool.map(site.get, uris * 2))
+    assert [a.status_code for a in answers] == [200] * len(answers)
+    assert site.encoded[(video.id, chunk.index)] == 1
+    for a, b in zip(answers[: len(uris)], answers[len(uris) :], strict=True):
+        assert a.content == b.content
+
+
+def test_a_popular_video_is_completed_in_the_background(site: Site, tmp_path: Path) -> None:
+    video = site.register(_source(tmp_path / "film.mp4", seconds=20))
+    assert video.plan is not None
+    listing = site.playlist(video, "240p")
+    chunks = video.plan.chunks()
+    for chunk in chunks[1:4]:  # three chunks reached: popular (promote_after_chunks=3)
+        assert site.get(listing.segments[chunk.first].absolute_uri).status_code == 200
+    done = _until(site, video, lambda v: v.complete, timeout=120)
+    assert done.complete and done.progress == 100.0, done.message
+    assert done.chunks_done == list(range(len(chunks)))
+    assert "all" in done.message
+    check_ready_video(done, site.catalog, site.store, tmp_path / "dl", segment_seconds=2)
+    assert all(n == 1 for (vid, _), n in site.encoded.items() if vid == video.id)
+    # A complete video lists what was recorded, the same timeline.
+    assert len(site.playlist(done, "360p").segments) == len(video.plan.segments())
+
+
+def test_a_chunk_whose_source_broke_fails_the_video_and_leaves_nothing(
+    site: Site, tmp_path: Path
+) -> None:
+    source = _source(tmp_path / "film.mp4")
+    video = site.register(source)
+    listing = site.playlist(video, "360p")
+    source.write_bytes(b"\x00" * 4096)  # the file under the library is damaged meanwhile
+    answer = site.get(listing.segments[-1].absolute_uri)
+    assert answer.status_code == 404, answer.text
+    failed = site.catalog.get(video.id)
+    assert failed.state == VideoState.FAILED
+    assert failed.message and "source" in failed.message.lower(), failed.message
+    assert list(site.store.list(f"videos/{video.id}/")) == []
+
+
+def test_a_video_deleted_while_a_viewer_waits_leaves_nothing(site: Site, tmp_path: Path) -> None:
+    video = site.register(_source(tmp_path / "film.mp4"))
+    listing = site.playlist(video, "360p")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(site.get, listing.segments[-1].absolute_uri)
+        time.sleep(0.5)  # the chunk is being encoded
+        site.pool.cancel(video.id)
+        Lifecycle(site.catalog, site.store).purge(video.id)
+        answer = waiting.result(timeout=60)
+    assert answer.status_code == 404, answer.text
+    assert site.pool.wait_for(video.id, timeout=60)
+    time.sleep(0.3)
+    assert list(site.store.list(f"videos/{video.id}/")) == []
