@@ -10,6 +10,9 @@ The states and who may move a video between them (docs/architecture.md §4)::
                             requeue  └───────────────┘  └─────▶ failed   (fail)
     purge: from any state, media first, then the entry
 
+    on demand:  transcoding ── mark_partial ──▶ ready (some chunks)
+                ready ── resume, chunk_done … ──▶ ready (every chunk: mark_ready)
+
 - The **scheduler** (the operator in the cluster; local mode's ingest and pool)
   registers a video, starts a generation, edits metadata, requeues and purges.
 - The **worker** holds an :class:`Attempt`: ``begin`` claims the generation
