@@ -13,7 +13,7 @@ import time
 
 ALL = (
     "transcode", "api_manifests", "startup", "nginx_cache", "viewers", "tracing_overhead", "fetch",
-    "passthrough", "uvicorn_impl", "chunks",
+    "passthrough", "uvicorn_impl", "chunks", "on_demand",
 )  # fmt: skip
 
 

@@ -15,9 +15,10 @@
   an on-demand video that is not encoded. The chunk goes to the front of the
   video's wants (with the one after it, so playback runs on), one chunk job
   per video encodes them in turn, and jobs a viewer waits for run before every
-  other transcode. A video whose viewers asked for ``promote_after_chunks``
-  chunks is popular: its other chunks are encoded in the background, at the
-  lowest priority, one chunk at a time, so a viewer's chunk never waits behind it.
+  other transcode; a seek stops the chunk being encoded for the one sought to.
+  A video whose viewers reached ``promote_after_seconds`` of it is popular: its
+  other chunks are encoded in the background, at the lowest priority, one chunk
+  at a time, so a viewer's chunk never waits behind it.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class _Wants:
     background: deque[int] = field(default_factory=deque)  # the rest of a popular video
     asked: set[int] = field(default_factory=set)  # every chunk viewers asked for
     encoding: int | None = None
+    preempt: bool = False  # a viewer sought elsewhere: stop the chunk being encoded
     promoted: bool = False
 
     def queued(self, chunk: int) -> bool:
@@ -81,6 +83,19 @@ def job_for(video: Video) -> TranscodeJob:
         policy=video.policy,
         title=video.title,
     )
+
+
+def _seconds(video: Video, chunks: set[int]) -> float:
+    """How much of ``video`` the ``chunks`` span, seconds (pure)."""
+    assert video.plan is not None
+    planned = video.plan.chunks()
+    fps = video.plan.fps
+    total = 0.0
+    for index in chunks:
+        chunk = planned[index]
+        end = video.plan.duration if chunk.end_frame is None else chunk.end_frame / fps
+        total += end - chunk.start_frame / fps
+    return total
 
 
 def chunk_job(video: Video) -> TranscodeJob:
@@ -106,7 +121,7 @@ class LocalPool:
         workers: int = 1,
         worker_settings: Any = None,
         run: RunFn | None = None,
-        promote_after_chunks: int = 3,
+        promote_after_seconds: float = 600.0,
     ) -> None:
         self._store = store
         self._catalog = catalog
@@ -115,7 +130,7 @@ class LocalPool:
         self._workers = max(1, workers)
         self._worker_settings = worker_settings
         self._run = run
-        self._promote_after = max(1, promote_after_chunks)
+        self._promote_after = max(1.0, promote_after_seconds)
         self._queue: queue.PriorityQueue[tuple[int, int, TranscodeJob | None]] = (
             queue.PriorityQueue()
         )
@@ -149,10 +164,16 @@ class LocalPool:
         self._queue.put((priority, next(self._order), job))
 
     def want(self, video: Video, chunk: int) -> None:
-        """A viewer reached ``chunk`` of on-demand ``video``: encode it next (once)."""
+        """A viewer reached ``chunk`` of on-demand ``video``: encode it next (once).
+
+        A chunk that is not the one being encoded nor the one after it (a seek, not
+        playback running on) stops the chunk being encoded, which goes back in line
+        after it: the viewer who sought waits for one chunk, not two.
+        """
         if video.plan is None:
             return
-        total = len(video.plan.chunks())
+        chunks = video.plan.chunks()
+        total = len(chunks)
         with self._lock:
             wants = self._wants.get(video.id)
             if wants is None or wants.video.generation != video.generation:
@@ -163,12 +184,12 @@ class LocalPool:
             wants.asked.add(chunk)
             if not wants.queued(chunk):
                 # This chunk first, then the one after it, so playback runs on.
-                following = chunk + 1
-                for index in (following, chunk):
+                for index in (chunk + 1, chunk):
                     if index < total and index not in done and index != wants.encoding:
-                        with_out = [c for c in wants.urgent if c != index]
-                        wants.urgent = deque([index, *with_out])
-            if not wants.promoted and len(wants.asked) >= self._promote_after:
+                        wants.urgent = deque([index, *(c for c in wants.urgent if c != index)])
+                if wants.encoding is not None and chunk != wants.encoding + 1:
+                    wants.preempt = True
+            if not wants.promoted and _seconds(video, wants.asked) >= self._promote_after:
                 wants.promoted = True
                 rest = [c for c in range(total) if c not in done and not wants.queued(c)]
                 wants.background.extend(rest)
@@ -177,6 +198,12 @@ class LocalPool:
             if video.id not in self._running:
                 self._submit_locked(chunk_job(video), WATCHED)
 
+    def _preempted(self, video_id: str) -> bool:
+        """Whether the chunk being encoded should stop for one a viewer sought to."""
+        with self._lock:
+            wants = self._wants.get(video_id)
+            return wants is not None and wants.preempt
+
     def _next_chunk(self, video_id: str) -> int | None:
         """A chunk job's next chunk: a viewer's first; a popular video's others only while
         no other job a viewer waits for is queued (the job then ends and queues again)."""
@@ -184,11 +211,14 @@ class LocalPool:
             wants = self._wants.get(video_id)
             if wants is None or self._stopping.is_set():
                 return None
-            wants.encoding = None
+            stopped, wants.encoding = (wants.encoding if wants.preempt else None), None
+            wants.preempt = False
             if wants.urgent:
                 wants.encoding = wants.urgent.popleft()
             elif wants.background and not self._queued.get(WATCHED):
                 wants.encoding = wants.background.popleft()
+            if stopped is not None and stopped != wants.encoding:
+                wants.urgent.insert(min(1, len(wants.urgent)), stopped)  # after the next
             return wants.encoding
 
     def cancel(self, video_id: str) -> None:
@@ -328,6 +358,7 @@ class LocalPool:
         extra: dict[str, Any] = {}
         if job.chunks is not None:
             extra["demand"] = lambda: self._next_chunk(job.video_id)
+            extra["preempt"] = lambda: self._preempted(job.video_id)
         try:
             self._pipeline()(
                 job,

@@ -166,7 +166,7 @@ class LocalRuntime:
             scratch=self.layout.scratch,
             workers=self.settings.workers,
             worker_settings=worker_settings(),
-            promote_after_chunks=self.settings.promote_after_chunks,
+            promote_after_seconds=self.settings.promote_after_seconds,
         )
         self.ingestor = LocalIngestor(
             catalog=self.catalog,

@@ -40,7 +40,7 @@ ENV_NAMES: dict[str, str] = {
     "allowed_hosts": "KUBEVOD_ALLOWED_HOSTS",
     "default_policy": "KUBEVOD_DEFAULT_POLICY",
     "watch_policy": "KUBEVOD_WATCH_POLICY",
-    "promote_after_chunks": "KUBEVOD_PROMOTE_AFTER_CHUNKS",
+    "promote_after_seconds": "KUBEVOD_PROMOTE_AFTER_SECONDS",
 }
 
 
@@ -98,14 +98,14 @@ class LocalSettings(BaseModel):
         ),
     )
 
-    promote_after_chunks: int = Field(
-        default=3,
-        ge=1,
-        le=100_000,
+    promote_after_seconds: float = Field(
+        default=600.0,
+        ge=1.0,
+        le=1_000_000.0,
         description=(
-            "An on-demand video whose viewers reached this many of its chunks is popular:"
-            " its other chunks are then encoded in the background, at the lowest priority."
-            " KUBEVOD_PROMOTE_AFTER_CHUNKS."
+            "An on-demand video whose viewers reached this many seconds of it (the chunks"
+            " they asked for, summed) is popular: its other chunks are then encoded in the"
+            " background, at the lowest priority. KUBEVOD_PROMOTE_AFTER_SECONDS."
         ),
     )
 

@@ -105,7 +105,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
 
     pool = LocalPool(
         store=store, catalog=catalog, scratch=tmp_path / "scratch", run=counted,
-        worker_settings=fast_settings(on_demand_chunk_seconds=4), promote_after_chunks=3,
+        worker_settings=fast_settings(on_demand_chunk_seconds=4), promote_after_seconds=10,
     )  # fmt: skip
     pool.start()
     app = create_app(ApiSettings(on_demand_wait_s=30), store=store, catalog=catalog, chunks=pool)
@@ -201,7 +201,7 @@ def test_a_popular_video_is_completed_in_the_background(site: Site, tmp_path: Pa
     assert video.plan is not None
     listing = site.playlist(video, "240p")
     chunks = video.plan.chunks()
-    for chunk in chunks[1:4]:  # three chunks reached: popular (promote_after_chunks=3)
+    for chunk in chunks[1:4]:  # 12 s of it reached: popular (promote_after_seconds=10)
         assert site.get(listing.segments[chunk.first].absolute_uri).status_code == 200
     done = _until(site, video, lambda v: v.complete, timeout=120)
     assert done.complete and done.progress == 100.0, done.message

@@ -90,6 +90,7 @@ def run(
     on_progress: Callable[[float], None] | None = None,
     settings: WorkerSettings | None = None,
     demand: Callable[[], int | None] | None = None,
+    preempt: Callable[[], bool] | None = None,
 ) -> Video:
     """Transcode ``job`` into the store and the catalog.
 
@@ -109,6 +110,8 @@ def run(
         settings: worker settings (from the environment when None).
         demand: for a job with ``chunks``: the next chunk viewers want, None when
             none is waiting.
+        preempt: for a job with ``chunks``: True when a viewer sought elsewhere; the
+            chunk being encoded stops (what it uploaded stays) and ``demand`` is asked.
 
     Returns:
         The video, ``ready`` (on demand: possibly with chunks still to encode).
@@ -134,7 +137,7 @@ def run(
         base = scratch or settings.scratch_dir
         work = Path(tempfile.mkdtemp(prefix=f"kubevod-{job.video_id}-", dir=base and _mkdir(base)))
         transcode = _Transcode(job, attempt, store, work, cancel, on_progress, settings, log)
-        transcode.demand = demand
+        transcode.demand, transcode.preempt = demand, preempt
         try:
             return transcode.run()
         except Superseded as exc:
@@ -159,6 +162,10 @@ def run(
             raise
         finally:
             shutil.rmtree(work, ignore_errors=True)
+
+
+class _Preempted(Exception):
+    """A viewer sought elsewhere: the chunk being encoded stops for the one sought to."""
 
 
 def _no_progress(_percent: float, _speed: float | None) -> None:
@@ -227,6 +234,7 @@ class _Transcode:
         self.media_plan: MediaPlan | None = None
         #: A chunk job's source of the next chunk viewers want (``run``'s ``demand``).
         self.demand: Callable[[], int | None] | None = None
+        self.preempt: Callable[[], bool] | None = None
         self._current_chunk: Chunk | None = None
         self._rung_names: list[str] = []
 
@@ -385,7 +393,18 @@ class _Transcode:
                     video_id=self.job.video_id, prefix=self.prefix, tracks=tracks,
                     timeline=timeline,
                 )  # fmt: skip
-                self._encode_chunk(plan, info, fps, timeline, chunk, uploader, out, playable=True)
+                try:
+                    self._encode_chunk(
+                        plan, info, fps, timeline, chunk, uploader, out, playable=True
+                    )
+                except _Preempted:
+                    self.log.info("chunk %d stopped: a viewer sought elsewhere", index)
+                    self._current_chunk = None  # what it uploaded is valid and stays
+                    shutil.rmtree(self.work / "chunks" / str(index), ignore_errors=True)
+                    for rung in plan.rungs:  # its next run writes these files afresh
+                        for seq in range(chunk.first, chunk.last + 1):
+                            (out / rung.name / f"{seq}.m4s").unlink(missing_ok=True)
+                    continue
                 uploader.poll(finished=True)
                 video = self.attempt.chunk_done(index, total)
                 self._current_chunk = None
@@ -705,6 +724,8 @@ class _Transcode:
         while proc.poll() is None:
             if self.cancel.is_set():
                 raise Cancelled("transcode cancelled")
+            if self.preempt is not None and self.preempt():
+                raise _Preempted
             self.attempt.check()  # a progress write refused in ffmpeg's thread
             if before is not None:
                 before()
