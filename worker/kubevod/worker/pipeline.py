@@ -320,6 +320,8 @@ class _Transcode:
 
     def _register_on_demand(self, source: Path, info: SourceInfo, plan: EncodePlan) -> Video:
         """Plan, poster, audio and the first chunk now; the other chunks when watched."""
+        every = min(plan.segment_seconds, self.settings.on_demand_segment_seconds)
+        plan = replace(plan, segment_seconds=every)
         fps = plan.rungs[0].fps
         media_plan = MediaPlan(
             first=plan.first_segment, every=plan.segment_seconds, fps=fps,
@@ -366,8 +368,9 @@ class _Transcode:
             video.accelerator if video.accelerator in {"software", *ACCELERATORS} else "software"
         )
         plan = replace(
-            self._plan(source, info, rungs, accel), trickplay=None, poster=None, audio=()
-        )
+            self._plan(source, info, rungs, accel), trickplay=None, poster=None, audio=(),
+            segment_seconds=video.plan.every, first_segment_seconds=video.plan.first,
+        )  # fmt: skip
         fps = plan.rungs[0].fps
         if abs(fps - video.plan.fps) > 1e-6 or [r.name for r in plan.rungs] != [
             r.name for r in video.renditions if r.kind == TrackKind.VIDEO

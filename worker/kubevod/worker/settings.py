@@ -94,6 +94,14 @@ class WorkerSettings(BaseSettings):
         "seek waits for is about its first segment; shorter chunks start sooner, longer "
         "ones cost less per encoded minute",
     )
+    on_demand_segment_seconds: float = Field(
+        default=2.0,
+        ge=1.0,
+        le=30.0,
+        description="segment length of an on-demand video (s), when shorter than the job's: "
+        "a seek waits for the first segment where it lands to be encoded, so short segments "
+        "answer it sooner",
+    )
     max_audio_tracks: int = Field(default=4, ge=1, le=16, description="audio tracks kept")
     passthrough: Literal["auto", "never"] = Field(
         default="auto",
