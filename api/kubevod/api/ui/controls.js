@@ -8,6 +8,7 @@ import {
   formatBitrate,
   growing,
   levelLabel,
+  playableEnd,
   player,
   seekableEnd,
   seekTo,
@@ -20,6 +21,7 @@ import {
   video,
   videoId,
 } from "./page.js";
+import { chunkAt, partsText, videoParts } from "./parts.js";
 import { maybeSaveResume, saveResume } from "./resume.js";
 
 const seekRange = $("seek-range");
@@ -38,8 +40,99 @@ export function updateTime() {
   for (let i = 0; i < video.buffered.length; i++)
     if (video.buffered.start(i) <= t + 0.5) buffered = Math.max(buffered, video.buffered.end(i));
   $("seek-buffered").style.width = d ? `${Math.min(100, (100 * buffered) / d)}%` : "0";
-  // While transcoding: how much of the video exists yet.
-  $("seek-ready").style.width = growing() && d ? `${Math.min(100, (100 * seekableEnd()) / d)}%` : "0";
+  // While transcoding: how much of the video exists yet, and the rest, out of reach.
+  const ready = growing() && d ? Math.min(100, (100 * seekableEnd()) / d) : 0;
+  $("seek-ready").style.width = `${ready}%`;
+  const unavailable = $("seek-unavailable");
+  unavailable.style.left = `${ready}%`;
+  unavailable.style.width = growing() && d ? `${100 - ready}%` : "0";
+  updateParts();
+}
+
+const percent = (t, d) => Math.round(Math.min(100, Math.max(0, (100 * t) / d)) * 1000) / 1000;
+let partsKey = "";
+
+/**
+ * An on-demand video not encoded whole: its encoded parts as bands on the seek bar (like
+ * the buffered range), and "3 of 8 parts encoded" as the seek slider's description.
+ */
+export function updateParts() {
+  const d = duration();
+  const parts = d ? videoParts(state.video) : null;
+  const key = parts ? `${d}|${parts.total}|${parts.done}` : "";
+  if (key === partsKey) return;
+  partsKey = key;
+  const seek = $("seek");
+  const label = $("seek-parts-label");
+  if (!parts) {
+    $("seek-parts").replaceChildren();
+    delete seek.dataset.partsDone;
+    delete seek.dataset.partsTotal;
+    label.textContent = "";
+    seekRange.removeAttribute("aria-describedby");
+    return;
+  }
+  $("seek-parts").replaceChildren(
+    ...parts.encoded.map((r) =>
+      h("span", {
+        class: "seek-part",
+        style: `left:${percent(r.start, d)}%;width:${percent(r.end - r.start, d)}%`,
+        dataset: { start: r.start, end: r.end, first: r.first, last: r.last },
+      }),
+    ),
+  );
+  seek.dataset.partsDone = String(parts.done.length);
+  seek.dataset.partsTotal = String(parts.total);
+  label.textContent = `${partsText(parts)}; the others are encoded when you reach them.`;
+  seekRange.setAttribute("aria-describedby", "seek-parts-label");
+}
+
+// The chunk the player waits for while it is being encoded (null: not waiting for one).
+let preparing = null;
+
+/** The time the waiting player needs next: where its buffer ends (a stall at the end of an
+ * encoded part waits for the next part), or the position itself (a seek). */
+function neededTime() {
+  const t = video.currentTime;
+  const b = video.buffered;
+  for (let i = 0; i < b.length; i++) if (b.start(i) <= t + 0.1 && t < b.end(i)) return b.end(i) + 0.1;
+  return t;
+}
+
+/**
+ * While the player waits at a part of an on-demand video that is not encoded yet, say so
+ * over the picture ("Preparing this part…"), until it plays or is left; the page then
+ * follows the video's parts closely (state.pollNow).
+ */
+export function updatePreparing() {
+  const waiting = ["buffering", "loading"].includes(player.dataset.state);
+  const parts = waiting ? videoParts(state.video) : null;
+  let chunk = null;
+  if (parts) {
+    const here = chunkAt(parts, neededTime()).index;
+    // Once shown it stays until the wait ends, even when the part is recorded done first.
+    if (here === preparing || !parts.done.includes(here)) chunk = here;
+  }
+  if (chunk === preparing) return;
+  const started = preparing === null;
+  preparing = chunk;
+  const box = $("player-preparing");
+  if (chunk === null) {
+    delete player.dataset.preparing;
+    box.replaceChildren();
+    state.pollNow?.(); // the part just played is done: show it on the bar soon
+    return;
+  }
+  player.dataset.preparing = String(chunk);
+  box.replaceChildren(
+    h("p", { class: "player-preparing-title" }, "Preparing this part…"),
+    h(
+      "p",
+      { class: "player-preparing-detail" },
+      `Part ${chunk + 1} of ${parts.total} is being encoded; playback goes on in a moment.`,
+    ),
+  );
+  if (started) state.pollNow?.();
 }
 
 function updatePlayButton() {
@@ -115,6 +208,11 @@ export function setupControls() {
   }
   seekRange.addEventListener("input", () => {
     scrubbing = true;
+    // While transcoding the thumb stops at the end of what exists: no seek past it.
+    if (growing()) {
+      const limit = Math.max(playableEnd(), video.currentTime);
+      if (Number(seekRange.value) > limit) seekRange.value = String(limit);
+    }
     const t = Number(seekRange.value);
     $("seek-played").style.width = `${(100 * t) / (duration() || 1)}%`;
     $("time-current").textContent = formatTime(t);
@@ -151,6 +249,8 @@ export function setupControls() {
   video.addEventListener("waiting", () => (player.dataset.state = "buffering"));
   video.addEventListener("seeking", () => (player.dataset.state = "buffering"));
   video.addEventListener("seeked", () => (player.dataset.state = video.paused ? "paused" : "playing"));
+  for (const type of ["waiting", "seeking", "seeked", "playing", "pause", "canplay"])
+    video.addEventListener(type, updatePreparing);
   video.addEventListener("timeupdate", () => {
     updateTime();
     maybeSaveResume();

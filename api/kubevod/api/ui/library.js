@@ -12,6 +12,7 @@ import {
   savedVideoIds,
   stateLabel,
 } from "./common.js";
+import { videoParts } from "./parts.js";
 
 const PAGE = 48;
 const POLL_MS = 2000;
@@ -61,6 +62,7 @@ function cardFor(video) {
   const poster = playbackUrls(video).poster;
   const busy = video.state === "transcoding" || video.state === "queued";
   const pct = Math.max(0, Math.min(100, Math.round(video.progress || 0)));
+  const parts = videoParts(video); // on demand, not encoded whole
   const thumb = h(
     "div",
     { class: "thumb" },
@@ -68,6 +70,16 @@ function cardFor(video) {
       ? h("img", { src: poster, alt: "", loading: "lazy", decoding: "async", width: 320, height: 180 })
       : h("div", { class: "thumb-placeholder" }, icon("film")),
     video.state !== "ready" ? h("span", { class: `badge badge-${video.state}` }, stateLabel(video)) : null,
+    parts
+      ? h(
+          "span",
+          {
+            class: "badge badge-ondemand",
+            title: "Encoded on demand: the other parts are encoded when they are watched",
+          },
+          `On demand · ${parts.done.length} of ${parts.total} ${parts.total === 1 ? "part" : "parts"}`,
+        )
+      : null,
     state.saved.has(video.id)
       ? h("span", { class: "badge badge-offline", title: "Saved on this device" }, icon("offline"), "Offline")
       : null,
@@ -121,6 +133,7 @@ function render() {
       video.poster_key,
       video.duration,
       video.message,
+      (video.chunks_done || []).length,
       state.saved.has(video.id),
     ]);
     const old = existing.get(video.id);

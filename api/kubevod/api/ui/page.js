@@ -94,9 +94,25 @@ export function togglePlay() {
 
 /** Seek, within what exists: while transcoding, only up to the last segment made. */
 export function seekTo(t) {
-  const end = growing() ? seekableEnd() : Number.isFinite(video.duration) ? video.duration : seekableEnd();
-  video.currentTime = Math.max(0, Math.min(end || 0, t));
+  let end = playableEnd();
+  // Playing right behind the end of what exists: a seek forward stays where it is.
+  if (t > video.currentTime) end = Math.max(end, video.currentTime);
+  video.currentTime = Math.max(0, Math.min(end, t));
   showControls();
+}
+
+/** How far before the end of what exists a seek lands at most, while transcoding (s): at
+ * the very end there is no frame to show until the next segment arrives. */
+const EDGE_GUARD_S = 0.5;
+
+/**
+ * The latest time a seek may go to: the end of the video, or while transcoding (a growing
+ * EVENT playlist) just before the end of the last segment made. An on-demand video's
+ * playlist lists its whole timeline: a seek anywhere is answered (the server encodes it).
+ */
+export function playableEnd() {
+  if (growing()) return Math.max(0, seekableEnd() - EDGE_GUARD_S);
+  return (Number.isFinite(video.duration) ? video.duration : seekableEnd()) || 0;
 }
 
 /** True while the video is still being transcoded (its playlists grow). */

@@ -2,7 +2,7 @@
 // trickplay, resume, "Save for offline" and QoE beacons of the modules it imports.
 // window.kubevodPlayer (page.js) exposes the live state (used by tests).
 import { formatTime, getJson, h, playbackUrls, registerServiceWorker, stateLabel } from "./common.js";
-import { onKey, setupControls, updateQualityButton } from "./controls.js";
+import { onKey, setupControls, updateParts, updatePreparing, updateQualityButton } from "./controls.js";
 import {
   $,
   hideToast,
@@ -16,6 +16,7 @@ import {
   video,
   videoId,
 } from "./page.js";
+import { videoParts } from "./parts.js";
 import { QoeReporter } from "./qoe.js";
 import { resumePosition } from "./resume.js";
 
@@ -138,6 +139,9 @@ function start(v, { waited = false } = {}) {
       testBandwidth: !(estimate > 0),
       backBufferLength: 60,
       maxBufferLength: 30,
+      // A part of an on-demand video not encoded yet is answered once it is (the server
+      // waits on_demand_wait_s, then says 503 "ask again"): wait and ask again, patiently.
+      ...(videoParts(v) ? { fragLoadPolicy: ON_DEMAND_FRAG_POLICY } : {}),
     });
     state.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, (_e, data) => {
@@ -244,19 +248,61 @@ async function autoplay() {
 
 // ---- main --------------------------------------------------------------------------------
 
-async function pollWhileGrowing() {
-  while (state.video && (state.video.state === "transcoding" || state.video.state === "queued")) {
-    // Poll fast until the first segments exist, then just to follow the progress.
-    await new Promise((r) => setTimeout(r, state.mode ? 3000 : 1000));
-    try {
+/** hls.js's fragment loading for an on-demand video with parts still to encode. */
+const ON_DEMAND_FRAG_POLICY = {
+  default: {
+    maxTimeToFirstByteMs: 30_000,
+    maxLoadTimeMs: 120_000,
+    timeoutRetry: { maxNumRetry: 4, retryDelayMs: 0, maxRetryDelayMs: 0 },
+    errorRetry: { maxNumRetry: 10, retryDelayMs: 1000, maxRetryDelayMs: 4000 },
+  },
+};
+
+/**
+ * How long until the video's metadata is read again (ms), or null: fast until the first
+ * segments exist, then to follow a transcode's progress; for an on-demand video not
+ * encoded whole, to follow its parts (every second while the player waits for one).
+ */
+function pollDelay() {
+  const v = state.video;
+  if (!v) return null;
+  if (v.state === "transcoding" || v.state === "queued") return state.mode ? 3000 : 1000;
+  if (v.state === "ready" && videoParts(v)) return player.dataset.preparing !== undefined ? 1000 : 4000;
+  return null;
+}
+
+let pollTimer = 0;
+let polling = false;
+
+function schedulePoll(ms = pollDelay()) {
+  clearTimeout(pollTimer);
+  if (ms !== null) pollTimer = setTimeout(poll, ms);
+}
+
+async function poll() {
+  if (polling) return;
+  polling = true;
+  try {
+    if (!document.hidden) {
       state.video = await getJson(`/api/videos/${encodeURIComponent(videoId)}`);
       renderDetails(state.video);
       if (!state.mode && state.video.playable) start(state.video, { waited: true });
-    } catch {
-      /* keep polling */
+      updateParts();
+      updatePreparing();
     }
+  } catch {
+    /* keep polling */
+  } finally {
+    polling = false;
+    schedulePoll();
   }
 }
+
+/** Read the metadata again now (a seek reached a part not encoded yet, or it played). */
+state.pollNow = () => {
+  if (!polling && pollDelay() !== null) schedulePoll(0);
+};
+document.addEventListener("visibilitychange", () => document.hidden || state.pollNow());
 
 async function main() {
   setupControls();
@@ -286,7 +332,7 @@ async function main() {
     player.dataset.state = "waiting";
     toast("Waiting for the first segments…", 10_000);
   }
-  pollWhileGrowing();
+  schedulePoll();
   import("./save.js").then((m) => m.setupOffline());
   registerServiceWorker();
 }

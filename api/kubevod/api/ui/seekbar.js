@@ -1,7 +1,9 @@
 // Trickplay thumbnails over the seek bar: the tile for the time under the pointer (or the
-// thumb while scrubbing), from the sprite sheets indexed by the video's thumbnails VTT.
+// thumb while scrubbing), from the sprite sheets indexed by the video's thumbnails VTT,
+// and what the time there is: not transcoded yet, or encoded when it is watched.
 import { formatTime, playbackUrls } from "./common.js";
-import { $, duration, state, video } from "./page.js";
+import { $, duration, growing, playableEnd, state, video } from "./page.js";
+import { encodedAt } from "./parts.js";
 import { Trickplay } from "./trickplay.js";
 
 export function attachTrickplay(v) {
@@ -21,7 +23,10 @@ export function attachTrickplay(v) {
     const rect = seek.getBoundingClientRect();
     const frac = Math.min(1, Math.max(0, (clientX - rect.left) / rect.width));
     const t = frac * duration();
-    $("seek-time").textContent = formatTime(t);
+    let note = "";
+    if (growing() && t > playableEnd()) note = "not transcoded yet";
+    else if (!encodedAt(state.video, t)) note = "encoded when watched";
+    $("seek-time").textContent = note ? `${formatTime(t)} · ${note}` : formatTime(t);
     const cue = tp?.at(t);
     if (cue) {
       const scale =

@@ -14,6 +14,7 @@ const SHELL = [
   "/ui/player.js",
   "/ui/page.js",
   "/ui/controls.js",
+  "/ui/parts.js",
   "/ui/captions.js",
   "/ui/seekbar.js",
   "/ui/resume.js",
