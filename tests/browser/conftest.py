@@ -79,8 +79,9 @@ def realtime_ffmpeg(folder: Path) -> str:
     return str(wrapper)
 
 
-def start_api(backends: Backends, **settings: Any) -> ApiServer:
-    """The real FastAPI app under uvicorn, in a daemon thread on a free port."""
+def start_api(backends: Backends, *, chunks: Any = None, **settings: Any) -> ApiServer:
+    """The real FastAPI app under uvicorn, in a daemon thread on a free port; ``chunks``: a
+    ``ChunkScheduler`` (local mode's pool) that encodes on-demand segments when asked for."""
     import uvicorn
     from kubevod.api.app import create_app
     from kubevod.api.settings import ApiSettings
@@ -89,6 +90,7 @@ def start_api(backends: Backends, **settings: Any) -> ApiServer:
         ApiSettings(data_dir=backends.root, **settings),
         store=backends.store,
         catalog=backends.catalog,
+        chunks=chunks,
     )
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
