@@ -52,6 +52,8 @@ RunFn = Callable[..., Video]
 #: registrations, then the background completion of popular on-demand videos.
 WATCHED, EAGER, BACKGROUND = 0, 1, 2
 _STOP = -1
+#: How long a chunk job with nothing to do waits for a viewer's next request, seconds.
+LINGER = 2.0
 
 
 @dataclass
@@ -122,6 +124,7 @@ class LocalPool:
         worker_settings: Any = None,
         run: RunFn | None = None,
         promote_after_seconds: float = 600.0,
+        linger: float = LINGER,
     ) -> None:
         self._store = store
         self._catalog = catalog
@@ -131,6 +134,7 @@ class LocalPool:
         self._worker_settings = worker_settings
         self._run = run
         self._promote_after = max(1.0, promote_after_seconds)
+        self._linger = linger
         self._queue: queue.PriorityQueue[tuple[int, int, TranscodeJob | None]] = (
             queue.PriorityQueue()
         )
@@ -139,6 +143,7 @@ class LocalPool:
         self._wants: dict[str, _Wants] = {}
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
+        self._wanted = threading.Condition(self._lock)  # a chunk was asked for
         self._pending: set[str] = set()
         # The trace of the request that submitted each queued video: its transcode joins it.
         self._traces: dict[str, str | None] = {}
@@ -162,6 +167,7 @@ class LocalPool:
         self._traces[job.video_id] = telemetry.inject_traceparent().get(telemetry.TRACEPARENT_ENV)
         self._queued[priority] = self._queued.get(priority, 0) + 1
         self._queue.put((priority, next(self._order), job))
+        self._wanted.notify_all()  # a lingering chunk job makes way
 
     def want(self, video: Video, chunk: int) -> None:
         """A viewer reached ``chunk`` of on-demand ``video``: encode it next (once).
@@ -197,6 +203,7 @@ class LocalPool:
                          extra={"video_id": video.id})  # fmt: skip
             if video.id not in self._running:
                 self._submit_locked(chunk_job(video), WATCHED)
+            self._wanted.notify_all()
 
     def _preempted(self, video_id: str) -> bool:
         """Whether the chunk being encoded should stop for one a viewer sought to."""
@@ -206,11 +213,25 @@ class LocalPool:
 
     def _next_chunk(self, video_id: str) -> int | None:
         """A chunk job's next chunk: a viewer's first; a popular video's others only while
-        no other job a viewer waits for is queued (the job then ends and queues again)."""
+        no other job a viewer waits for is queued (the job then ends and queues again).
+
+        With nothing wanted and no other job queued, it waits ``linger`` seconds for a
+        viewer's next request (a player asks for segments one after another), so the
+        next chunk does not pay for a new job's start.
+        """
         with self._lock:
             wants = self._wants.get(video_id)
             if wants is None or self._stopping.is_set():
                 return None
+            if not wants.pending() and not any(self._queued.values()):
+                self._wanted.wait_for(
+                    lambda: wants.pending()
+                    or self._stopping.is_set()
+                    or any(self._queued.values()),
+                    timeout=self._linger,
+                )
+                if self._stopping.is_set() or self._wants.get(video_id) is not wants:
+                    return None
             stopped, wants.encoding = (wants.encoding if wants.preempt else None), None
             wants.preempt = False
             if wants.urgent:
@@ -225,6 +246,7 @@ class LocalPool:
         """Forget a queued transcode of this video, or stop the running one."""
         with self._lock:
             self._wants.pop(video_id, None)
+            self._wanted.notify_all()
             self._pending.discard(video_id)
             event = self._running.get(video_id)
             if event is not None:
@@ -278,6 +300,7 @@ class LocalPool:
         """Stop every transcode and the threads; returns the ids left ``queued`` for next time."""
         with self._lock:
             self._stopping.set()
+            self._wanted.notify_all()
             pending = set(self._pending)
             self._pending.clear()
             interrupted = pending | set(self._running)

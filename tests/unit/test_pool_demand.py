@@ -3,6 +3,8 @@ job's questions), on a real SQLite catalog; no job runs (the pool is not started
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +23,7 @@ def pool(tmp_path: Path) -> LocalPool:
     catalog = SqliteCatalog(tmp_path / "catalog.db")
     return LocalPool(
         store=FileStore(tmp_path / "media"), catalog=catalog, scratch=tmp_path / "scratch",
-        promote_after_seconds=8,
+        promote_after_seconds=8, linger=0.0,
     )  # fmt: skip
 
 
@@ -73,6 +75,26 @@ def test_a_seek_stops_the_chunk_being_encoded_which_comes_back_after(pool: Local
     assert pool._next_chunk(video.id) == 7
     assert not pool._preempted(video.id)
     assert [pool._next_chunk(video.id) for _ in range(4)] == [8, 1, 2, None]
+
+
+def test_a_chunk_job_with_nothing_to_do_waits_briefly_for_the_next_request(
+    tmp_path: Path,
+) -> None:
+    pool = LocalPool(
+        store=FileStore(tmp_path / "media"), catalog=SqliteCatalog(tmp_path / "c.db"),
+        scratch=tmp_path / "scratch", linger=5.0,
+    )  # fmt: skip
+    video = _video([0])
+    pool.want(video, 8)
+    pool._queue.get()  # the job runs
+    pool._queued[WATCHED] -= 1
+    assert [pool._next_chunk(video.id), pool._next_chunk(video.id)] == [8, 9]
+    later = threading.Timer(0.3, pool.want, args=(video, 3))
+    later.start()
+    started = time.monotonic()
+    assert pool._next_chunk(video.id) == 3  # the player's next request, same job
+    assert time.monotonic() - started < 4
+    later.join()
 
 
 def test_done_chunks_and_chunks_outside_the_plan_are_never_queued(pool: LocalPool) -> None:
