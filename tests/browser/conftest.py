@@ -13,7 +13,6 @@ SqliteCatalog, serving videos the real worker made.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from kubevod.models import Video, VideoState
 from kubevod.store.base import ObjectStore
 from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
-from tests.fixtures.util import free_port, require
+from tests.fixtures.util import require, serve_app
 
 #: Two rungs far apart in bit rate, so "which rung is playing" is easy to tell under throttling.
 LADDER = [LadderRung(height=360, bitrate=1_200_000), LadderRung(height=180, bitrate=160_000)]
@@ -82,7 +81,6 @@ def realtime_ffmpeg(folder: Path) -> str:
 def start_api(backends: Backends, *, chunks: Any = None, **settings: Any) -> ApiServer:
     """The real FastAPI app under uvicorn, in a daemon thread on a free port; ``chunks``: a
     ``ChunkScheduler`` (local mode's pool) that encodes on-demand segments when asked for."""
-    import uvicorn
     from kubevod.api.app import create_app
     from kubevod.api.settings import ApiSettings
 
@@ -92,16 +90,8 @@ def start_api(backends: Backends, *, chunks: Any = None, **settings: Any) -> Api
         catalog=backends.catalog,
         chunks=chunks,
     )
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "API server did not start"
-        time.sleep(0.02)
-    return ApiServer(url=f"http://127.0.0.1:{port}", server=server, thread=thread)
+    served = serve_app(app)
+    return ApiServer(url=served.url, server=served.server, thread=served.thread)
 
 
 def new_video(catalog: Catalog, source: Path, title: str) -> Video:

@@ -40,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from kubevod.api.app import create_app
 from kubevod.api.settings import ApiSettings
 from kubevod.worker import pipeline
@@ -53,7 +52,7 @@ from kubevod.models import TranscodePolicy, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
 from kubevod.timeline import Chunk, Timeline, plan_chunks
 from tests.fixtures.jobs import scheduled
-from tests.fixtures.util import free_port
+from tests.fixtures.util import serve_app
 from tests.integration.worker_media import fast_settings, ffprobe_json
 
 pytestmark = pytest.mark.integration
@@ -231,19 +230,11 @@ def site(chunk_media: Media, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     )  # fmt: skip
     pool.start()
     app = create_app(ApiSettings(on_demand_wait_s=30), store=store, catalog=catalog, chunks=pool)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
+    served = serve_app(app, lifespan="on")
     try:
-        yield Site(f"http://127.0.0.1:{port}", chunk_media, catalog, store, pool, encodes)
+        yield Site(served.url, chunk_media, catalog, store, pool, encodes)
     finally:
-        server.should_exit = True
-        thread.join(10)
+        served.stop()
         pool.shutdown()
         catalog.close()
 

@@ -10,7 +10,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from kubevod.backends import open_catalog, open_store
 from kubevod.jobs import TranscodeJob
 from kubevod.local.ingest import LocalIngestor
 from kubevod.models import TranscodePolicy
-from tests.fixtures.util import free_port
+from tests.fixtures.util import serve_app
 from tests.integration.local_mode import LocalServer, cli_env, clip, kubevod
 
 pytestmark = pytest.mark.integration
@@ -91,7 +90,6 @@ def test_add_on_demand_without_a_server_submits_an_on_demand_transcode(tmp_path:
 def api(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
     """The real app under uvicorn on loopback, with the local ingestor (default: eager)
     and a runner that records what it is given."""
-    import uvicorn
     from kubevod.api.app import create_app
     from kubevod.api.settings import ApiSettings
 
@@ -103,20 +101,11 @@ def api(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
     app = create_app(
         ApiSettings(data_dir=tmp_path), store=store, catalog=catalog, ingestor=ingestor
     )
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "API server did not start"
-        time.sleep(0.02)
+    served = serve_app(app)
     try:
-        yield f"http://127.0.0.1:{port}", runner
+        yield served.url, runner
     finally:
-        server.should_exit = True
-        thread.join(10)
+        served.stop()
         catalog.close()
 
 

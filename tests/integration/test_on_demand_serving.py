@@ -13,8 +13,6 @@ only to count which chunks it encodes.
 from __future__ import annotations
 
 import concurrent.futures
-import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,7 +23,6 @@ from typing import Any
 import httpx
 import m3u8
 import pytest
-import uvicorn
 from kubevod.api.app import create_app
 from kubevod.api.settings import ApiSettings
 from kubevod.worker import pipeline
@@ -37,7 +34,8 @@ from kubevod.lifecycle import Lifecycle, queued_entry
 from kubevod.local.pool import LocalPool
 from kubevod.models import TranscodePolicy, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
-from tests.fixtures.util import free_port
+from tests.fixtures.media import make_video
+from tests.fixtures.util import serve_app
 from tests.integration.worker_media import check_ready_video, fast_settings
 
 pytestmark = pytest.mark.integration
@@ -46,14 +44,11 @@ ffmpeg = fast_settings().ffmpeg
 
 
 def _source(path: Path, seconds: int = 24) -> Path:
-    subprocess.run(
-        [ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
-         "-f", "lavfi", "-i", f"testsrc2=size=640x360:rate=30:duration={seconds}",
-         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
-         "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac", str(path)],
-        check=True, capture_output=True, timeout=300,
+    """640x360 30 fps testsrc2 and a tone, a keyframe every 2 s."""
+    return make_video(
+        path, seconds=seconds,
+        extra_output_args=["-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac"],
     )  # fmt: skip
-    return path
 
 
 @dataclass
@@ -109,18 +104,11 @@ def site(tmp_path: Path) -> Iterator[Site]:
     )  # fmt: skip
     pool.start()
     app = create_app(ApiSettings(on_demand_wait_s=30), store=store, catalog=catalog, chunks=pool)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
+    served = serve_app(app, lifespan="on")
     try:
-        yield Site(f"http://127.0.0.1:{port}", catalog, store, pool, encoded)
+        yield Site(served.url, catalog, store, pool, encoded)
     finally:
-        server.should_exit = True
-        thread.join(10)
+        served.stop()
         pool.shutdown()
         catalog.close()
 
@@ -204,11 +192,11 @@ def test_a_popular_video_is_completed_in_the_background(site: Site, tmp_path: Pa
     for chunk in chunks[1:4]:  # 12 s of it reached: popular (promote_after_seconds=10)
         assert site.get(listing.segments[chunk.first].absolute_uri).status_code == 200
     done = _until(site, video, lambda v: v.complete, timeout=120)
-    assert done.complete and done.progress == 100.0, done.message
+    assert done.complete and done.progress == 100.0, (done.message, done.chunks_done)
     assert done.chunks_done == list(range(len(chunks)))
-    assert "all" in done.message
+    assert "all" in done.message, done.message
     check_ready_video(done, site.catalog, site.store, tmp_path / "dl", segment_seconds=2)
-    assert all(n == 1 for (vid, _), n in site.encoded.items() if vid == video.id)
+    assert all(n == 1 for (vid, _), n in site.encoded.items() if vid == video.id), site.encoded
     # A complete video lists what was recorded, the same timeline.
     assert len(site.playlist(done, "360p").segments) == len(video.plan.segments())
 

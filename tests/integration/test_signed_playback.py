@@ -34,7 +34,7 @@ from tests.chart.nginx_conf import local_values, render
 from tests.fixtures.jobs import scheduled
 from tests.fixtures.media import make_video
 from tests.fixtures.servers import NginxServer
-from tests.fixtures.util import free_port
+from tests.fixtures.util import free_port, serve_app
 from tests.integration.worker_media import fast_settings
 
 pytestmark = pytest.mark.integration
@@ -95,21 +95,12 @@ def backends(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backends]:
 
 
 def _start_api(backends: Backends, secret: str | None) -> Api:
-    import uvicorn
     from kubevod.api.app import create_app
 
     settings = ApiSettings(data_dir=backends.root, signing_secret=secret)  # type: ignore[arg-type]
     app = create_app(settings, store=backends.store, catalog=backends.catalog)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "API server did not start"
-        time.sleep(0.02)
-    return Api(f"http://127.0.0.1:{port}", port, server, thread)
+    served = serve_app(app)
+    return Api(served.url, served.port, served.server, served.thread)
 
 
 @pytest.fixture(scope="module")

@@ -319,9 +319,16 @@ class _Transcode:
         return self._encode(plan, info)
 
     def _register_on_demand(self, source: Path, info: SourceInfo, plan: EncodePlan) -> Video:
-        """Plan, poster, audio and the first chunk now; the other chunks when watched."""
+        """Plan, poster, audio and the first chunk now; the other chunks when watched.
+
+        The audio is the source's own where it is AAC-LC (copied: a moment for a whole
+        film, where encoding takes a core for minutes), else encoded whole.
+        """
         every = min(plan.segment_seconds, self.settings.on_demand_segment_seconds)
-        plan = replace(plan, segment_seconds=every)
+        copy = "never" not in (self.settings.passthrough, self.job.passthrough)
+        plan = replace(
+            plan, segment_seconds=every, audio=_audio_outs(info, self.settings, copy=copy)
+        )
         fps = plan.rungs[0].fps
         media_plan = MediaPlan(
             first=plan.first_segment, every=plan.segment_seconds, fps=fps,
