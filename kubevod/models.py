@@ -132,6 +132,8 @@ class MediaPlan(BaseModel):
     fps: float = Field(gt=0)  # the output frame rate
     duration: float = Field(gt=0)  # the video's length, s
     chunk_seconds: float = Field(gt=0)  # least length of a chunk, s
+    #: Least length of the first chunk, s (None: ``chunk_seconds``).
+    first_chunk_seconds: float | None = Field(default=None, gt=0)
     #: Where the video's first frame lies on the output timeline, s (segment start times).
     offset: float = Field(default=0.0, ge=0)
 
@@ -139,7 +141,10 @@ class MediaPlan(BaseModel):
         return Timeline.regular(self.first, self.every)
 
     def chunks(self) -> tuple[Chunk, ...]:
-        return plan_chunks(self.timeline(), self.duration, self.fps, self.chunk_seconds)
+        return plan_chunks(
+            self.timeline(), self.duration, self.fps, self.chunk_seconds,
+            self.first_chunk_seconds,
+        )  # fmt: skip
 
     def segments(self) -> list[tuple[float, float]]:
         """``(start, duration)`` of every planned video segment, s (starts from ``offset``)."""

@@ -139,20 +139,24 @@ def frame_at(seconds: float, fps: float) -> int:
 
 
 def plan_chunks(
-    timeline: Timeline, duration: float, fps: float, seconds: float
-) -> tuple[Chunk, ...]:
+    timeline: Timeline, duration: float, fps: float, seconds: float,
+    first_seconds: float | None = None,
+) -> tuple[Chunk, ...]:  # fmt: skip
     """Group the timeline's segments into chunks of at least ``seconds`` (pure).
 
-    A chunk ends on the first cut at least ``seconds`` after its start; a last chunk
-    shorter than half of ``seconds`` joins the one before, so no encode is spent on a
-    sliver. ``fps`` is the output frame rate: the chunk's frames are counted on it.
+    A chunk ends on the first cut at least ``seconds`` after its start (the first
+    chunk: ``first_seconds``, when given: a short first chunk makes a video playable
+    sooner); a last chunk shorter than half of ``seconds`` joins the one before, so
+    no encode is spent on a sliver. ``fps`` is the output frame rate: the chunk's
+    frames are counted on it.
     """
-    if seconds <= 0 or fps <= 0:
+    if seconds <= 0 or fps <= 0 or (first_seconds is not None and first_seconds <= 0):
         raise ValueError("chunk length and frame rate must be positive")
     cuts = [c for c in timeline.cuts_before(duration) if frame_at(c, fps) < frame_at(duration, fps)]
     edges: list[tuple[int, float]] = [(0, 0.0)]  # (first segment, start) of each chunk
     for n, cut in enumerate(cuts, start=1):
-        if cut - edges[-1][1] >= seconds - 1e-6:
+        least = first_seconds if len(edges) == 1 and first_seconds is not None else seconds
+        if cut - edges[-1][1] >= least - 1e-6:
             edges.append((n, cut))
     if len(edges) > 1 and duration - edges[-1][1] < seconds / 2:
         edges.pop()

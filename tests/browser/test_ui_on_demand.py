@@ -353,6 +353,7 @@ def test_a_video_still_transcoding_cannot_be_seeked_past_what_is_made(
         MediaPlan(first=6, every=4, fps=25, duration=3.2, chunk_seconds=4),
         MediaPlan(first=2, every=6, fps=24, duration=61.0, chunk_seconds=10, offset=1.5),
         MediaPlan(first=1, every=2.002, fps=12.5, duration=9.01, chunk_seconds=3.3),
+        MediaPlan(first=1, every=2, fps=30, duration=40.0, chunk_seconds=8, first_chunk_seconds=3),
     ],
 )
 def test_the_ui_splits_a_plan_into_the_servers_segments_and_chunks(

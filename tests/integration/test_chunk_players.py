@@ -226,7 +226,9 @@ def site(chunk_media: Media, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     pool = LocalPool(
         store=store, catalog=catalog, scratch=tmp_path_factory.mktemp("chunk-pool"), run=timed,
-        worker_settings=fast_settings(on_demand_chunk_seconds=CHUNK_SECONDS),
+        worker_settings=fast_settings(
+            on_demand_chunk_seconds=CHUNK_SECONDS, on_demand_first_chunk_seconds=CHUNK_SECONDS
+        ),
     )  # fmt: skip
     pool.start()
     app = create_app(ApiSettings(on_demand_wait_s=30), store=store, catalog=catalog, chunks=pool)

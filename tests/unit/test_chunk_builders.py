@@ -65,11 +65,25 @@ def test_plan_chunks_on_an_explicit_timeline() -> None:
     assert [(c.first, c.count, c.start_frame) for c in chunks] == [(0, 3, 0), (3, 3, 270)]
 
 
+def test_a_short_first_chunk_then_chunks_of_the_usual_length() -> None:
+    # Cuts at 1, 3, 5, ...: the first chunk ends at the first cut >= 3 s, the others span 8 s.
+    timeline = Timeline.regular(1.0, 2.0)
+    chunks = plan_chunks(timeline, 40.0, 30.0, 8.0, first_seconds=3.0)
+    assert [(c.first, c.count, c.start_frame) for c in chunks[:3]] == [
+        (0, 2, 0), (2, 4, 90), (6, 4, 330),
+    ]  # fmt: skip
+    assert plan_chunks(timeline, 40.0, 30.0, 8.0, first_seconds=8.0) == plan_chunks(
+        timeline, 40.0, 30.0, 8.0
+    )
+
+
 def test_plan_chunks_refuses_nonsense() -> None:
     with pytest.raises(ValueError):
         plan_chunks(REGULAR, 10.0, 0.0, 4.0)
     with pytest.raises(ValueError):
         plan_chunks(REGULAR, 10.0, 30.0, 0.0)
+    with pytest.raises(ValueError):
+        plan_chunks(REGULAR, 10.0, 30.0, 4.0, first_seconds=0.0)
 
 
 def test_chunk_of_finds_every_segment_and_nothing_outside() -> None:

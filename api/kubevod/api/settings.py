@@ -99,7 +99,7 @@ class ApiSettings(BaseSettings):
     qoe_max_bytes: int = Field(default=8 * 1024, ge=256, le=1024 * 1024)
     #: How long a request for a segment of an on-demand video that is being encoded
     #: waits for it before a 503 (players retry), seconds.
-    on_demand_wait_s: float = Field(default=10.0, ge=0.0, le=120.0)
+    on_demand_wait_s: float = Field(default=25.0, ge=0.0, le=120.0)
     #: Seconds a client is told to wait (``Retry-After``) when a backend is down.
     retry_after_s: int = Field(default=5, ge=1, le=3600)
     #: ``max-age`` of a ready video's manifests, seconds (they change only with a new generation).

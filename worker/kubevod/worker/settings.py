@@ -94,6 +94,13 @@ class WorkerSettings(BaseSettings):
         "seek waits for is about its first segment; shorter chunks start sooner, longer "
         "ones cost less per encoded minute",
     )
+    on_demand_first_chunk_seconds: float = Field(
+        default=3.0,
+        ge=1.0,
+        le=600.0,
+        description="least length of an on-demand video's first chunk (s), which its "
+        "registration encodes: short, so the registration ends and viewers' chunks start soon",
+    )
     on_demand_segment_seconds: float = Field(
         default=2.0,
         ge=1.0,

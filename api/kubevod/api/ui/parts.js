@@ -33,15 +33,22 @@ export function planSegments(plan) {
   return edges.slice(1).map((b, i) => [round6(offset + edges[i]), round6(b - edges[i])]);
 }
 
-/** plan_chunks(plan.timeline(), duration, fps, chunk_seconds): [{index, first, count, last}]. */
+/**
+ * plan_chunks(plan.timeline(), duration, fps, chunk_seconds, first_chunk_seconds):
+ * [{index, first, count, last}].
+ */
 export function planChunks(plan) {
   const { duration, fps, chunk_seconds: seconds } = plan;
-  if (!(seconds > 0) || !(fps > 0)) throw new Error("chunk length and frame rate must be positive");
+  const firstSeconds = plan.first_chunk_seconds ?? null;
+  if (!(seconds > 0) || !(fps > 0) || (firstSeconds !== null && !(firstSeconds > 0))) {
+    throw new Error("chunk length and frame rate must be positive");
+  }
   const endFrame = frameAt(duration, fps);
   const cuts = cutsBefore(plan, duration).filter((c) => frameAt(c, fps) < endFrame);
   const edges = [[0, 0]]; // [first segment, start] of each chunk
   cuts.forEach((cut, i) => {
-    if (cut - edges.at(-1)[1] >= seconds - EPS) edges.push([i + 1, cut]);
+    const least = edges.length === 1 && firstSeconds !== null ? firstSeconds : seconds;
+    if (cut - edges.at(-1)[1] >= least - EPS) edges.push([i + 1, cut]);
   });
   if (edges.length > 1 && duration - edges.at(-1)[1] < seconds / 2) edges.pop();
   const total = cuts.length + 1;
