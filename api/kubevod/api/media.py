@@ -108,7 +108,8 @@ def _encoded_on_demand(
 
 class _Gone:
     """Whether a waiting request should stop: its video was deleted, failed (its chunk
-    could not be encoded from the source) or moved on (asked at most twice a second)."""
+    could not be encoded from the source), was requeued or moved on to another
+    generation (asked at most twice a second)."""
 
     def __init__(self, services: ServicesDep, video: Video) -> None:
         self.services, self.video = services, video
@@ -125,10 +126,15 @@ class _Gone:
         except NotFound:
             self.reason = f"video {self.video.id} was deleted"
             return True
-        if current.generation != self.video.generation or current.state != VideoState.READY:
+        # Transcoding is its registration still at work (its first chunk, the audio).
+        if current.generation != self.video.generation or current.state not in _COMING:
             self.reason = f"video {self.video.id} is {current.state}: {current.message}"
             return True
         return False
+
+
+#: States in which a planned segment is still on its way.
+_COMING = frozenset({VideoState.TRANSCODING, VideoState.READY})
 
 
 def _cache_control(info: ObjectInfo) -> str:
