@@ -134,6 +134,8 @@ class MediaPlan(BaseModel):
     chunk_seconds: float = Field(gt=0)  # least length of a chunk, s
     #: Least length of the first chunk, s (None: ``chunk_seconds``).
     first_chunk_seconds: float | None = Field(default=None, gt=0)
+    #: The video renditions the plan cuts (known before the first one is recorded).
+    rungs: list[str] = Field(default_factory=list)
     #: Where the video's first frame lies on the output timeline, s (segment start times).
     offset: float = Field(default=0.0, ge=0)
 

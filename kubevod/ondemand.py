@@ -46,7 +46,8 @@ def wanted_chunk(video: Video, key: str) -> int | None:
     rendition, _, name = key[len(prefix) :].partition("/")
     stem, dot, ext = name.partition(".")
     kinds = {r.name: r.kind for r in video.renditions}
-    if kinds.get(rendition) != TrackKind.VIDEO or (dot, ext) != (".", "m4s") or not stem.isdigit():
+    rung = rendition in video.plan.rungs or kinds.get(rendition) == TrackKind.VIDEO
+    if not rung or (dot, ext) != (".", "m4s") or not stem.isdigit():
         return None
     seq = int(stem)
     if keys.segment_key(video.media_prefix(), rendition, seq) != key:

@@ -28,10 +28,12 @@ from kubevod.api.settings import ApiSettings
 from kubevod.worker import pipeline
 from kubevod.worker.mp4 import parse_fragments, parse_init
 
+from kubevod import keys
 from kubevod.catalog.sqlite import SqliteCatalog
 from kubevod.jobs import TranscodeJob
 from kubevod.lifecycle import Lifecycle, queued_entry
 from kubevod.local.pool import LocalPool
+from kubevod.manifests.common import media_url
 from kubevod.models import TranscodePolicy, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
 from tests.fixtures.media import make_video
@@ -59,7 +61,7 @@ class Site:
     pool: LocalPool
     encoded: Counter[tuple[str, int]]  # (video id, chunk) -> times encoded
 
-    def register(self, source: Path) -> Video:
+    def register(self, source: Path, *, wait: bool = True) -> Video:
         """Add ``source`` on demand as local mode does, and wait for its registration."""
         job = TranscodeJob(
             video_id=new_video_id(), source=str(source), segment_seconds=2,
@@ -67,7 +69,8 @@ class Site:
         )  # fmt: skip
         Lifecycle(self.catalog, self.store).register(queued_entry(job))
         self.pool.submit(job)
-        assert self.pool.wait_for(job.video_id, timeout=120)
+        if wait:
+            assert self.pool.wait_for(job.video_id, timeout=120)
         return self.catalog.get(job.video_id)
 
     def playlist(self, video: Video, rendition: str) -> m3u8.M3U8:
@@ -229,3 +232,19 @@ def test_a_video_deleted_while_a_viewer_waits_leaves_nothing(site: Site, tmp_pat
     assert site.pool.wait_for(video.id, timeout=60)
     time.sleep(0.3)
     assert list(site.store.list(f"videos/{video.id}/")) == []
+
+
+def test_a_segment_asked_for_while_the_video_registers_waits_for_it(
+    site: Site, tmp_path: Path
+) -> None:
+    queued = site.register(_source(tmp_path / "film.mp4"), wait=False)
+    video = _until(site, queued, lambda v: v.plan is not None)  # probed, plan recorded
+    assert video.plan is not None
+    was = video.state  # transcoding while its first chunk is encoded (ready if it was quick)
+    seq = len(video.plan.segments()) - 2
+    key = keys.segment_key(video.media_prefix(), "360p", seq)
+    answer = site.get(site.url + media_url(key))
+    assert answer.status_code == 200, (was, answer.text)
+    assert _segment_start(site, video, "360p", answer.content) == pytest.approx(
+        video.plan.segments()[seq][0], abs=0.002
+    )

@@ -334,6 +334,7 @@ class _Transcode:
             first=plan.first_segment, every=plan.segment_seconds, fps=fps,
             duration=info.duration, chunk_seconds=self.settings.on_demand_chunk_seconds,
             first_chunk_seconds=self.settings.on_demand_first_chunk_seconds,
+            rungs=[r.name for r in plan.rungs],
             offset=round(info.video_offset, 6),
         )  # fmt: skip
         self.media_plan = media_plan
