@@ -22,6 +22,7 @@ from pathlib import Path
 
 from kubevod.worker.settings import WorkerSettings
 
+from bench.common import publish
 from bench.passthrough import ssim
 from bench.transcode import Measure, make_source, run_worker
 
@@ -103,11 +104,7 @@ def main() -> None:
         *(f"| {name} | {a:.4f} | {b:.4f} |" for name, (a, b) in quality.items()),
         "",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.write:
-        DOC.write_text(report)
-        print(f"wrote {DOC.relative_to(ROOT)}")
+    publish("\n".join(lines), DOC, args.write, ROOT)
 
 
 if __name__ == "__main__":

@@ -83,3 +83,11 @@ def write_section(doc: Path, name: str, body: str, title: str) -> None:
     old = read_section(doc, name)
     text = text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"
     doc.write_text(text)
+
+
+def publish(report: str, doc: Path, write: bool, root: Path) -> None:
+    """Print a benchmark's report; with ``write``, also into its ``docs/`` page."""
+    print(report)
+    if write:
+        doc.write_text(report)
+        print(f"wrote {doc.relative_to(root)}")

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import binary, free_port, start, stop, wait_http
+from bench.common import binary, free_port, publish, start, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "benchmarks-on-demand.md"
@@ -219,11 +219,7 @@ def main() -> None:
         + f" (load average at the end {os.getloadavg()[0]:.1f}).",
         "",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.write:
-        DOC.write_text(report)
-        print(f"wrote {DOC.relative_to(ROOT)}")
+    publish("\n".join(lines), DOC, args.write, ROOT)
 
 
 if __name__ == "__main__":

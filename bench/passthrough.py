@@ -25,6 +25,7 @@ from pathlib import Path
 
 from kubevod.worker.settings import WorkerSettings
 
+from bench.common import publish
 from bench.transcode import Measure, run_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,11 +142,7 @@ def main() -> None:
         "and the trickplay need its frames), encoding the lower rungs, and the remux.",
         "",
     ]
-    report = "\n".join(lines)
-    print(report)
-    if args.write:
-        DOC.write_text(report)
-        print(f"wrote {DOC.relative_to(ROOT)}")
+    publish("\n".join(lines), DOC, args.write, ROOT)
 
 
 if __name__ == "__main__":

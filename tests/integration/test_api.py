@@ -205,24 +205,14 @@ async def test_add_and_delete_with_the_local_ingestor(tmp_path: Path) -> None:
 
 async def test_add_takes_a_policy_and_refuses_an_unknown_one_with_422(tmp_path: Path) -> None:
     from kubevod.backends import open_catalog, open_store
-    from kubevod.jobs import TranscodeJob
     from kubevod.local.ingest import LocalIngestor
+    from tests.fixtures.jobs import RecordingRunner
     from tests.fixtures.media import make_video
-
-    class Recorder:
-        def __init__(self) -> None:
-            self.jobs: list[TranscodeJob] = []
-
-        def submit(self, job: TranscodeJob) -> None:
-            self.jobs.append(job)
-
-        def cancel(self, video_id: str) -> None:
-            pass
 
     source = make_video(tmp_path / "clip.mp4", seconds=1, width=160, height=90, fps=10)
     store = open_store((tmp_path / "media").as_uri())
     catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
-    runner = Recorder()
+    runner = RecordingRunner()
     ingestor = LocalIngestor(catalog=catalog, store=store, runner=runner)
     try:
         async with api_env(tmp_path, catalog=catalog, store=store, ingestor=ingestor) as env:

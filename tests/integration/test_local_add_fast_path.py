@@ -20,11 +20,12 @@ from kubevod.worker import probe as worker_probe
 
 from kubevod.backends import open_catalog, open_store
 from kubevod.errors import SourceError
-from kubevod.jobs import IngestRequest, TranscodeJob
+from kubevod.jobs import IngestRequest
 from kubevod.lifecycle import Lifecycle
 from kubevod.local.ingest import LocalIngestor
 from kubevod.local.settings import DataLayout, read_server_file
 from kubevod.models import TranscodePolicy
+from tests.fixtures.jobs import RecordingRunner
 from tests.integration.local_mode import cli_env, clip
 
 pytestmark = pytest.mark.integration
@@ -32,25 +33,12 @@ pytestmark = pytest.mark.integration
 NO_FFPROBE = "/nonexistent/ffprobe"
 
 
-class Recorder:
-    """A ``Runner`` that only records what was submitted."""
-
-    def __init__(self) -> None:
-        self.jobs: list[TranscodeJob] = []
-
-    def submit(self, job: TranscodeJob) -> None:
-        self.jobs.append(job)
-
-    def cancel(self, video_id: str) -> None:
-        pass
-
-
 @pytest.fixture
-def ingest(tmp_path: Path) -> Iterator[tuple[LocalIngestor, Recorder]]:
+def ingest(tmp_path: Path) -> Iterator[tuple[LocalIngestor, RecordingRunner]]:
     worker_probe._remembered.clear()
     catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
     store = open_store((tmp_path / "media").as_uri())
-    runner = Recorder()
+    runner = RecordingRunner()
     ffprobe = shutil.which("ffprobe", path=cli_env()["PATH"])
     try:
         yield LocalIngestor(catalog=catalog, store=store, runner=runner, ffprobe=ffprobe), runner
@@ -59,7 +47,7 @@ def ingest(tmp_path: Path) -> Iterator[tuple[LocalIngestor, Recorder]]:
 
 
 def test_the_transcode_takes_the_add_time_probe_instead_of_probing_again(
-    ingest: tuple[LocalIngestor, Recorder], tmp_path: Path
+    ingest: tuple[LocalIngestor, RecordingRunner], tmp_path: Path
 ) -> None:
     ingestor, runner = ingest
     source = clip(tmp_path / "holiday.mp4", seconds=2)
@@ -75,7 +63,7 @@ def test_the_transcode_takes_the_add_time_probe_instead_of_probing_again(
 
 
 def test_the_same_bytes_elsewhere_are_the_same_video_and_a_changed_file_a_new_one(
-    ingest: tuple[LocalIngestor, Recorder], tmp_path: Path
+    ingest: tuple[LocalIngestor, RecordingRunner], tmp_path: Path
 ) -> None:
     ingestor, runner = ingest
     source = clip(tmp_path / "holiday.mp4", seconds=2)
@@ -106,7 +94,7 @@ def test_the_same_bytes_elsewhere_are_the_same_video_and_a_changed_file_a_new_on
     ],
 )
 def test_a_file_that_is_not_a_video_fails_at_once_and_leaves_nothing(
-    ingest: tuple[LocalIngestor, Recorder],
+    ingest: tuple[LocalIngestor, RecordingRunner],
     tmp_path: Path,
     name: str,
     content: bytes | None,
@@ -133,7 +121,7 @@ EAGER, ON_DEMAND = TranscodePolicy.EAGER, TranscodePolicy.ON_DEMAND
 def test_the_job_takes_the_requests_policy_else_the_servers_default(tmp_path: Path) -> None:
     catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
     store = open_store((tmp_path / "media").as_uri())
-    runner = Recorder()
+    runner = RecordingRunner()
     ffprobe = shutil.which("ffprobe", path=cli_env()["PATH"])
     ingestor = LocalIngestor(
         catalog=catalog, store=store, runner=runner, ffprobe=ffprobe, default_policy=ON_DEMAND
@@ -156,7 +144,7 @@ def test_the_job_takes_the_requests_policy_else_the_servers_default(tmp_path: Pa
 def test_a_failed_video_added_again_on_demand_is_retried_on_demand(tmp_path: Path) -> None:
     catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
     store = open_store((tmp_path / "media").as_uri())
-    runner = Recorder()
+    runner = RecordingRunner()
     ffprobe = shutil.which("ffprobe", path=cli_env()["PATH"])
     ingestor = LocalIngestor(catalog=catalog, store=store, runner=runner, ffprobe=ffprobe)
     source = str(clip(tmp_path / "holiday.mp4", seconds=1))

@@ -21,23 +21,11 @@ from kubevod.backends import open_catalog, open_store
 from kubevod.jobs import TranscodeJob
 from kubevod.local.ingest import LocalIngestor
 from kubevod.models import TranscodePolicy
+from tests.fixtures.jobs import RecordingRunner
 from tests.fixtures.util import serve_app
 from tests.integration.local_mode import LocalServer, cli_env, clip, kubevod
 
 pytestmark = pytest.mark.integration
-
-
-class Recorder:
-    """A ``Runner`` that only records what was submitted."""
-
-    def __init__(self) -> None:
-        self.jobs: list[TranscodeJob] = []
-
-    def submit(self, job: TranscodeJob) -> None:
-        self.jobs.append(job)
-
-    def cancel(self, video_id: str) -> None:
-        pass
 
 
 def _added(*args: str) -> dict[str, Any]:
@@ -87,7 +75,7 @@ def test_add_on_demand_without_a_server_submits_an_on_demand_transcode(tmp_path:
 
 
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
+def api(tmp_path: Path) -> Iterator[tuple[str, RecordingRunner]]:
     """The real app under uvicorn on loopback, with the local ingestor (default: eager)
     and a runner that records what it is given."""
     from kubevod.api.app import create_app
@@ -95,7 +83,7 @@ def api(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
 
     catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
     store = open_store((tmp_path / "media").as_uri())
-    runner = Recorder()
+    runner = RecordingRunner()
     ffprobe = shutil.which("ffprobe", path=cli_env()["PATH"])
     ingestor = LocalIngestor(catalog=catalog, store=store, runner=runner, ffprobe=ffprobe)
     app = create_app(
@@ -110,7 +98,7 @@ def api(tmp_path: Path) -> Iterator[tuple[str, Recorder]]:
 
 
 def test_add_on_demand_through_a_server_sends_the_policy_and_plain_add_leaves_it_to_the_server(
-    api: tuple[str, Recorder], tmp_path: Path
+    api: tuple[str, RecordingRunner], tmp_path: Path
 ) -> None:
     url, runner = api
     film = clip(tmp_path / "film.mp4", seconds=1)

@@ -367,6 +367,25 @@ def _hls_args(directory: str, cut_every: float) -> list[str]:
     ]  # fmt: skip
 
 
+def _head(ffmpeg: str) -> list[str]:
+    """What every encode starts with: quiet, no stdin, progress on stdout."""
+    return [
+        ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning",
+        "-nostats", "-progress", "pipe:1", "-stats_period", "0.5",
+    ]  # fmt: skip
+
+
+def _video_head(plan: EncodePlan, ffmpeg: str) -> list[str]:
+    """An encode of video rungs up to its input: the device and the threads."""
+    argv = _head(ffmpeg) + _hw_args(plan)
+    # One filter thread: the graph is a small share of the work and its slice threads
+    # cost more in synchronisation than they save (bench/transcode.py).
+    argv += ["-filter_complex_threads", "1"]
+    if decoder := thread_plan(plan)[0]:
+        argv += ["-threads", str(decoder)]
+    return argv
+
+
 def _hw_args(plan: EncodePlan) -> list[str]:
     if plan.accelerator == "vaapi":
         return ["-init_hw_device", f"vaapi=hw:{plan.vaapi_device}", "-filter_hw_device", "hw"]
@@ -407,14 +426,7 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
         ``<rung>/init.mp4``, ``<rung>/<seq>.m4s`` (seq from 0),
         ``<audio>.pieces/<n>.m4s``, ``trickplay/<n>.jpg`` and ``poster.jpg``.
     """
-    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
-    argv += ["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]
-    argv += _hw_args(plan)
-    # One filter thread: the graph is a small share of the work and its slice threads
-    # cost more in synchronisation than they save (bench/transcode.py).
-    argv += ["-filter_complex_threads", "1"]
-    if decoder := thread_plan(plan)[0]:
-        argv += ["-threads", str(decoder)]
+    argv = _video_head(plan, ffmpeg)
     argv += [*policy.input_args(), "-i", plan.source, "-filter_complex", filter_graph(plan)]
     first, every = plan.first_segment, plan.segment_seconds
     for i, rung in enumerate(plan.rungs):
@@ -503,12 +515,7 @@ def chunk_argv(plan: EncodePlan, span: ChunkSpan, ffmpeg: str = "ffmpeg") -> lis
     if plan.copy_top or plan.video_pieces:
         raise ValueError("chunks need every rung encoded with forced keyframes")
     base = replace(plan, audio=(), poster=None, trickplay=None)
-    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
-    argv += ["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]
-    argv += _hw_args(plan)
-    argv += ["-filter_complex_threads", "1"]
-    if decoder := thread_plan(plan)[0]:
-        argv += ["-threads", str(decoder)]
+    argv = _video_head(plan, ffmpeg)
     argv += ["-ss", _num(span.seek)]
     if span.duration is not None:
         argv += ["-t", _num(span.duration)]
@@ -566,8 +573,7 @@ def audio_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
     """The audio tracks alone, for the whole source, as ``transcode_argv`` writes them."""
     if not plan.audio:
         raise ValueError("no audio to encode")
-    argv = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
-    argv += ["-nostats", "-progress", "pipe:1", "-stats_period", "0.5"]
+    argv = _head(ffmpeg)
     argv += [*policy.input_args(), "-i", plan.source]
     argv += _audio_outputs(plan)
     return argv
