@@ -20,6 +20,11 @@ JOB = "KUBEVOD_JOB"
 CATALOG_URL = "KUBEVOD_CATALOG_URL"
 #: The object store's URL (from a Secret).
 STORE_URL = "KUBEVOD_STORE_URL"
+#: A spread transcode's pod index (0 .. TranscodeJob.pods - 1): Kubernetes sets it in
+#: every pod of an Indexed Job.
+POD_INDEX = "JOB_COMPLETION_INDEX"
+#: Least chunk length of a spread transcode (s; the worker's spread_chunk_seconds).
+SPREAD_CHUNK_SECONDS = "KUBEVOD_SPREAD_CHUNK_SECONDS"
 #: Serve /metrics on this port while the Job runs (unset: no server).
 METRICS_PORT = "KUBEVOD_METRICS_PORT"
 #: W3C trace context: the worker's spans join the operator's trace.

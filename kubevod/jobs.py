@@ -49,6 +49,10 @@ class TranscodeJob(BaseModel):
     #: Chunks of an on-demand video to encode (its registration made the plan and the
     #: attempt these join); None: a registration or a whole transcode.
     chunks: list[int] | None = Field(default=None, max_length=100_000)
+    #: Pods one generation is spread over (an Indexed Job's completions, each pod told
+    #: its index by ``contract.POD_INDEX``): the first registers the plan and chunk 0,
+    #: then every pod encodes its share (``kubevod.timeline.spread``). 1: one pod.
+    pods: int = Field(default=1, ge=1, le=64)
     title: str = ""
 
     def to_env(self) -> dict[str, str]:

@@ -261,6 +261,44 @@ class Lifecycle:
             )
         return Attempt(self, job, run)
 
+    def join(
+        self, job: TranscodeJob, *, registrar: bool = False
+    ) -> tuple[Attempt, int] | Video | None:
+        """A pod of a spread transcode (``job.pods`` > 1) joins its first pod's attempt.
+
+        Returns the attempt and the plan's chunk count once the plan and chunk 0
+        (which makes the video playable and holds its audio) are recorded; the
+        video when there is nothing left for a pod (it is ready, or the first pod
+        encodes it alone: a passed-through top rung, a single chunk); None while the
+        first pod is not that far (ask again: a failure in between is the Job's to
+        retry or to fail, and it stops every pod when it fails). With ``registrar``
+        (the first pod itself, started again), None also where it should begin anew.
+
+        Raises:
+            Superseded: no entry, or the entry is at another generation.
+        """
+        try:
+            video = self.catalog.get(job.video_id)
+        except NotFound:
+            raise Superseded(_gone(job.video_id, "no chunk to encode")) from None
+        if video.generation != job.generation:
+            raise Superseded(
+                f"video {job.video_id} is at generation {video.generation}, not {job.generation}"
+            )
+        run = keys.attempt_run(video.prefix)
+        if (
+            video.state == VideoState.TRANSCODING
+            and video.plan is not None
+            and video.policy == TranscodePolicy.EAGER
+            and run is not None
+            and 0 in video.chunks_done
+        ):
+            return Attempt(self, job, run), len(video.plan.chunks())
+        if registrar:
+            return None
+        alone = video.state == VideoState.TRANSCODING and video.playable and video.plan is None
+        return video if video.state == VideoState.READY or alone else None
+
     def _drop_attempt(self, video_id: str, prefix: str) -> None:
         """Forget one attempt's segment records and delete its objects."""
         self.catalog.clear_segments(video_id, prefix=prefix)
@@ -350,6 +388,10 @@ class Attempt:
         """The poster is up (an on-demand video is listed with it before any chunk)."""
         self._write(poster_key=key)
 
+    def set_subtitles(self, subtitles: list[Subtitle]) -> None:
+        """The subtitle tracks are up (a spread video records them after its first chunk)."""
+        self._write(subtitles=subtitles)
+
     def mark_partial(
         self, *, message: str, renditions: list[Rendition], chunks_done: list[int],
         total: int, subtitles: list[Subtitle], speed: float | None,
@@ -365,19 +407,27 @@ class Attempt:
         return final
 
     def chunk_done(self, index: int, total: int) -> Video:
-        """One more chunk of an on-demand video is encoded and recorded.
+        """One more chunk of a planned video is encoded and recorded.
 
-        Chunk writers of one video take turns (the scheduler runs one job per video
-        at a time), so the read-modify-write of the list loses nothing.
+        The chunk is added to the set in one step (``Catalog.add_chunk``), so
+        writers of one video in parallel (a spread transcode's pods) lose none of
+        each other's; the entry returned is the one after it, so exactly the
+        writers that see every chunk done may complete the video.
         """
         self.check()
         try:
-            video = self._catalog.get(self.video_id)
-        except NotFound as exc:
+            video = self._catalog.add_chunk(self.video_id, index, fence=self.fence)
+        except (NotFound, Superseded) as exc:
             raise self._refused(exc) from None
-        done = sorted({*video.chunks_done, index})
-        message = f"ready on demand: {len(done)} of {total} chunks encoded, the others when watched"
-        return self._write(chunks_done=done, progress=_share(done, total), message=message)
+        done = sorted(set(video.chunks_done))
+        if video.policy == TranscodePolicy.ON_DEMAND:
+            message = (
+                f"ready on demand: {len(done)} of {total} chunks encoded, the others when watched"
+            )
+        else:
+            message = f"transcoding: {len(done)} of {total} chunks encoded"
+        self._write(progress=_share(done, total), message=message)
+        return video.model_copy(update={"chunks_done": done})
 
     def set_progress(self, percent: float, speed: float | None) -> None:
         """Progress; a refusal is remembered (``check`` raises it in the encode loop)

@@ -170,6 +170,19 @@ def plan_chunks(
     return tuple(chunks)
 
 
+def spread(total: int, pods: int, pod: int) -> list[int]:
+    """The chunks pod ``pod`` of ``pods`` encodes of a video of ``total`` chunks (pure).
+
+    Round robin from chunk 1: chunk 0 is the registration's (pod 0), which makes
+    the video playable and which the other pods wait for; every chunk is some
+    pod's exactly once, front to back within each pod, so the encoded part of
+    the timeline grows from the start.
+    """
+    if pods < 1 or not 0 <= pod < pods or total < 0:
+        raise ValueError(f"pod {pod} of {pods} cannot share {total} chunks")
+    return [i for i in range(1, total) if (i - 1) % pods == (pod - 1) % pods]
+
+
 def chunk_of(chunks: Sequence[Chunk], segment: int) -> Chunk:
     """The chunk holding segment ``segment``."""
     at = bisect.bisect_right([c.first for c in chunks], segment) - 1

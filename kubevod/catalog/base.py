@@ -108,6 +108,13 @@ class Catalog(Protocol):
         """Record transcode progress (percent, clamped to 0..100); NotFound, Superseded."""
         ...
 
+    def add_chunk(self, video_id: str, index: int, *, fence: Fence | None = None) -> Video:
+        """Add ``index`` to the video's ``chunks_done`` (a set) in one step, so writers
+        of one video in parallel (pods of a spread transcode) lose none of each
+        other's; returns the entry as it is after. Raises NotFound, Superseded.
+        """
+        ...
+
     def add_segment(self, video_id: str, segment: Segment, *, fence: Fence | None = None) -> None:
         """Record one uploaded segment (idempotent on (video, rendition, seq)).
 

@@ -265,6 +265,17 @@ class MongoCatalog:
             if result.matched_count == 0:
                 raise self._refused(video_id, fence)
 
+    def add_chunk(self, video_id: str, index: int, *, fence: Fence | None = None) -> Video:
+        """``$addToSet`` on ``chunks_done``, fenced in the same filter; the entry after it."""
+        with self._guard():
+            result = self._videos.update_one(
+                _fence_filter(video_id, fence),
+                {"$addToSet": {"chunks_done": int(index)}, "$set": {"updated_at": now()}},
+            )
+            if result.matched_count == 0:
+                raise self._refused(video_id, fence)
+        return self.get(video_id)
+
     # -- segments ----------------------------------------------------------
 
     def add_segment(self, video_id: str, segment: Segment, *, fence: Fence | None = None) -> None:

@@ -255,6 +255,15 @@ class SqliteCatalog:
             fields["speed"] = speed
         self.update(video_id, fence=fence, **fields)
 
+    def add_chunk(self, video_id: str, index: int, *, fence: Fence | None = None) -> Video:
+        """One more chunk in ``chunks_done``, read and written in one transaction."""
+        with self._write() as conn:
+            video = self._fenced(conn, video_id, fence)
+            done = sorted({*video.chunks_done, int(index)})
+            video = apply_update(video, {"chunks_done": done})
+            self._save(conn, video)
+        return video
+
     # -- segments ----------------------------------------------------------
 
     def add_segment(self, video_id: str, segment: Segment, *, fence: Fence | None = None) -> None:

@@ -27,6 +27,8 @@ VALUES: dict[str, Any] = {
     "worker.fetch.s3Buckets": [support.SOURCE_BUCKET],
     # An unschedulable pod gives up after half a minute, not 15 (the test waits for it).
     "operator.unschedulableSeconds": 30,
+    # A spread transcode (spec.transcode.pods) cuts the 16 s clip into chunks of 4 s.
+    "worker.chunkSeconds": 4,
     # The MongoDB stand-in (FerretDB 1.24, tests/cluster/images/mongodb) has no roles:
     # its createUser takes only `roles: []` and nothing is enforced, so the scoped
     # catalog users are for a real MongoDB only (a chart test checks what it runs there).

@@ -10,7 +10,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("kubevod", "api", "operator", "worker")
 #: Catalog methods that change an entry or its segments (reads and QoE are free for all).
-WRITES = {"create", "update", "set_progress", "add_segment", "clear_segments", "delete"}
+WRITES = {
+    "create",
+    "update",
+    "set_progress",
+    "add_chunk",
+    "add_segment",
+    "clear_segments",
+    "delete",
+}
 OWNERS = {ROOT / "kubevod" / "lifecycle.py"}
 
 

@@ -404,3 +404,54 @@ def test_the_worker_reads_the_fetch_settings_the_job_carries(
     assert side.fetch_deadline == 42
     assert side.max_source_bytes == 10 * 1024**3
     assert side.s3_source_buckets == ["inbox"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "asked", "pods"),
+    [(1, None, 1), (3, None, 3), (1, 4, 4), (4, 1, 1), (2, 2, 2)],
+)
+def test_a_spread_transcode_is_an_indexed_job_of_that_many_pods(
+    setting: int, asked: int | None, pods: int
+) -> None:
+    """spec.transcode.pods, else the install's worker.pods; one pod is the Job as it was."""
+    spec: dict[str, Any] = {**URL_SPEC, **({"transcode": {"pods": asked}} if asked else {})}
+    a = asset(spec)
+    job = build_job(
+        a, video_id=a.video_id, worker=WorkerJobSettings(pods=setting), gpu=GpuSettings(),
+        traceparent=TRACEPARENT,
+    )  # fmt: skip
+    told = TranscodeJob.from_env({"KUBEVOD_JOB": env(job)["KUBEVOD_JOB"]})
+    assert told.pods == pods
+    if pods == 1:
+        assert not {"completionMode", "completions", "parallelism"} & set(job["spec"])
+    else:
+        assert job["spec"]["completionMode"] == "Indexed"
+        assert job["spec"]["completions"] == job["spec"]["parallelism"] == pods
+    # The pod index is Kubernetes' own (JOB_COMPLETION_INDEX), never set by the operator.
+    assert "JOB_COMPLETION_INDEX" not in env(job)
+
+
+def test_the_pod_count_does_not_change_what_the_media_are() -> None:
+    """Spreading a video over more pods is not a new transcode: the fingerprint holds."""
+    plain = asset({**URL_SPEC, "transcode": {"passthrough": "auto"}}).spec.fingerprint()
+    spread = asset({**URL_SPEC, "transcode": {"passthrough": "auto", "pods": 4}}).spec
+    assert spread.fingerprint() == plain
+    never = asset({**URL_SPEC, "transcode": {"passthrough": "never", "pods": 4}}).spec
+    assert never.fingerprint() != plain
+
+
+def test_the_worker_reads_the_chunk_length_a_spread_job_carries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kubevod.worker.settings import WorkerSettings
+
+    a = asset({**URL_SPEC, "transcode": {"pods": 2}})
+    job = build_job(
+        a, video_id=a.video_id, worker=WorkerJobSettings(chunk_seconds=7.5), gpu=GpuSettings(),
+        traceparent=TRACEPARENT,
+    )  # fmt: skip
+    for name, value in env(job).items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    assert WorkerSettings().spread_chunk_seconds == 7.5
+    assert "KUBEVOD_SPREAD_CHUNK_SECONDS" not in env(job_for(URL_SPEC))  # one pod: no chunks

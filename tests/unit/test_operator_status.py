@@ -9,7 +9,7 @@ from kubevod.operator import status as st
 from kubevod.operator.queue import Ledger, QueueItem, decide, order
 from kubevod.operator.resource import Asset, VideoAssetSpec
 
-from kubevod.models import Rendition, SourceSummary, TrackKind, Video, VideoState
+from kubevod.models import MediaPlan, Rendition, SourceSummary, TrackKind, Video, VideoState
 
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T00:01:00Z"
@@ -291,3 +291,18 @@ def test_a_claim_for_a_job_that_never_shows_up_expires() -> None:
     clock[0] = 61.0  # a-g1 was deleted before the index ever saw it
     assert not ledger.holds(("media", "a-g1"))
     assert ledger.try_claim(items[1], items[1:], {}, limit=1).start
+
+
+def test_a_spread_transcode_shows_its_chunks_and_counts_its_pods_as_one_try() -> None:
+    a = asset(transcode={"pods": 2})
+    plan = MediaPlan(first=1, every=4, fps=30, duration=40, chunk_seconds=8, first_chunk_seconds=2)
+    total = len(plan.chunks())
+    v = video(a, plan=plan, chunks_done=[0, 2, 1], progress=100 * 3 / total)
+    s = st.from_job(a, {}, job(active=2), v, public_url=BASE, now=NOW)
+    assert s["chunks"] == {"done": 3, "total": total}
+    assert f"(3 of {total} chunks)" in s["message"]
+    assert s["attempts"] == 1
+    again = st.from_job(a, s, job(active=2, failed=1), v, public_url=BASE, now=NOW)
+    assert again["attempts"] == 2  # one pod failed and was started again
+    plain = st.from_job(a, {}, job(active=1), video(a), public_url=BASE, now=NOW)
+    assert "chunks" not in plain and "chunks)" not in plain["message"]

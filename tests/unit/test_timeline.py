@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from kubevod.timeline import Timeline
+from kubevod.timeline import Timeline, spread
 
 
 def test_regular_cuts_a_short_first_segment_then_every_length() -> None:
@@ -61,3 +61,21 @@ def test_a_piece_just_before_a_cut_counts_after_it() -> None:
     assert t is not None
     assert [t.index(s) for s in (0.0, 1.26, 1.3, 6.06, 8.9)] == [0, 1, 1, 2, 2]
     assert t.longest(9.0) == pytest.approx(4.8)
+
+
+@pytest.mark.parametrize("total", [0, 1, 2, 3, 7, 20])
+@pytest.mark.parametrize("pods", [1, 2, 3, 5])
+def test_spread_gives_every_chunk_after_the_first_to_exactly_one_pod(total: int, pods: int) -> None:
+    shares = [spread(total, pods, pod) for pod in range(pods)]
+    given = sorted(i for share in shares for i in share)
+    assert given == list(range(1, total))  # chunk 0 is the registration's
+    for share in shares:
+        assert share == sorted(share)  # front to back within a pod
+    sizes = [len(s) for s in shares]
+    assert max(sizes, default=0) - min(sizes, default=0) <= 1  # balanced
+
+
+def test_spread_refuses_a_pod_outside_the_job() -> None:
+    for pods, pod in [(2, 2), (2, -1), (0, 0)]:
+        with pytest.raises(ValueError):
+            spread(5, pods, pod)

@@ -39,7 +39,7 @@ from kubevod.api.http_semantics import (
 from kubevod import ondemand
 from kubevod.errors import InvalidInput, NotFound, Unavailable
 from kubevod.manifests.common import media_key
-from kubevod.models import IMMUTABLE, Video, VideoState
+from kubevod.models import IMMUTABLE, TranscodePolicy, Video, VideoState
 from kubevod.store.base import ObjectInfo, ObjectStore, check_key
 
 router = APIRouter(tags=["playback"])
@@ -87,13 +87,17 @@ def _stat(store: ObjectStore, services: ServicesDep, video_id: str, path: str) -
 def _encoded_on_demand(
     services: ServicesDep, video: Video, key: str, missing: NotFound
 ) -> ObjectInfo:
-    """A planned segment of an on-demand video that is not encoded yet: its chunk goes to
-    the front of the scheduler's queue and the request waits for it (bounded; then 503,
-    and players retry). NotFound for anything else."""
-    chunk = ondemand.wanted_chunk(video, key) if services.chunks is not None else None
-    if chunk is None or services.chunks is None:
+    """A planned segment that is not encoded yet: the request waits for it (bounded; then
+    503, and players retry). An on-demand video's chunk goes to the front of the
+    scheduler's queue first; an eager video's (spread over pods) is on its way anyway.
+    NotFound for anything else, and for an on-demand video where nothing schedules."""
+    chunk = ondemand.wanted_chunk(video, key)
+    if chunk is None:
         raise missing
-    services.chunks.want(video, chunk)
+    if video.policy == TranscodePolicy.ON_DEMAND:
+        if services.chunks is None:
+            raise missing
+        services.chunks.want(video, chunk)
     gone = _Gone(services, video)
     found = ondemand.wait_for(services.store, key, services.settings.on_demand_wait_s, give_up=gone)
     if found is None and gone.reason is not None:

@@ -43,7 +43,14 @@ def gpu_vendor(asset: Asset, gpu: GpuSettings) -> Vendor | None:
     return gpu.default_vendor
 
 
-def transcode_job(asset: Asset, video_id: str) -> TranscodeJob:
+def pods(asset: Asset, worker: WorkerJobSettings) -> int:
+    """Pods the asset's transcode is spread over: its own ``spec.transcode.pods``, else the
+    install's ``worker.pods``."""
+    asked = asset.spec.transcode.pods if asset.spec.transcode else None
+    return asked or worker.pods
+
+
+def transcode_job(asset: Asset, video_id: str, *, pods: int = 1) -> TranscodeJob:
     """What the worker is asked to do (travels in ``KUBEVOD_JOB``)."""
     spec = asset.spec
     return TranscodeJob(
@@ -55,6 +62,7 @@ def transcode_job(asset: Asset, video_id: str) -> TranscodeJob:
         codec=spec.codec,
         accelerator=spec.accelerator,
         passthrough=spec.transcode.passthrough if spec.transcode else "auto",
+        pods=pods,
         title=spec.title or asset.name,
     )
 
@@ -107,9 +115,8 @@ def fetch_env(worker: WorkerJobSettings) -> list[dict[str, str]]:
 
 
 def _env(asset: Asset, video_id: str, worker: WorkerJobSettings, traceparent: str) -> list[Any]:
-    env: list[Any] = [
-        {"name": k, "value": v} for k, v in transcode_job(asset, video_id).to_env().items()
-    ]
+    job = transcode_job(asset, video_id, pods=pods(asset, worker))
+    env: list[Any] = [{"name": k, "value": v} for k, v in job.to_env().items()]
     env += [
         # Credentials only by reference: `kubectl get job -o yaml` shows no secret.
         _secret_env(contract.CATALOG_URL, worker.secret_name, worker.catalog_url_key),
@@ -126,6 +133,8 @@ def _env(asset: Asset, video_id: str, worker: WorkerJobSettings, traceparent: st
         {"name": "HOME", "value": SCRATCH},
         *fetch_env(worker),
     ]
+    if job.pods > 1:
+        env.append({"name": contract.SPREAD_CHUNK_SECONDS, "value": f"{worker.chunk_seconds:g}"})
     if worker.otel_endpoint:
         env.append({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": worker.otel_endpoint})
     return env
@@ -223,6 +232,14 @@ def _pod_spec(
     return spec
 
 
+def _spread(count: int) -> dict[str, Any]:
+    """An Indexed Job of ``count`` pods running at once (each told its index in
+    ``contract.POD_INDEX``), or nothing for one pod (the Job as it always was)."""
+    if count <= 1:
+        return {}
+    return {"completionMode": "Indexed", "completions": count, "parallelism": count}
+
+
 def build_job(
     asset: Asset,
     *,
@@ -281,6 +298,7 @@ def build_job(
                     },
                 ]
             },
+            **_spread(pods(asset, worker)),
             "template": {
                 "metadata": {"labels": job_labels, "annotations": annotations},
                 "spec": _pod_spec(asset, video_id, worker, gpu, traceparent),

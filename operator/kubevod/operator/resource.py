@@ -77,6 +77,8 @@ class Resources(_Model):
 
 class TranscodeSpec(_Model):
     passthrough: Literal["auto", "never"] = "auto"
+    #: Pods the transcode is spread over; None: the install's ``worker.pods``.
+    pods: int | None = Field(default=None, ge=1, le=64)
 
 
 class VideoAssetSpec(_Model):
@@ -113,6 +115,8 @@ class VideoAssetSpec(_Model):
         shaping = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         for key in METADATA_FIELDS:
             shaping.pop(key, None)
+        # How many pods encode it is where the work runs, not what it makes.
+        (shaping.get("transcode") or {}).pop("pods", None)
         text = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -161,6 +161,21 @@ class WorkerJobSettings(BaseModel):
         description="Pod retries after a transient failure (count). Default 2; a bad source "
         "(exit code 2) is never retried whatever this says (pod failure policy).",
     )
+    pods: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Pods one video's transcode is spread over (an Indexed Job; a "
+        "VideoAsset's spec.transcode.pods overrides it). Default 1: one pod per video; "
+        "on several nodes more pods encode a film on all of them at once.",
+    )
+    chunk_seconds: float = Field(
+        default=20.0,
+        ge=1.0,
+        le=3600.0,
+        description="Least length of a chunk of a spread transcode (s; the Job's "
+        "KUBEVOD_SPREAD_CHUNK_SECONDS): the unit of work a pod takes.",
+    )
     active_deadline_seconds: int = Field(
         default=6 * 3600,
         ge=60,

@@ -181,6 +181,9 @@ def _media_fields(video: Video | None, public_url: str) -> dict[str, Any]:
     }
     if video.duration:
         fields["duration"] = round(video.duration, 2)
+    if video.plan is not None:
+        total = len(video.plan.chunks())
+        fields["chunks"] = {"done": min(total, len(set(video.chunks_done))), "total": total}
     if video.renditions:
         fields["renditions"] = [
             {
@@ -296,6 +299,8 @@ def from_job(
         phase = Phase.TRANSCODING
         pct = media.get("progress", 0.0)
         message = f"transcoding in Job {job.name}: {pct:.0f}%"
+        if "chunks" in media:
+            message += f" ({media['chunks']['done']} of {media['chunks']['total']} chunks)"
         conditions.append(_condition("Ready", False, "Transcoding", message, gen))
     playable = bool(media.get("playable")) and phase != Phase.FAILED
     conditions.append(
@@ -322,7 +327,9 @@ def from_job(
     status.update(media)
     status["playable"] = playable
     status["jobName"] = job.name
-    status["attempts"] = max(int(old.get("attempts") or 0), job.active + job.failed + job.succeeded)
+    # Pods started, as a retry count: a spread Job's pods running side by side are one.
+    started = job.failed + (1 if job.active or job.succeeded else 0)
+    status["attempts"] = max(int(old.get("attempts") or 0), started)
     status["conditions"] = _stamp(conditions, old.get("conditions") or [], now)
     return status
 

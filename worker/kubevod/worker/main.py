@@ -72,6 +72,13 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except (ValueError, TypeError) as exc:
         print(f"error: bad job: {one_line(str(exc))}", file=sys.stderr)
         return contract.EXIT_BAD_SOURCE
+    try:
+        pod = int(env.get(contract.POD_INDEX) or 0)
+    except ValueError:
+        pod = -1
+    if not 0 <= pod < job.pods:
+        print(f"error: {contract.POD_INDEX} is not a pod of {job.pods}", file=sys.stderr)
+        return contract.EXIT_BAD_SOURCE
     missing = [name for name in (CATALOG_ENV, STORE_ENV) if not env.get(name)]
     if missing:
         print(f"error: {', '.join(missing)} not set", file=sys.stderr)
@@ -102,9 +109,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     try:
         video = run(
             job, store=store, catalog=catalog, cancel=cancel, on_progress=_Printer(),
-            settings=WorkerSettings(),
+            settings=WorkerSettings(), pod=pod,
         )  # fmt: skip
-        print(f"ready {video.id}: {len(video.renditions)} renditions, {video.duration:.1f} s")
+        print(
+            f"{video.state.value} {video.id}: {len(video.renditions)} renditions, "
+            f"{video.duration:.1f} s"
+        )
         return contract.EXIT_OK
     except SourceError as exc:
         print(f"failed: {one_line(str(exc))}", file=sys.stderr)

@@ -63,10 +63,10 @@ from kubevod.jobs import TranscodeJob
 from kubevod.lifecycle import Attempt, Lifecycle
 from kubevod.logs import ContextLogger, get_logger
 from kubevod.metrics import worker_metrics
-from kubevod.models import MediaPlan, Rendition, TrackKind, TranscodePolicy, Video
+from kubevod.models import MediaPlan, Rendition, TrackKind, TranscodePolicy, Video, VideoState
 from kubevod.store.base import ObjectStore
 from kubevod.telemetry import add_event, set_attributes, span
-from kubevod.timeline import Chunk, Timeline, plan_chunks
+from kubevod.timeline import Chunk, Timeline, plan_chunks, spread
 
 #: ffmpeg log lines that mean the source (not the machine) is at fault.
 _SOURCE_FAULT = re.compile(
@@ -91,6 +91,7 @@ def run(
     settings: WorkerSettings | None = None,
     demand: Callable[[], int | None] | None = None,
     preempt: Callable[[], bool] | None = None,
+    pod: int = 0,
 ) -> Video:
     """Transcode ``job`` into the store and the catalog.
 
@@ -112,6 +113,10 @@ def run(
             none is waiting.
         preempt: for a job with ``chunks``: True when a viewer sought elsewhere; the
             chunk being encoded stops (what it uploaded stays) and ``demand`` is asked.
+        pod: this pod's index in a job spread over ``job.pods`` pods: the first
+            registers the plan and chunk 0, the others wait for that and join it,
+            then each encodes its share of the chunks; whoever records the last
+            one completes the video.
 
     Returns:
         The video, ``ready`` (on demand: possibly with chunks still to encode).
@@ -126,42 +131,91 @@ def run(
     settings = settings or WorkerSettings()
     cancel = cancel or threading.Event()
     log = get_logger(__name__, video_id=job.video_id)
-    with span("worker.transcode", video_id=job.video_id, generation=job.generation):
-        chunks = job.chunks is not None
+    with span("worker.transcode", video_id=job.video_id, generation=job.generation, pod=pod):
         lifecycle = Lifecycle(catalog, store)
-        try:
-            attempt = lifecycle.resume(job) if chunks else lifecycle.begin(job)
-        except Superseded as exc:
-            log.warning("not transcoding: %s", exc)
-            raise
-        base = scratch or settings.scratch_dir
-        work = Path(tempfile.mkdtemp(prefix=f"kubevod-{job.video_id}-", dir=base and _mkdir(base)))
-        transcode = _Transcode(job, attempt, store, work, cancel, on_progress, settings, log)
-        transcode.demand, transcode.preempt = demand, preempt
-        try:
-            return transcode.run()
-        except Superseded as exc:
-            log.warning("transcode stopped: %s", exc)
-            if chunks:
-                transcode.drop_current_chunk()  # the published chunks are not ours to drop
-            else:
-                transcode.attempt.abandon()
-            raise
-        except Cancelled:
-            if chunks:
-                transcode.drop_current_chunk()
-            else:
-                transcode.end("transcode cancelled")
-            raise
-        except SourceError as exc:
-            transcode.end(one_line(str(exc)))
-            raise
-        except Exception as exc:
-            if not chunks:
-                transcode.end(one_line(f"transcode failed: {exc}"))
-            raise
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        while True:
+            try:
+                claim = _claim(lifecycle, job, pod, cancel, settings.spread_join_poll_seconds)
+            except Superseded as exc:
+                log.warning("not transcoding: %s", exc)
+                raise
+            if isinstance(claim, Video):
+                log.info("nothing for pod %d of %d: the video is %s", pod, job.pods, claim.state)
+                return claim
+            attempt, claimed = claim
+            base = scratch or settings.scratch_dir
+            work = Path(
+                tempfile.mkdtemp(prefix=f"kubevod-{job.video_id}-", dir=base and _mkdir(base))
+            )
+            transcode = _Transcode(
+                claimed, attempt, store, work, cancel, on_progress, settings, log
+            )
+            transcode.demand, transcode.preempt, transcode.pod = demand, preempt, pod
+            try:
+                return _run(transcode, log)
+            except Superseded:
+                if pod == 0 or not _same_generation(catalog, job):
+                    raise
+                log.info("the first pod began the video again: joining its new attempt")
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+
+
+def _claim(
+    lifecycle: Lifecycle, job: TranscodeJob, pod: int, cancel: threading.Event, poll: float
+) -> tuple[Attempt, TranscodeJob] | Video:
+    """The attempt this run works under and what it does there, or the video when a pod
+    of a spread transcode finds nothing left for it; a pod other than the first waits
+    for the first one's plan and chunk 0 (``Lifecycle.join``)."""
+    if job.chunks is not None:
+        return lifecycle.resume(job), job
+    if job.pods <= 1:
+        return lifecycle.begin(job), job
+    while True:
+        joined = lifecycle.join(job, registrar=pod == 0)
+        if isinstance(joined, tuple):
+            attempt, total = joined
+            return attempt, job.model_copy(update={"chunks": spread(total, job.pods, pod)})
+        if isinstance(joined, Video):
+            return joined
+        if pod == 0:
+            return lifecycle.begin(job), job
+        if cancel.wait(poll):
+            raise Cancelled("cancelled while waiting for the first pod")
+
+
+def _same_generation(catalog: Catalog, job: TranscodeJob) -> bool:
+    try:
+        return catalog.get(job.video_id).generation == job.generation
+    except NotFound:
+        return False
+
+
+def _run(transcode: _Transcode, log: ContextLogger) -> Video:
+    """One attempt's run, and what its end leaves: a chunk job (``job.chunks``, at the
+    end) drops only the chunk it was in, since the others are the video's."""
+    try:
+        return transcode.run()
+    except Superseded as exc:
+        log.warning("transcode stopped: %s", exc)
+        if transcode.job.chunks is not None:
+            transcode.drop_current_chunk()  # the published chunks are not ours to drop
+        else:
+            transcode.attempt.abandon()
+        raise
+    except Cancelled:
+        if transcode.job.chunks is not None:
+            transcode.drop_current_chunk()
+        else:
+            transcode.end("transcode cancelled")
+        raise
+    except SourceError as exc:
+        transcode.end(one_line(str(exc)))
+        raise
+    except Exception as exc:
+        if transcode.job.chunks is None:
+            transcode.end(one_line(f"transcode failed: {exc}"))
+        raise
 
 
 class _Preempted(Exception):
@@ -237,6 +291,8 @@ class _Transcode:
         self.preempt: Callable[[], bool] | None = None
         self._current_chunk: Chunk | None = None
         self._rung_names: list[str] = []
+        #: This pod's index in a job spread over ``job.pods`` pods.
+        self.pod = 0
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -273,6 +329,7 @@ class _Transcode:
         if self.job.chunks is not None:
             return self._encode_demanded(source, info, rungs)
         on_demand = self.job.policy == TranscodePolicy.ON_DEMAND
+        spread = self.job.pods > 1 and not on_demand
         if on_demand:
             # Chunks need every rung encoded with forced keyframes.
             self._passthrough = Passthrough(None, "top rung encoded: on demand")
@@ -295,6 +352,10 @@ class _Transcode:
             if plan.rungs[0].fps > 0 and not plan.video_pieces:
                 return self._register_on_demand(source, info, plan)
             self.log.info("on demand needs chunks, which %s cannot make: encoding it all", codec)
+        elif spread and plan.rungs[0].fps > 0 and not plan.video_pieces and not plan.copy_top:
+            return self._register_spread(source, info, plan, rungs)
+        elif spread:
+            self.log.info("one pod encodes it all: the plan cannot be cut into chunks")
         try:
             uploader, proc = self._encode_any(plan, info)
         except (TranscodeFailed, SourceError) as exc:
@@ -363,6 +424,51 @@ class _Transcode:
         self.log.info("ready on demand: 1 of %d chunks", total)
         return video
 
+    def _register_spread(
+        self, source: Path, info: SourceInfo, plan: EncodePlan, rungs: list[Rung]
+    ) -> Video:
+        """The first pod of a spread transcode: the plan, poster, audio and chunk 0, which
+        make the video playable and let the other pods join; then this pod's share.
+
+        The state stays ``transcoding`` until the last chunk is recorded, by whichever
+        pod that is; progress is the share of chunks recorded.
+        """
+        fps = plan.rungs[0].fps
+        media_plan = MediaPlan(
+            first=plan.first_segment, every=plan.segment_seconds, fps=fps,
+            duration=info.duration, chunk_seconds=self.settings.spread_chunk_seconds,
+            first_chunk_seconds=self.settings.spread_first_chunk_seconds,
+            rungs=[r.name for r in plan.rungs], offset=round(info.video_offset, 6),
+        )  # fmt: skip
+        total = len(media_plan.chunks())
+        if total == 1:
+            self.log.info("one chunk: this pod encodes it all")
+            uploader, proc = self._encode_any(plan, info)
+            return self._finish(source, info, plan, uploader, proc)
+        self.media_plan = media_plan
+        self.attempt.record_plan(media_plan, TranscodePolicy.EAGER)
+        with stage("thumbnails"):
+            poster = outputs.upload_poster(
+                self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
+            )
+        if poster is not None:
+            self.attempt.set_poster(poster)
+        self._encode_chunked(replace(plan, trickplay=None, poster=None), info, fps, only=0)
+        self.attempt.set_subtitles(
+            outputs.upload_subtitles(
+                self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
+            )
+        )
+        video = self.attempt.chunk_done(0, total)
+        self.log.info("chunk 0 of %d encoded: the other pods join", total)
+        if len(set(video.chunks_done)) >= total:  # the other pods were faster
+            return self._complete_chunks(video)
+        self.job = self.job.model_copy(update={"chunks": spread(total, self.job.pods, 0)})
+        self._tracker = None  # from here on, progress is the share of chunks recorded
+        shutil.rmtree(self.work / "out", ignore_errors=True)
+        shutil.rmtree(self.work / "chunks", ignore_errors=True)
+        return self._encode_demanded(source, info, rungs)
+
     def _encode_demanded(self, source: Path, info: SourceInfo, rungs: list[Rung]) -> Video:
         """Encode the chunks viewers want, under the registration's attempt and plan."""
         try:
@@ -395,7 +501,7 @@ class _Transcode:
             while True:
                 index = wanted.pop(0) if wanted else (self.demand() if self.demand else None)
                 if index is None:
-                    return video
+                    return self._complete_if_encoded(video)
                 if index in done or not 0 <= index < total:
                     continue
                 chunk = self._current_chunk = chunks[index]
@@ -423,7 +529,7 @@ class _Transcode:
                 done = set(video.chunks_done)
                 self.log.info("chunk %d encoded (%d of %d)", index, len(done), total)
                 if len(done) >= total:
-                    return self._complete_on_demand(video)
+                    return self._complete_chunks(video)
 
     def _seeded_track(self, out: Path, rendition: str, first: int) -> Track:
         """A rung's track for one more chunk: the published init segment is put where the
@@ -434,14 +540,47 @@ class _Transcode:
             init.write_bytes(self.store.get(keys.init_key(self.prefix, rendition)))
         return Track(rendition, folder, init=parse_init(init.read_bytes()), next_file=first)
 
-    def _complete_on_demand(self, video: Video) -> Video:
+    def _complete_if_encoded(self, video: Video) -> Video:
+        """A spread pod's last look: when every planned segment of every video rung is
+        recorded, the video is complete, whatever its chunk list says.
+
+        The list is a set that pods add to in one step, but a wire-compatible server
+        may not keep that promise (FerretDB 1.x runs an update's read and write
+        apart), and a lost entry would leave the video transcoding for ever. The
+        segment records are one document each: the pod whose chunk was recorded last
+        looks after that and sees every segment, so some pod always completes it.
+        """
+        if video.policy != TranscodePolicy.EAGER or video.plan is None:
+            return video
+        catalog = self.attempt.lifecycle.catalog
+        try:
+            latest = catalog.get(video.id)
+        except NotFound:
+            raise Superseded(f"video {video.id} is gone") from None
+        if latest.state != VideoState.TRANSCODING or latest.plan is None:
+            return latest
+        planned = set(range(len(latest.plan.segments())))
+        mine = self.prefix + "/"
+        for rung in latest.plan.rungs:
+            recorded = {s.seq for s in catalog.segments(video.id, rung) if s.key.startswith(mine)}
+            if not planned <= recorded:
+                return latest
+        total = len(latest.plan.chunks())
+        return self._complete_chunks(latest.model_copy(update={"chunks_done": list(range(total))}))
+
+    def _complete_chunks(self, video: Video) -> Video:
         """Every chunk is encoded: the renditions' bandwidth from all their segments."""
         catalog = self.attempt.lifecycle.catalog
         renditions = [
             outputs.measured(r, catalog.segments(video.id, r.name)) for r in video.renditions
         ]
         final = self.attempt.mark_ready(
-            message=f"ready ({self.job.codec}, on demand: all {len(video.chunks_done)} chunks)",
+            message=(
+                f"ready ({self.job.codec}, on demand: all {len(video.chunks_done)} chunks)"
+                if video.policy == TranscodePolicy.ON_DEMAND
+                else f"ready ({self.job.codec}, {len(video.chunks_done)} chunks on "
+                f"{self.job.pods} pods)"
+            ),
             duration=video.duration, renditions=renditions, poster_key=video.poster_key,
             trickplay=video.trickplay, subtitles=video.subtitles, speed=None,
             chunks_done=video.chunks_done,

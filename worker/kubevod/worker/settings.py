@@ -86,6 +86,28 @@ class WorkerSettings(BaseSettings):
         "own ffmpeg, audio once for the whole source (0: one ffmpeg for everything); a "
         "passed-through top rung or software AV1 keeps one ffmpeg",
     )
+    spread_chunk_seconds: float = Field(
+        default=20.0,
+        ge=1.0,
+        le=3600.0,
+        description="least length of a chunk when a video is spread over several pods (s): "
+        "the unit a pod takes; longer chunks cost less per encoded minute (each starts an "
+        "ffmpeg and decodes a little before its first frame), shorter ones balance the pods",
+    )
+    spread_first_chunk_seconds: float = Field(
+        default=4.0,
+        ge=1.0,
+        le=600.0,
+        description="least length of a spread video's first chunk (s): the registering pod "
+        "encodes it first, and the video is playable, and the other pods join, once it is done",
+    )
+    spread_join_poll_seconds: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description="how often a pod of a spread video asks the catalog whether the "
+        "registering pod has recorded the plan and the first chunk (s)",
+    )
     on_demand_chunk_seconds: float = Field(
         default=8.0,
         ge=1.0,

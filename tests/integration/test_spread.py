@@ -1,0 +1,204 @@
+"""One video spread over several pods (an Indexed Job's), on real ffmpeg and a real store.
+
+What a viewer and an operator rely on: pods started in any order share one
+plan and one attempt; the first registers it and chunk 0 (the video is
+playable then), every pod encodes its share of the other chunks, and whichever
+records the last one completes the video, which plays exactly as the
+front-to-back ladder does. A pod with nothing left to do ends at once, and a
+video deleted while a pod waits stops it with nothing left behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from kubevod.worker.pipeline import run
+
+from kubevod.backends import open_catalog
+from kubevod.catalog.base import Fence
+from kubevod.catalog.sqlite import SqliteCatalog
+from kubevod.errors import Superseded
+from kubevod.jobs import TranscodeJob
+from kubevod.models import TrackKind, TranscodePolicy, Video, VideoState, new_video_id
+from kubevod.store.file import FileStore
+from tests.fixtures.jobs import scheduled
+from tests.integration.test_chunks import _frames, _source, _transcode
+from tests.integration.worker_media import check_ready_video, download_rendition, fast_settings
+
+pytestmark = pytest.mark.integration
+
+SPREAD = {
+    "spread_chunk_seconds": 4,
+    "spread_first_chunk_seconds": 2,
+    "spread_join_poll_seconds": 0.1,
+}
+
+
+class ChunkLog(SqliteCatalog):
+    """The real catalog, noting which pod (thread) recorded which chunk."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.by: dict[int, str] = {}
+
+    def add_chunk(self, video_id: str, index: int, *, fence: Fence | None = None) -> Video:
+        video = super().add_chunk(video_id, index, fence=fence)
+        self.by[index] = threading.current_thread().name
+        return video
+
+
+def _pods(
+    root: Path, job: TranscodeJob, order: list[int], *, delay: float = 0.0
+) -> tuple[dict[int, Video | BaseException], ChunkLog, FileStore]:
+    """Run ``job``'s pods as threads, started in ``order`` (``delay`` s apart)."""
+    catalog = ChunkLog(root / "catalog.db")
+    store = FileStore(root / "media")
+    scheduled(catalog, job)
+    results: dict[int, Video | BaseException] = {}
+
+    def pod(index: int) -> None:
+        try:
+            results[index] = run(
+                job, store=store, catalog=catalog, settings=fast_settings(**SPREAD),
+                scratch=root / f"scratch-{index}", pod=index,
+            )  # fmt: skip
+        except BaseException as exc:  # the test reads it
+            results[index] = exc
+
+    threads = [threading.Thread(target=pod, args=(i,), name=f"pod-{i}") for i in order]
+    for t in threads:
+        t.start()
+        time.sleep(delay)
+    for t in threads:
+        t.join(timeout=300)
+    return results, catalog, store
+
+
+def test_two_pods_share_the_chunks_and_the_result_plays_as_one_ffmpeg(tmp_path: Path) -> None:
+    source = _source(tmp_path / "film.mp4")
+    whole, whole_catalog = _transcode(tmp_path / "one", source)
+    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2, pods=2)
+    # The second pod starts first: it waits for the first one's plan and chunk 0.
+    results, catalog, store = _pods(tmp_path / "spread", job, [1, 0], delay=0.5)
+    assert all(isinstance(r, Video) for r in results.values()), results
+    video = catalog.get(job.video_id)
+    assert video.plan is not None and video.policy == TranscodePolicy.EAGER
+    total = len(video.plan.chunks())
+    assert total >= 4
+    assert sorted(video.chunks_done) == list(range(total))
+    assert "on 2 pods" in video.message
+    # Chunk 0 is the first pod's; the others are shared round robin.
+    assert catalog.by[0] == "pod-0"
+    assert {catalog.by[i] for i in range(1, total)} == {"pod-0", "pod-1"}
+    check_ready_video(video, catalog, store, tmp_path / "dl", segment_seconds=2)
+    assert video.poster_key and store.stat(video.poster_key).size > 0
+    source_frames = _frames(source)
+    for rendition in video.renditions:
+        mine = catalog.segments(video.id, rendition.name)
+        theirs = whole_catalog.segments(whole.id, rendition.name)
+        assert [(s.start, s.duration) for s in mine] == pytest.approx(
+            [(s.start, s.duration) for s in theirs], abs=1e-4
+        ), rendition.name
+        if rendition.kind == TrackKind.VIDEO:
+            played = download_rendition(store, video, rendition.name, tmp_path / "play")
+            assert len(_frames(played)) == len(source_frames), rendition.name
+
+
+class LosesLastChunk(SqliteCatalog):
+    """The real catalog, losing the record of the plan's last chunk as a server whose
+    update is not atomic can (FerretDB 1.x): a fault injected, not a stand-in."""
+
+    def add_chunk(self, video_id: str, index: int, *, fence: Fence | None = None) -> Video:
+        video = self.get(video_id)
+        assert video.plan is not None
+        if index == len(video.plan.chunks()) - 1:
+            return video
+        return super().add_chunk(video_id, index, fence=fence)
+
+
+def test_a_lost_chunk_record_still_completes_the_video(tmp_path: Path) -> None:
+    source = _source(tmp_path / "film.mp4")
+    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2, pods=2)
+    catalog = LosesLastChunk(tmp_path / "catalog.db")
+    store = FileStore(tmp_path / "media")
+    scheduled(catalog, job)
+    settings = fast_settings(**SPREAD)
+    first = threading.Thread(
+        target=run, args=(job,),
+        kwargs={"store": store, "catalog": catalog, "settings": settings, "pod": 0,
+                "scratch": tmp_path / "s0"},
+    )  # fmt: skip
+    first.start()
+    second = run(
+        job, store=store, catalog=catalog, settings=settings, pod=1, scratch=tmp_path / "s1"
+    )
+    first.join(timeout=300)
+    video = catalog.get(job.video_id)
+    assert video.state == VideoState.READY, (video.message, second.state)
+    assert video.plan is not None
+    assert sorted(video.chunks_done) == list(range(len(video.plan.chunks())))
+    check_ready_video(video, catalog, store, tmp_path / "dl", segment_seconds=2)
+
+
+def test_two_pods_complete_the_video_on_a_mongo_wire_catalog(
+    tmp_path: Path, mongo_url: str
+) -> None:
+    """FerretDB, whose updates are not atomic: the video still completes, every chunk listed."""
+    source = _source(tmp_path / "film.mp4")
+    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2, pods=2)
+    catalog = open_catalog(mongo_url)
+    store = FileStore(tmp_path / "media")
+    scheduled(catalog, job)
+    settings = fast_settings(**SPREAD)
+    errors: list[BaseException] = []
+
+    def pod(index: int) -> None:
+        try:
+            run(job, store=store, catalog=catalog, settings=settings, pod=index,
+                scratch=tmp_path / f"s{index}")  # fmt: skip
+        except BaseException as exc:  # the test reads it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=pod, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not errors, errors
+    video = catalog.get(job.video_id)
+    assert video.state == VideoState.READY, video.message
+    assert video.plan is not None
+    assert sorted(video.chunks_done) == list(range(len(video.plan.chunks())))
+    check_ready_video(video, catalog, store, tmp_path / "dl", segment_seconds=2)
+    catalog.close()
+
+
+def test_a_pod_with_nothing_left_ends_at_once(tmp_path: Path) -> None:
+    """A source of one chunk is the first pod's alone; the second pod returns the video."""
+    source = tmp_path / "short.mp4"
+    _source(source)
+    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2, pods=2)
+    settings = {**SPREAD, "spread_chunk_seconds": 60, "spread_first_chunk_seconds": 60}
+    catalog = ChunkLog(tmp_path / "catalog.db")
+    store = FileStore(tmp_path / "media")
+    scheduled(catalog, job)
+    first = run(job, store=store, catalog=catalog, settings=fast_settings(**settings), pod=0)
+    assert first.state == VideoState.READY and first.plan is None
+    second = run(job, store=store, catalog=catalog, settings=fast_settings(**settings), pod=1)
+    assert second.state == VideoState.READY
+    assert catalog.by == {}  # nobody recorded a chunk: one ffmpeg did it all
+
+
+def test_a_video_deleted_while_a_pod_waits_stops_it(tmp_path: Path) -> None:
+    source = _source(tmp_path / "film.mp4")
+    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2, pods=2)
+    catalog = ChunkLog(tmp_path / "catalog.db")
+    store = FileStore(tmp_path / "media")
+    scheduled(catalog, job)
+    threading.Timer(0.5, catalog.delete, args=(job.video_id,)).start()
+    with pytest.raises(Superseded):
+        run(job, store=store, catalog=catalog, settings=fast_settings(**SPREAD), pod=1)
+    assert not any((tmp_path / "media").rglob("*.m4s"))
