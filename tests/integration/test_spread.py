@@ -10,21 +10,27 @@ video deleted while a pod waits stops it with nothing left behind.
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from pathlib import Path
 
+import httpx
+import m3u8
 import pytest
+from kubevod.api.app import create_app
+from kubevod.api.settings import ApiSettings
 from kubevod.worker.pipeline import run
 
 from kubevod.backends import open_catalog
-from kubevod.catalog.base import Fence
+from kubevod.catalog.base import Catalog, Fence
 from kubevod.catalog.sqlite import SqliteCatalog
 from kubevod.errors import Superseded
 from kubevod.jobs import TranscodeJob
 from kubevod.models import TrackKind, TranscodePolicy, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
 from tests.fixtures.jobs import scheduled
+from tests.fixtures.util import serve_app
 from tests.integration.test_chunks import _frames, _source, _transcode
 from tests.integration.worker_media import check_ready_video, download_rendition, fast_settings
 
@@ -48,6 +54,14 @@ class ChunkLog(SqliteCatalog):
         video = super().add_chunk(video_id, index, fence=fence)
         self.by[index] = threading.current_thread().name
         return video
+
+
+def _spread_job(root: Path, catalog: Catalog) -> tuple[TranscodeJob, FileStore]:
+    """A 13 s source's video, to be spread over two pods, registered in ``catalog``."""
+    source = _source(root / "film.mp4")
+    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2, pods=2)
+    scheduled(catalog, job)
+    return job, FileStore(root / "media")
 
 
 def _pods(
@@ -120,11 +134,8 @@ class LosesLastChunk(SqliteCatalog):
 
 
 def test_a_lost_chunk_record_still_completes_the_video(tmp_path: Path) -> None:
-    source = _source(tmp_path / "film.mp4")
-    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2, pods=2)
     catalog = LosesLastChunk(tmp_path / "catalog.db")
-    store = FileStore(tmp_path / "media")
-    scheduled(catalog, job)
+    job, store = _spread_job(tmp_path, catalog)
     settings = fast_settings(**SPREAD)
     first = threading.Thread(
         target=run, args=(job,),
@@ -147,11 +158,8 @@ def test_two_pods_complete_the_video_on_a_mongo_wire_catalog(
     tmp_path: Path, mongo_url: str
 ) -> None:
     """FerretDB, whose updates are not atomic: the video still completes, every chunk listed."""
-    source = _source(tmp_path / "film.mp4")
-    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2, pods=2)
     catalog = open_catalog(mongo_url)
-    store = FileStore(tmp_path / "media")
-    scheduled(catalog, job)
+    job, store = _spread_job(tmp_path, catalog)
     settings = fast_settings(**SPREAD)
     errors: list[BaseException] = []
 
@@ -176,6 +184,53 @@ def test_two_pods_complete_the_video_on_a_mongo_wire_catalog(
     catalog.close()
 
 
+def test_the_api_lists_the_whole_timeline_and_a_request_waits_for_its_chunk(
+    tmp_path: Path,
+) -> None:
+    """The cluster's API has no chunk scheduler: a segment of a spread video's chunk that
+    is not encoded yet is on its way, so the request waits for it instead of a 404."""
+    catalog = SqliteCatalog(tmp_path / "catalog.db")
+    job, store = _spread_job(tmp_path, catalog)
+    settings = fast_settings(**SPREAD)
+    served = serve_app(create_app(ApiSettings(on_demand_wait_s=60), store=store, catalog=catalog))
+
+    def pod(index: int) -> None:
+        run(job, store=store, catalog=catalog, settings=settings, pod=index,
+            scratch=tmp_path / f"s{index}")  # fmt: skip
+
+    # Pod 1, which encodes the last chunk, starts only once a request waits for it.
+    pods = [threading.Thread(target=pod, args=(i,)) for i in (0, 1)]
+    try:
+        pods[0].start()
+        video = catalog.get(job.video_id)
+        deadline = time.monotonic() + 120
+        while not (video.playable and video.plan is not None):
+            assert time.monotonic() < deadline, video.message
+            time.sleep(0.1)
+            video = catalog.get(job.video_id)
+        assert video.state == VideoState.TRANSCODING
+        assert video.plan is not None
+        rung = video.plan.rungs[0]
+        answer = httpx.get(f"{served.url}/v/{video.id}/{rung}.m3u8", timeout=10)
+        listing = m3u8.loads(answer.text, uri=f"{served.url}/v/{video.id}/")
+        assert len(listing.segments) == len(video.plan.segments())  # the whole timeline, now
+        url = listing.segments[-1].absolute_uri
+        with concurrent.futures.ThreadPoolExecutor(1) as viewer:
+            asked = viewer.submit(httpx.get, url, timeout=90)
+            time.sleep(1.0)
+            assert not asked.done(), asked.result().text  # waiting: no 404, no scheduler asked
+            pods[1].start()
+            answer = asked.result(timeout=120)
+        assert answer.status_code == 200, answer.text
+        assert len(answer.content) > 1000
+    finally:
+        for t in pods:
+            if t.ident is not None:  # started
+                t.join(timeout=300)
+        served.stop()
+    assert catalog.get(job.video_id).state == VideoState.READY
+
+
 def test_a_pod_with_nothing_left_ends_at_once(tmp_path: Path) -> None:
     """A source of one chunk is the first pod's alone; the second pod returns the video."""
     source = tmp_path / "short.mp4"
@@ -193,11 +248,8 @@ def test_a_pod_with_nothing_left_ends_at_once(tmp_path: Path) -> None:
 
 
 def test_a_video_deleted_while_a_pod_waits_stops_it(tmp_path: Path) -> None:
-    source = _source(tmp_path / "film.mp4")
-    job = TranscodeJob(video_id=new_video_id(), source=str(source), segment_seconds=2, pods=2)
     catalog = ChunkLog(tmp_path / "catalog.db")
-    store = FileStore(tmp_path / "media")
-    scheduled(catalog, job)
+    job, store = _spread_job(tmp_path, catalog)
     threading.Timer(0.5, catalog.delete, args=(job.video_id,)).start()
     with pytest.raises(Superseded):
         run(job, store=store, catalog=catalog, settings=fast_settings(**SPREAD), pod=1)
