@@ -22,6 +22,7 @@ Run: ``sudo python -m bench.cluster [--runs N] [--write]``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -31,6 +32,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,39 @@ def one(cluster: Any, base: str, name: str) -> dict[str, float]:
     }
 
 
+@contextlib.contextmanager
+def running_release(
+    values: dict[str, object], **media: int
+) -> Iterator[tuple[Any, dict[str, float]]]:
+    """The test cluster up (cached binaries and images), the chart installed with
+    ``values`` and the media server ready (``media``: its clip lengths); the cluster
+    and how long each step took (s). Torn down on the way out. Root only."""
+    from tests.cluster import images, release
+    from tests.cluster.cluster import Cluster
+    from tests.e2e import support
+
+    archives = images.build_cluster_images(progress=lambda _: None)
+    with tempfile.TemporaryDirectory(prefix="kubevod-bench-cluster-") as tmp:
+        cluster = Cluster(Path(tmp), netns_name=f"kubevod-bench-{os.getpid()}")
+        t0 = time.monotonic()
+        cluster.up(archives, progress=lambda _: None)
+        took = {"node Ready": time.monotonic() - t0}
+        cluster.wait_addons(progress=lambda _: None)
+        took["add-ons ready"] = time.monotonic() - t0
+        try:
+            t1 = time.monotonic()
+            release.install(cluster, values)
+            took["helm install"] = time.monotonic() - t1
+            cluster.apply(support.media_server(**media), namespace=support.NS)
+            cluster.kubectl(
+                "-n", support.NS, "rollout", "status", f"deploy/{support.MEDIA_SERVER}",
+                "--timeout=300s",
+            )  # fmt: skip
+            yield cluster, took
+        finally:
+            cluster.down(progress=lambda _: None)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -105,38 +140,17 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench.cluster needs root (the cluster's network namespace)", file=sys.stderr)
         return 2
-    from tests.cluster import images, release
-    from tests.cluster.cluster import Cluster
+    from tests.cluster import release
     from tests.e2e import support
 
-    archives = images.build_cluster_images(progress=lambda _: None)
-    with tempfile.TemporaryDirectory(prefix="kubevod-bench-cluster-") as tmp:
-        cluster = Cluster(Path(tmp))
-        t0 = time.monotonic()
-        cluster.up(archives, progress=lambda _: None)
-        node_ready = time.monotonic() - t0
-        cluster.wait_addons(progress=lambda _: None)
-        fixture = time.monotonic() - t0
-        try:
-            t1 = time.monotonic()
-            release.install(
-                cluster, {"worker.resources.requests.cpu": "250m", **release.FETCH_VALUES}
-            )
-            install = time.monotonic() - t1
-            cluster.apply(support.media_server(), namespace=support.NS)
-            cluster.kubectl(
-                "-n",
-                support.NS,
-                "rollout",
-                "status",
-                f"deploy/{support.MEDIA_SERVER}",
-                "--timeout=180s",
-            )
-            port = cluster.forward_service(support.NS, release.component("cache"), 80)
-            base = f"http://127.0.0.1:{port}"
-            rows = [one(cluster, base, f"bench-{i}") for i in range(args.runs)]
-        finally:
-            cluster.down(progress=lambda _: None)
+    values = {"worker.resources.requests.cpu": "250m", **release.FETCH_VALUES}
+    with running_release(values) as (cluster, took):
+        port = cluster.forward_service(support.NS, release.component("cache"), 80)
+        base = f"http://127.0.0.1:{port}"
+        rows = [one(cluster, base, f"bench-{i}") for i in range(args.runs)]
+    node_ready, fixture, install = (
+        took["node Ready"], took["add-ons ready"], took["helm install"]
+    )  # fmt: skip
     keys = list(rows[0])
     lines = [
         f"Fixture start (cached binaries and images): node Ready {node_ready:.1f} s, "
