@@ -224,7 +224,12 @@ def test_a_video_deleted_while_a_viewer_waits_leaves_nothing(site: Site, tmp_pat
     listing = site.playlist(video, "360p")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(site.get, listing.segments[-1].absolute_uri)
-        time.sleep(0.5)  # the chunk is being encoded
+        assert video.plan is not None
+        last = (video.id, video.plan.chunks()[-1].index)
+        deadline = time.monotonic() + 30
+        while site.encoded[last] == 0:  # until the chunk's encode begins (a sleep raced it)
+            assert time.monotonic() < deadline, "the chunk was never started"
+            time.sleep(0.005)
         site.pool.cancel(video.id)
         Lifecycle(site.catalog, site.store).purge(video.id)
         answer = waiting.result(timeout=60)
