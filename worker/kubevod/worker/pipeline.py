@@ -150,7 +150,7 @@ def run(
             transcode = _Transcode(
                 claimed, attempt, store, work, cancel, on_progress, settings, log
             )
-            transcode.demand, transcode.preempt, transcode.pod = demand, preempt, pod
+            transcode.demand, transcode.preempt = demand, preempt
             try:
                 return _run(transcode, log)
             except Superseded:
@@ -216,6 +216,22 @@ def _run(transcode: _Transcode, log: ContextLogger) -> Video:
         if transcode.job.chunks is None:
             transcode.end(one_line(f"transcode failed: {exc}"))
         raise
+
+
+def _media_plan(plan: EncodePlan, info: SourceInfo, every: float, first: float) -> MediaPlan:
+    """The recorded segment and chunk plan of ``plan``: chunks of at least ``every`` s, the
+    first of at least ``first`` s."""
+    return MediaPlan(
+        first=plan.first_segment, every=plan.segment_seconds, fps=plan.rungs[0].fps,
+        duration=info.duration, chunk_seconds=every, first_chunk_seconds=first,
+        rungs=[r.name for r in plan.rungs], offset=round(info.video_offset, 6),
+    )  # fmt: skip
+
+
+def _chunkable(plan: EncodePlan) -> bool:
+    """Whether ``plan`` can be encoded in chunks: a known frame rate, keyframes forced
+    (not GOP pieces); a passed-through top rung (``copy_top``) is checked apart."""
+    return plan.rungs[0].fps > 0 and not plan.video_pieces
 
 
 class _Preempted(Exception):
@@ -291,8 +307,6 @@ class _Transcode:
         self.preempt: Callable[[], bool] | None = None
         self._current_chunk: Chunk | None = None
         self._rung_names: list[str] = []
-        #: This pod's index in a job spread over ``job.pods`` pods.
-        self.pod = 0
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -349,10 +363,10 @@ class _Transcode:
         self.log.info("encoding %d rungs with %s", len(rungs), choice.reason)
         plan = self._plan(source, info, rungs, choice.accelerator)
         if on_demand:
-            if plan.rungs[0].fps > 0 and not plan.video_pieces:
+            if _chunkable(plan):
                 return self._register_on_demand(source, info, plan)
             self.log.info("on demand needs chunks, which %s cannot make: encoding it all", codec)
-        elif spread and plan.rungs[0].fps > 0 and not plan.video_pieces and not plan.copy_top:
+        elif spread and _chunkable(plan) and not plan.copy_top:
             return self._register_spread(source, info, plan, rungs)
         elif spread:
             self.log.info("one pod encodes it all: the plan cannot be cut into chunks")
@@ -374,9 +388,8 @@ class _Transcode:
         self, plan: EncodePlan, info: SourceInfo
     ) -> tuple[SegmentUploader, FfmpegProcess]:
         """In chunks when the settings ask and the plan allows; else one ffmpeg."""
-        fps = plan.rungs[0].fps
-        if self.settings.chunk_seconds > 0 and fps > 0 and not plan.video_pieces:
-            return self._encode_chunked(plan, info, fps)
+        if self.settings.chunk_seconds > 0 and _chunkable(plan):
+            return self._encode_chunked(plan, info, plan.rungs[0].fps)
         return self._encode(plan, info)
 
     def _register_on_demand(self, source: Path, info: SourceInfo, plan: EncodePlan) -> Video:
@@ -391,21 +404,13 @@ class _Transcode:
             plan, segment_seconds=every, audio=_audio_outs(info, self.settings, copy=copy)
         )
         fps = plan.rungs[0].fps
-        media_plan = MediaPlan(
-            first=plan.first_segment, every=plan.segment_seconds, fps=fps,
-            duration=info.duration, chunk_seconds=self.settings.on_demand_chunk_seconds,
-            first_chunk_seconds=self.settings.on_demand_first_chunk_seconds,
-            rungs=[r.name for r in plan.rungs],
-            offset=round(info.video_offset, 6),
+        media_plan = _media_plan(
+            plan, info, self.settings.on_demand_chunk_seconds,
+            self.settings.on_demand_first_chunk_seconds,
         )  # fmt: skip
         self.media_plan = media_plan
         self.attempt.record_plan(media_plan, TranscodePolicy.ON_DEMAND)
-        with stage("thumbnails"):
-            poster = outputs.upload_poster(
-                self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
-            )
-        if poster is not None:
-            self.attempt.set_poster(poster)  # listed with its poster before any chunk
+        self._put_up_poster(source, info)
         total = len(media_plan.chunks())
         if total == 1:
             uploader, proc = self._encode_chunked(plan, info, fps)
@@ -434,11 +439,9 @@ class _Transcode:
         pod that is; progress is the share of chunks recorded.
         """
         fps = plan.rungs[0].fps
-        media_plan = MediaPlan(
-            first=plan.first_segment, every=plan.segment_seconds, fps=fps,
-            duration=info.duration, chunk_seconds=self.settings.spread_chunk_seconds,
-            first_chunk_seconds=self.settings.spread_first_chunk_seconds,
-            rungs=[r.name for r in plan.rungs], offset=round(info.video_offset, 6),
+        media_plan = _media_plan(
+            plan, info, self.settings.spread_chunk_seconds,
+            self.settings.spread_first_chunk_seconds,
         )  # fmt: skip
         total = len(media_plan.chunks())
         if total == 1:
@@ -447,12 +450,7 @@ class _Transcode:
             return self._finish(source, info, plan, uploader, proc)
         self.media_plan = media_plan
         self.attempt.record_plan(media_plan, TranscodePolicy.EAGER)
-        with stage("thumbnails"):
-            poster = outputs.upload_poster(
-                self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
-            )
-        if poster is not None:
-            self.attempt.set_poster(poster)
+        self._put_up_poster(source, info)
         self._encode_chunked(replace(plan, trickplay=None, poster=None), info, fps, only=0)
         self.attempt.set_subtitles(
             outputs.upload_subtitles(
@@ -468,6 +466,15 @@ class _Transcode:
         shutil.rmtree(self.work / "out", ignore_errors=True)
         shutil.rmtree(self.work / "chunks", ignore_errors=True)
         return self._encode_demanded(source, info, rungs)
+
+    def _put_up_poster(self, source: Path, info: SourceInfo) -> None:
+        """The poster, recorded before any chunk: a planned video is listed with it."""
+        with stage("thumbnails"):
+            poster = outputs.upload_poster(
+                self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
+            )
+        if poster is not None:
+            self.attempt.set_poster(poster)
 
     def _encode_demanded(self, source: Path, info: SourceInfo, rungs: list[Rung]) -> Video:
         """Encode the chunks viewers want, under the registration's attempt and plan."""
