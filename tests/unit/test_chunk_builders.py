@@ -4,11 +4,13 @@ fMP4 rebase, table-driven; plus the mover's refusal of a chunk whose init differ
 from __future__ import annotations
 
 import itertools
+import re
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from kubevod.worker.chunks import ChunkMover, gather_thumbs
+from kubevod.worker.chunks import ChunkMover, chunk_passes, gather_thumbs
 from kubevod.worker.errors import MediaFormatError, TranscodeFailed
 from kubevod.worker.ffmpeg import (
     SEEK_EARLY,
@@ -185,6 +187,60 @@ def test_chunk_argv_refuses_what_chunks_cannot_carry() -> None:
         chunk_argv(_plan(codec="av1"), span)
 
 
+_FIVE = (
+    Rung("1080p", 1920, 1080, 30.0, 5_000_000, 10_000_000),
+    Rung("720p", 1280, 720, 30.0, 3_000_000, 6_000_000),
+    Rung("480p", 854, 480, 30.0, 1_500_000, 3_000_000),
+    Rung("360p", 640, 360, 30.0, 800_000, 1_600_000),
+    Rung("240p", 426, 240, 30.0, 300_000, 600_000),
+)
+
+
+def _chain(graph: str, label: str) -> list[str]:
+    """The filter chains from the graph's input to output ``label`` (last first), without
+    the splits that hand their frames on."""
+    parts = graph.split(";")
+    chains = []
+    while True:
+        part = next(p for p in parts if label in p.split("]", 1)[-1])
+        chains.append(re.sub(r"(,split=\d+)?(\[\w+\])+$", "", part))  # the filters
+        if part.startswith("[0:"):
+            return chains
+        label = part[: part.index("]") + 1]
+
+
+@pytest.mark.parametrize("scaler", ["zscale", "swscale"])
+def test_a_chunk_can_leave_rungs_out_and_scales_the_rest_as_the_ladder_does(
+    scaler: str,
+) -> None:
+    span = ChunkSpan(24.0, 8.0, (0.0, 2.0, 4.0, 6.0), 12, 0, 24.0)
+    ladder = _plan(rungs=_FIVE, scaler=scaler)
+    lowest = replace(ladder, skip=frozenset(r.name for r in _FIVE[:-1]))
+    argv = chunk_argv(lowest, span)
+    # Only the lowest rung is encoded and written.
+    assert _after(argv, "-map") == ["[v4]"]
+    assert _after(argv, "-hls_segment_filename") == ["240p/%d.m4s"]
+    assert lowest.written == _FIVE[-1:]
+    # Its frames come down the same chain of resizes as in the whole ladder (so the
+    # encoder is given the same frames and writes the same parameter sets); the rungs
+    # that feed nothing encoded are not made at all.
+    graph = _after(argv, "-filter_complex")[0]
+    assert _chain(graph, "[v4]") == _chain(
+        _after(chunk_argv(ladder, span), "-filter_complex")[0], "[v4]"
+    )
+    made = [p.split("]", 1)[0] + "]" for p in graph.split(";")]
+    assert "[c1_2]" not in made  # 480p feeds no encoded rung
+    # Every label made is used once: no dangling output, which ffmpeg refuses.
+    outs = re.findall(r"\[(\w+)\]", graph)
+    assert all(outs.count(label) == 2 for label in set(outs) - {"0:0", "v4"}), graph
+    # The rest of the chunk in the next run: the other four, the same graph otherwise.
+    rest = chunk_argv(replace(ladder, skip=frozenset({"240p"})), span)
+    assert _after(rest, "-map") == ["[v0]", "[v1]", "[v2]", "[v3]"]
+    # Only chunks leave rungs out.
+    with pytest.raises(ValueError):
+        transcode_argv(lowest)
+
+
 def test_audio_argv_is_the_whole_sources_audio_as_pieces() -> None:
     argv = audio_argv(_plan())
     assert "-ss" not in argv and "-filter_complex" not in argv
@@ -275,3 +331,36 @@ def test_thumbnails_of_all_chunks_are_numbered_in_time_order(tmp_path: Path) -> 
 def test_chunk_dataclass_last_segment() -> None:
     assert Chunk(0, 6, 5, 630, None).last == 10
     assert Chunk(1, 0, 1, 0, 30).last == 0
+
+
+_LADDER = (
+    Rung("1080p", 1920, 1080, 30.0, 5_000_000, 10_000_000),
+    Rung("720p", 1280, 720, 30.0, 3_000_000, 6_000_000),
+    Rung("240p", 426, 240, 30.0, 300_000, 600_000),
+)
+
+
+@pytest.mark.parametrize(
+    ("rungs", "sought", "expected"),
+    [
+        # Playback running on: one ffmpeg for every rung, the cheapest.
+        (_LADDER, False, [("1080p", "720p", "240p")]),
+        # A seek: the lowest rung alone first, then the rest in one ffmpeg.
+        (_LADDER, True, [("240p",), ("1080p", "720p")]),
+        # What a stopped chunk left to do: only those rungs, lowest first on a seek.
+        (_LADDER[:2], True, [("720p",), ("1080p",)]),
+        # One rung: one ffmpeg either way.
+        (_LADDER[:1], True, [("1080p",)]),
+        (_LADDER[2:], False, [("240p",)]),
+        # Nothing left to encode: no ffmpeg at all.
+        ((), True, []),
+        ((), False, []),
+    ],
+)
+def test_chunk_passes_encode_a_sought_chunks_lowest_rung_first(
+    rungs: tuple[Rung, ...], sought: bool, expected: list[tuple[str, ...]]
+) -> None:
+    passes = chunk_passes(rungs, sought=sought)
+    assert [tuple(r.name for r in part) for part in passes] == expected
+    # Every rung in exactly one pass.
+    assert sorted(r.name for part in passes for r in part) == sorted(r.name for r in rungs)

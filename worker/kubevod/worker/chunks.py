@@ -16,14 +16,32 @@ differs stops the transcode rather than publish segments that would not decode.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubevod.worker.errors import TranscodeFailed
 from kubevod.worker.ffmpeg import ChunkSpan
+from kubevod.worker.ladder import Rung
 from kubevod.worker.mp4 import parse_init, rebase
 
 INIT = "init.mp4"
+
+
+def chunk_passes(rungs: Sequence[Rung], *, sought: bool) -> list[tuple[Rung, ...]]:
+    """The ffmpeg runs that encode one on-demand chunk's ``rungs`` (top first), in order.
+
+    A chunk a viewer sought to (nothing before it is encoded, so the player has nothing
+    buffered) has its lowest rung encoded alone first: that ffmpeg is mostly decoding,
+    so its first segment lands within a moment, and a player that waits too long for
+    its rung switches down to it (hls.js does after half a segment). Every other chunk
+    is one ffmpeg for all its rungs, which costs least.
+    """
+    if not rungs:
+        return []
+    if not sought or len(rungs) == 1:
+        return [tuple(rungs)]
+    return [(rungs[-1],), tuple(rungs[:-1])]
 
 
 @dataclass

@@ -123,6 +123,11 @@ class EncodePlan:
     #: Explicit cuts of the timeline (the source's keyframes, when ``copy_top``); None: a
     #: keyframe forced at 0, ``first_segment``, then every ``segment_seconds``.
     cuts: tuple[float, ...] | None = None
+    #: Rungs this run leaves out (a chunk's lowest rung encoded first, alone: see
+    #: ``kubevod.worker.chunks.chunk_passes``). Their frames are still made where they
+    #: feed a rung that is encoded, so every rung is scaled as the whole ladder scales
+    #: it and its parameter sets (init segment) are the same (``chunk_argv`` only).
+    skip: frozenset[str] = frozenset()
 
     @property
     def first_segment(self) -> float:
@@ -138,6 +143,15 @@ class EncodePlan:
     def encodes(self, index: int) -> bool:
         """Whether rung ``index`` is encoded (not the source's own stream)."""
         return not (self.copy_top and index == 0)
+
+    def filtered(self, index: int) -> bool:
+        """Whether the graph hands rung ``index``'s frames to an encoder in this run."""
+        return self.encodes(index) and self.rungs[index].name not in self.skip
+
+    @property
+    def written(self) -> tuple[Rung, ...]:
+        """The rungs this run writes (every rung but the skipped ones)."""
+        return tuple(r for r in self.rungs if r.name not in self.skip)
 
     def video_dir(self, rung: Rung) -> str:
         """The folder ffmpeg writes ``rung`` into."""
@@ -241,7 +255,7 @@ def thread_plan(plan: EncodePlan) -> tuple[int, tuple[int, ...]]:
     if plan.accelerator != "software" or plan.cpus <= 0 or not plan.rungs:
         return auto
     main = DECODE_SHARE * plan.rungs[0].width * plan.rungs[0].height
-    pixels = [r.width * r.height if plan.encodes(i) else 0 for i, r in enumerate(plan.rungs)]
+    pixels = [r.width * r.height if plan.filtered(i) else 0 for i, r in enumerate(plan.rungs)]
     share = (main + sum(pixels)) / plan.cpus * MAIN_THREAD_SLACK
     if main > share:
         return auto
@@ -294,10 +308,16 @@ def filter_graph(plan: EncodePlan) -> str:
     if plan.fps:
         pre.append(f"fps={_num(plan.fps)}")
     parents = scale_parents(plan.rungs, plan.cascade)
+    # A rung's frames are made when it is encoded or feeds one that is (parents come first).
+    needed = [plan.filtered(i) for i in range(len(plan.rungs))]
+    for i in reversed(range(len(plan.rungs))):
+        if needed[i] and parents[i] >= 0:
+            needed[parents[i]] = True
     children: dict[int, list[int]] = {}
     for i, parent in enumerate(parents):
-        children.setdefault(parent, []).append(i)
-    src_outs = [f"[s{i}]" for i in children.get(-1, []) if plan.encodes(i) or children.get(i)]
+        if needed[i]:
+            children.setdefault(parent, []).append(i)
+    src_outs = [f"[s{i}]" for i in children.get(-1, [])]
     if plan.trickplay:
         src_outs.append("[stp]")
     if plan.poster:
@@ -305,11 +325,13 @@ def filter_graph(plan: EncodePlan) -> str:
     head = f"[0:{plan.video_stream}]" + ",".join([*pre, f"split={len(src_outs)}"])
     parts = [head + "".join(src_outs)]
     for i, rung in enumerate(plan.rungs):
+        if not needed[i]:
+            continue
         source = f"[s{i}]" if parents[i] == -1 else f"[c{parents[i]}_{i}]"
         chain = f"{source}{_resize(plan, rung, parents[i])},setsar=1,format=yuv420p"
         kids = children.get(i, [])
-        if not plan.encodes(i):
-            # A copied rung is not encoded; its frames still feed the rungs scaled from it.
+        if not plan.filtered(i):
+            # A copied or skipped rung is not encoded; its frames feed the rungs scaled from it.
             if kids:
                 parts.append(chain + f",split={len(kids)}" + "".join(f"[c{i}_{k}]" for k in kids))
             continue
@@ -426,6 +448,8 @@ def transcode_argv(plan: EncodePlan, ffmpeg: str = "ffmpeg") -> list[str]:
         ``<rung>/init.mp4``, ``<rung>/<seq>.m4s`` (seq from 0),
         ``<audio>.pieces/<n>.m4s``, ``trickplay/<n>.jpg`` and ``poster.jpg``.
     """
+    if plan.skip:
+        raise ValueError("only a chunk leaves rungs out")
     argv = _video_head(plan, ffmpeg)
     argv += [*policy.input_args(), "-i", plan.source, "-filter_complex", filter_graph(plan)]
     first, every = plan.first_segment, plan.segment_seconds
@@ -498,7 +522,7 @@ def chunk_span(
 
 
 def chunk_argv(plan: EncodePlan, span: ChunkSpan, ffmpeg: str = "ffmpeg") -> list[str]:
-    """The ffmpeg command that encodes one chunk of every video rung.
+    """The ffmpeg command that encodes one chunk of every video rung (but ``plan.skip``).
 
     The same graph, encoders and keyframe rules as ``transcode_argv``, on the
     chunk's frames only: an input seek to its first frame, its length, keyframes
@@ -528,6 +552,8 @@ def chunk_argv(plan: EncodePlan, span: ChunkSpan, ffmpeg: str = "ffmpeg") -> lis
     argv += [*policy.input_args(), "-i", plan.source, "-filter_complex", graph]
     forced = forced_times(span.keyframes[1:])
     for i, rung in enumerate(plan.rungs):
+        if not plan.filtered(i):
+            continue
         argv += ["-map", f"[v{i}]", "-map_metadata", "-1", "-map_chapters", "-1"]
         argv += video_encoder_args(plan, rung)
         argv += ["-force_key_frames", ",".join(["0", *([forced] if forced else [])])]
