@@ -15,7 +15,8 @@
   an on-demand video that is not encoded. The chunk goes to the front of the
   video's wants (with the one after it, so playback runs on), one chunk job
   per video encodes them in turn, and jobs a viewer waits for run before every
-  other transcode; a seek stops the chunk being encoded for the one sought to.
+  other transcode; a seek stops the chunk being encoded for the one sought to
+  (the registration's first chunk too, once the video is watchable).
   A video whose viewers reached ``promote_after_seconds`` of it is popular: its
   other chunks are encoded in the background, at the lowest priority, one chunk
   at a time, so a viewer's chunk never waits behind it.
@@ -194,6 +195,9 @@ class LocalPool:
                     if index < total and index not in done and index != wants.encoding:
                         wants.urgent = deque([index, *(c for c in wants.urgent if c != index)])
                 if wants.encoding is not None and chunk != wants.encoding + 1:
+                    wants.preempt = True
+                elif wants.encoding is None and video.id in self._running and chunk > 1:
+                    # The registration at its first chunk (or a chunk job between two).
                     wants.preempt = True
             if not wants.promoted and _seconds(video, wants.asked) >= self._promote_after:
                 wants.promoted = True
@@ -381,6 +385,7 @@ class LocalPool:
         extra: dict[str, Any] = {}
         if job.chunks is not None:
             extra["demand"] = lambda: self._next_chunk(job.video_id)
+        if job.chunks is not None or job.policy == TranscodePolicy.ON_DEMAND:
             extra["preempt"] = lambda: self._preempted(job.video_id)
         try:
             self._pipeline()(

@@ -13,6 +13,7 @@ only to count which chunks it encodes.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ from kubevod.local.pool import LocalPool
 from kubevod.manifests.common import media_url
 from kubevod.models import TranscodePolicy, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
+from kubevod.timeline import Chunk
 from tests.fixtures.media import make_video
 from tests.fixtures.util import serve_app
 from tests.integration.worker_media import check_ready_video, fast_settings
@@ -84,6 +86,12 @@ class Site:
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
+    with _site(tmp_path, on_demand_chunk_seconds=4) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _site(tmp_path: Path, **worker_settings: Any) -> Iterator[Site]:
     catalog = SqliteCatalog(tmp_path / "catalog.db")
     store = FileStore(tmp_path / "media")
     encoded: Counter[tuple[str, int]] = Counter()
@@ -103,7 +111,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
 
     pool = LocalPool(
         store=store, catalog=catalog, scratch=tmp_path / "scratch", run=counted,
-        worker_settings=fast_settings(on_demand_chunk_seconds=4), promote_after_seconds=10,
+        worker_settings=fast_settings(**worker_settings), promote_after_seconds=10,
     )  # fmt: skip
     pool.start()
     app = create_app(ApiSettings(on_demand_wait_s=30), store=store, catalog=catalog, chunks=pool)
@@ -169,6 +177,44 @@ def test_an_on_demand_video_is_listed_at_once_and_a_seek_waits_only_for_its_chun
     after = _until(site, video, lambda v: wanted in v.chunks_done)
     assert set(after.chunks_done) < set(range(total))
     assert after.state == VideoState.READY and not after.complete
+
+
+def _stored_at(site: Site, video: Video, rendition: str, chunk: Chunk) -> list[int]:
+    """When each segment of ``chunk`` of ``rendition`` was stored (ns, the file's mtime)."""
+    prefix = video.media_prefix()
+    return [
+        (site.store.root / keys.segment_key(prefix, rendition, seq)).stat().st_mtime_ns
+        for seq in range(chunk.first, chunk.last + 1)
+    ]
+
+
+def test_a_sought_chunk_has_its_lowest_rung_encoded_first(site: Site, tmp_path: Path) -> None:
+    video = site.register(_source(tmp_path / "film.mp4"))
+    assert video.plan is not None
+    sought, after = video.plan.chunks()[3:5]  # nothing before chunk 3 is encoded
+    listing = site.playlist(video, "360p")  # the top rung of this 360p source
+    answer = site.get(listing.segments[sought.first].absolute_uri)
+    assert answer.status_code == 200, answer.text
+    assert _segment_start(site, video, "360p", answer.content) == pytest.approx(
+        video.plan.segments()[sought.first][0], abs=0.002
+    )
+    done = _until(site, video, lambda v: {sought.index, after.index} <= set(v.chunks_done))
+    assert {sought.index, after.index} <= set(done.chunks_done), done.chunks_done
+    # The sought chunk: every 240p segment was stored before any 360p one (an ffmpeg of
+    # its own, mostly decoding, ran first), then the 360p ones, on the same timeline.
+    assert max(_stored_at(site, video, "240p", sought)) < min(
+        _stored_at(site, video, "360p", sought)
+    )
+    # Playback running on into the next chunk: one ffmpeg for both rungs (cheapest).
+    assert max(_stored_at(site, video, "240p", after)) > min(_stored_at(site, video, "360p", after))
+    for rendition in ("360p", "240p"):
+        starts = [
+            s.start for s in site.catalog.segments(video.id, rendition)
+            if sought.first <= s.seq <= after.last
+        ]  # fmt: skip
+        planned = video.plan.segments()[sought.first : after.last + 1]
+        assert starts == pytest.approx([start for start, _ in planned], abs=0.002)
+    assert site.encoded[(video.id, sought.index)] == 1
 
 
 def test_many_requests_for_one_missing_chunk_make_one_encode(site: Site, tmp_path: Path) -> None:
@@ -253,3 +299,38 @@ def test_a_segment_asked_for_while_the_video_registers_waits_for_it(
     assert _segment_start(site, video, "360p", answer.content) == pytest.approx(
         video.plan.segments()[seq][0], abs=0.002
     )
+
+
+def test_a_seek_while_the_video_registers_stops_its_first_chunk_once_watchable(
+    tmp_path: Path,
+) -> None:
+    # A first chunk of 100 s: the registration encodes for seconds after the video is
+    # watchable, and a viewer who seeks meanwhile waits for the chunk sought, not that.
+    with _site(tmp_path, on_demand_chunk_seconds=4, on_demand_first_chunk_seconds=100) as site:
+        queued = site.register(_source(tmp_path / "film.mp4", seconds=120), wait=False)
+        video = _until(site, queued, lambda v: v.playable)
+        assert video.playable and video.plan is not None
+        first, *_, last = video.plan.chunks()
+        assert first.count >= 50  # 100 s of 2 s segments
+        listing = site.playlist(video, "240p")
+        answer = site.get(listing.segments[last.first].absolute_uri)
+        assert answer.status_code == 200, answer.text
+        assert _segment_start(site, video, "240p", answer.content) == pytest.approx(
+            video.plan.segments()[last.first][0], abs=0.002
+        )
+        registered = _until(site, video, lambda v: last.index in v.chunks_done)
+        # The first chunk was stopped after its first segments: it is not done, what was
+        # recorded of it plays, and the rest of it is encoded when a viewer gets there.
+        assert first.index not in registered.chunks_done, registered.message
+        assert "0 of" in registered.message or "1 of" in registered.message
+        recorded = [s.seq for s in site.catalog.segments(video.id, "240p")]
+        assert 0 in recorded and first.last not in recorded
+        assert site.get(listing.segments[0].absolute_uri).status_code == 200
+        later = site.get(listing.segments[first.last].absolute_uri)
+        assert later.status_code == 200, later.text
+        assert _segment_start(site, video, "240p", later.content) == pytest.approx(
+            video.plan.segments()[first.last][0], abs=0.002
+        )
+        assert (
+            first.index in _until(site, video, lambda v: first.index in v.chunks_done).chunks_done
+        )

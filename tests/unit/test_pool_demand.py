@@ -77,6 +77,19 @@ def test_a_seek_stops_the_chunk_being_encoded_which_comes_back_after(pool: Local
     assert [pool._next_chunk(video.id) for _ in range(4)] == [8, 1, 2, None]
 
 
+def test_a_seek_while_the_video_registers_stops_its_first_chunk(pool: LocalPool) -> None:
+    video = _video([])  # registering: its first chunk is being encoded
+    pool._running[video.id] = threading.Event()
+    pool.want(video, 1)  # the player at 0:00 reaching the next chunk: no seek
+    assert not pool._preempted(video.id)
+    pool.want(video, 6)  # a seek: the registration stops its first chunk once watchable
+    assert pool._preempted(video.id)
+    # The chunk job that follows takes the sought chunk first and the one after it.
+    assert pool._next_chunk(video.id) == 6
+    assert not pool._preempted(video.id)
+    assert [pool._next_chunk(video.id) for _ in range(3)] == [7, 1, 2]
+
+
 def test_a_chunk_job_with_nothing_to_do_waits_briefly_for_the_next_request(
     tmp_path: Path,
 ) -> None:

@@ -25,12 +25,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubevod.worker import hwaccel, outputs, passthrough, policy, thumbs
-from kubevod.worker.chunks import ChunkMover, gather_thumbs
+from kubevod.worker.chunks import ChunkMover, chunk_passes, gather_thumbs
 from kubevod.worker.encoders import CODECS
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
@@ -111,8 +111,10 @@ def run(
         settings: worker settings (from the environment when None).
         demand: for a job with ``chunks``: the next chunk viewers want, None when
             none is waiting.
-        preempt: for a job with ``chunks``: True when a viewer sought elsewhere; the
-            chunk being encoded stops (what it uploaded stays) and ``demand`` is asked.
+        preempt: True when a viewer sought elsewhere. A job with ``chunks``: the chunk
+            being encoded stops (what it uploaded stays) and ``demand`` is asked. An
+            on-demand registration: its first chunk stops once the video is watchable
+            (its first segments are up) and is encoded later, like any other.
         pod: this pod's index in a job spread over ``job.pods`` pods: the first
             registers the plan and chunk 0, the others wait for that and join it,
             then each encodes its share of the chunks; whoever records the last
@@ -237,6 +239,8 @@ def _chunkable(plan: EncodePlan) -> bool:
 class _Preempted(Exception):
     """A viewer sought elsewhere: the chunk being encoded stops for the one sought to."""
 
+    proc: FfmpegProcess | None = None  # the chunk's ffmpeg, stopped
+
 
 def _no_progress(_percent: float, _speed: float | None) -> None:
     """An on-demand chunk's progress is its chunk count (``Attempt.chunk_done``)."""
@@ -307,6 +311,8 @@ class _Transcode:
         self.preempt: Callable[[], bool] | None = None
         self._current_chunk: Chunk | None = None
         self._rung_names: list[str] = []
+        #: An on-demand registration's first chunk was stopped for a seek once watchable.
+        self.first_chunk_stopped = False
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -399,10 +405,7 @@ class _Transcode:
         film, where encoding takes a core for minutes), else encoded whole.
         """
         every = min(plan.segment_seconds, self.settings.on_demand_segment_seconds)
-        copy = "never" not in (self.settings.passthrough, self.job.passthrough)
-        plan = replace(
-            plan, segment_seconds=every, audio=_audio_outs(info, self.settings, copy=copy)
-        )
+        plan = replace(plan, segment_seconds=every, audio=self._registration_audio(info))
         fps = plan.rungs[0].fps
         media_plan = _media_plan(
             plan, info, self.settings.on_demand_chunk_seconds,
@@ -420,13 +423,16 @@ class _Transcode:
         subtitles = outputs.upload_subtitles(
             self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
         )
+        # A seek elsewhere stops the first chunk once it is watchable: encoded later.
+        done = [] if self.first_chunk_stopped else [0]
         video = self.attempt.mark_partial(
-            message=f"ready on demand: 1 of {total} chunks encoded, the others when watched",
-            renditions=self._renditions(plan, uploader, final=False), chunks_done=[0],
+            message=f"ready on demand: {len(done)} of {total} chunks encoded, the others "
+            "when watched",
+            renditions=self._renditions(plan, uploader, final=False), chunks_done=done,
             total=total, subtitles=subtitles,
             speed=self._tracker.speed if self._tracker else None,
         )  # fmt: skip
-        self.log.info("ready on demand: 1 of %d chunks", total)
+        self.log.info("ready on demand: %d of %d chunks", len(done), total)
         return video
 
     def _register_spread(
@@ -435,8 +441,10 @@ class _Transcode:
         """The first pod of a spread transcode: the plan, poster, audio and chunk 0, which
         make the video playable and let the other pods join; then this pod's share.
 
-        The state stays ``transcoding`` until the last chunk is recorded, by whichever
-        pod that is; progress is the share of chunks recorded.
+        The audio is the source's own where it is AAC-LC, as for an on-demand
+        registration: the other pods wait for it, and encoding a film's audio takes a
+        core for minutes. The state stays ``transcoding`` until the last chunk is
+        recorded, by whichever pod that is; progress is the share of chunks recorded.
         """
         fps = plan.rungs[0].fps
         media_plan = _media_plan(
@@ -451,7 +459,8 @@ class _Transcode:
         self.media_plan = media_plan
         self.attempt.record_plan(media_plan, TranscodePolicy.EAGER)
         self._put_up_poster(source, info)
-        self._encode_chunked(replace(plan, trickplay=None, poster=None), info, fps, only=0)
+        first = replace(plan, trickplay=None, poster=None, audio=self._registration_audio(info))
+        self._encode_chunked(first, info, fps, only=0)
         self.attempt.set_subtitles(
             outputs.upload_subtitles(
                 self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
@@ -466,6 +475,13 @@ class _Transcode:
         shutil.rmtree(self.work / "out", ignore_errors=True)
         shutil.rmtree(self.work / "chunks", ignore_errors=True)
         return self._encode_demanded(source, info, rungs)
+
+    def _registration_audio(self, info: SourceInfo) -> tuple[AudioOut, ...]:
+        """The audio a registration records before anything can wait on it: AAC-LC tracks
+        copied (a moment for a whole film; encoding takes minutes of a core), the others
+        encoded whole; all encoded where passthrough is ``never``."""
+        copy = "never" not in (self.settings.passthrough, self.job.passthrough)
+        return _audio_outs(info, self.settings, copy=copy)
 
     def _put_up_poster(self, source: Path, info: SourceInfo) -> None:
         """The poster, recorded before any chunk: a planned video is listed with it."""
@@ -504,6 +520,7 @@ class _Transcode:
         out = _mkdir(self.work / "out")
         self._begin_tracker(info, writes=False)
         wanted = list(self.job.chunks or [])
+        on_demand = video.policy == TranscodePolicy.ON_DEMAND
         with stage("encode", accelerator=plan.accelerator, chunks=len(wanted)):
             while True:
                 index = wanted.pop(0) if wanted else (self.demand() if self.demand else None)
@@ -512,16 +529,22 @@ class _Transcode:
                 if index in done or not 0 <= index < total:
                     continue
                 chunk = self._current_chunk = chunks[index]
-                tracks = [self._seeded_track(out, rung.name, chunk.first) for rung in plan.rungs]
+                missing = self._missing_rungs(plan.rungs, chunk)
+                tracks = [self._seeded_track(out, rung.name, chunk.first) for rung in missing]
                 uploader = SegmentUploader(
                     store=self.store, record=self.attempt.add_segment,
                     video_id=self.job.video_id, prefix=self.prefix, tracks=tracks,
                     timeline=timeline,
                 )  # fmt: skip
+                # A viewer waits for an on-demand chunk with nothing before it encoded.
+                sought = on_demand and index > 0 and index - 1 not in done
                 try:
-                    self._encode_chunk(
-                        plan, info, fps, timeline, chunk, uploader, out, playable=True
-                    )
+                    for part in chunk_passes(missing, sought=sought):
+                        skip = frozenset(r.name for r in plan.rungs if r not in part)
+                        self._encode_chunk(
+                            replace(plan, skip=skip), info, fps, timeline, chunk, uploader,
+                            out, playable=True,
+                        )  # fmt: skip
                 except _Preempted:
                     self.log.info("chunk %d stopped: a viewer sought elsewhere", index)
                     self._current_chunk = None  # what it uploaded is valid and stays
@@ -537,6 +560,22 @@ class _Transcode:
                 self.log.info("chunk %d encoded (%d of %d)", index, len(done), total)
                 if len(done) >= total:
                     return self._complete_chunks(video)
+
+    def _missing_rungs(self, rungs: Sequence[Rung], chunk: Chunk) -> tuple[Rung, ...]:
+        """The rungs of ``chunk`` still to encode: a chunk stopped for a seek after its
+        lowest rung (``chunk_passes``) keeps what it recorded, and only the rest is encoded
+        when it comes back."""
+        catalog, mine = self.attempt.lifecycle.catalog, self.prefix + "/"
+        wanted = set(range(chunk.first, chunk.last + 1))
+        missing = []
+        for rung in rungs:
+            recorded = {
+                s.seq for s in catalog.segments(self.job.video_id, rung.name)
+                if s.key.startswith(mine)
+            }  # fmt: skip
+            if not wanted <= recorded:
+                missing.append(rung)
+        return tuple(missing)
 
     def _seeded_track(self, out: Path, rendition: str, first: int) -> Track:
         """A rung's track for one more chunk: the published init segment is put where the
@@ -763,9 +802,17 @@ class _Transcode:
             proc: FfmpegProcess | None = None
             try:
                 for chunk in todo:
-                    proc, playable, thumbs = self._encode_chunk(
-                        plan, info, fps, timeline, chunk, uploader, out, playable=playable
-                    )  # fmt: skip
+                    try:
+                        proc, playable, thumbs = self._encode_chunk(
+                            plan, info, fps, timeline, chunk, uploader, out, playable=playable
+                        )  # fmt: skip
+                    except _Preempted as stopped:
+                        # A viewer sought elsewhere while a registration's first chunk
+                        # was on its way: its first segments are up (it is watchable).
+                        self.log.info("first chunk stopped after its first segments: a seek")
+                        self.first_chunk_stopped, playable = True, True
+                        proc = stopped.proc
+                        break
                     thumbs_dirs.append(thumbs)
                 if audio is not None:
                     self._check_exit(audio, audio.argv)
@@ -818,12 +865,12 @@ class _Transcode:
             thumb_interval=plan.trickplay.interval if plan.trickplay else None,
         )  # fmt: skip
         folder = _mkdir(self.work / "chunks" / str(chunk.index))
-        for rung in plan.rungs:
+        for rung in plan.written:
             _mkdir(folder / rung.name)
         thumbs = _mkdir(folder / "trickplay")
         argv = chunk_argv(plan, span, self.settings.ffmpeg)
         self.log.debug("chunk %d: %s", chunk.index, argv)
-        mover = ChunkMover(span, folder, out, tuple(r.name for r in plan.rungs))
+        mover = ChunkMover(span, folder, out, tuple(r.name for r in plan.written))
 
         def shifted(update: ProgressUpdate) -> None:
             tracker.ffmpeg(replace(update, seconds=update.seconds + span.offset))
@@ -836,13 +883,17 @@ class _Transcode:
             playable = self._watch(
                 plan, info, uploader, proc, argv, before=mover.poll, playable=playable
             )
+        except _Preempted as stopped:
+            proc.stop(self.settings.kill_grace)
+            stopped.proc = proc
+            raise
         except BaseException:
             proc.stop(self.settings.kill_grace)
             raise
         self._check_exit(proc, argv)
         mover.poll()
         uploader.poll()
-        if not all(mover.moved(r.name) for r in plan.rungs):
+        if not all(mover.moved(r.name) for r in plan.written):
             self._keep_log(proc)
             raise SourceError(
                 f"the source has no frames at {span.offset:.1f} s (truncated or damaged)"
@@ -877,13 +928,14 @@ class _Transcode:
         segments (a chunk's mover)."""
         assert self._tracker is not None
         tracker = self._tracker
-        video_tracks = uploader.tracks[: len(plan.rungs)]
+        names = {r.name for r in plan.written}
+        video_tracks = [t for t in uploader.tracks if t.name in names]
         seen, alive = proc.last, time.monotonic()
         while proc.poll() is None:
             if self.cancel.is_set():
                 raise Cancelled("transcode cancelled")
-            if self.preempt is not None and self.preempt():
-                raise _Preempted
+            if playable and self.preempt is not None and self.preempt():
+                raise _Preempted  # never before the video can be watched
             self.attempt.check()  # a progress write refused in ffmpeg's thread
             if before is not None:
                 before()
