@@ -233,6 +233,8 @@ def test_on_demand_parts_on_the_seek_bar_a_seek_into_one_not_encoded_and_the_lib
           }).observe(document.getElementById('player-preparing'), {childList: true, subtree: true});
         }"""
     )
+    before = page.evaluate("kubevodPlayer.requestedLevels")
+    assert max(before) > 0, before  # playing above the lowest rung before the seek
     asked = time.monotonic()
     page.mouse.click(
         box["x"] + box["width"] * target / video.duration, box["y"] + box["height"] / 2
@@ -252,6 +254,10 @@ def test_on_demand_parts_on_the_seek_bar_a_seek_into_one_not_encoded_and_the_lib
     expect(preparing).to_be_empty()
     assert page.get_attribute("#player", "data-preparing") is None
     assert target_chunk in gate.asked
+    # The first fragment after the seek was the lowest rung's: the one the server encodes
+    # first, alone (ABR climbs back from there).
+    after = page.evaluate("kubevodPlayer.requestedLevels")[len(before) :]
+    assert after and after[0] == 0, after
     assert page.evaluate("kubevodPlayer.errors") == []
 
     # The band grows to the part encoded, as the server records it.
@@ -389,3 +395,30 @@ def test_the_ui_splits_a_plan_into_the_servers_segments_and_chunks(
     else:
         assert [(e["first"], e["last"]) for e in got["encoded"]] == [(0, len(done) - 1)]
         assert got["text"] == f"{len(done)} of {len(chunks)} parts encoded"
+
+
+def test_what_the_ui_counts_as_encoded_while_an_on_demand_video_registers(
+    browser: Any, ui_server: ApiServer
+) -> None:
+    """A seek during the registration is told apart as well (the player then asks for the
+    lowest rung first): only the chunks recorded so far are encoded, none at first."""
+    plan = MediaPlan(first=2, every=2, fps=30, duration=40.0, chunk_seconds=8)
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        pg.goto(f"{ui_server.url}/ui/manifest.webmanifest")
+        got = pg.evaluate(
+            """async (plan) => { const m = await import('/ui/parts.js');
+              const at = (video) => [0, 1, 9, 30].map((t) => m.encodedAt(video, t));
+              return {
+                registering: at({state: 'transcoding', policy: 'onDemand', plan, chunks_done: []}),
+                chunk0: at({state: 'ready', policy: 'onDemand', plan, chunks_done: [0]}),
+                eager: at({state: 'transcoding', policy: 'eager', plan, chunks_done: []}),
+              }; }""",
+            plan.model_dump(),
+        )
+    finally:
+        context.close()
+    assert got["registering"] == [False, False, False, False]
+    assert got["chunk0"] == [True, True, False, False]
+    assert got["eager"] == [True, True, True, True]  # not on demand: the UI clamps instead

@@ -118,9 +118,13 @@ export function chunkAt(parts, t) {
   return chunks[lo];
 }
 
-/** Whether time `t` of the video is encoded (always, for a video that is not on demand). */
+/**
+ * Whether time `t` of the video is encoded (always, for a video that is not on demand). An
+ * on-demand video still registering has only the chunks its registration recorded so far.
+ */
 export function encodedAt(video, t) {
-  const parts = videoParts(video);
+  const registering = video?.policy === "onDemand" && video.state === "transcoding";
+  const parts = videoParts(registering ? { ...video, state: "ready" } : video);
   return !parts || parts.done.includes(chunkAt(parts, t).index);
 }
 

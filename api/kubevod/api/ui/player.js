@@ -16,7 +16,7 @@ import {
   video,
   videoId,
 } from "./page.js";
-import { videoParts } from "./parts.js";
+import { encodedAt, videoParts } from "./parts.js";
 import { QoeReporter } from "./qoe.js";
 import { resumePosition } from "./resume.js";
 
@@ -194,6 +194,18 @@ function start(v, { waited = false } = {}) {
           { retry: true },
         );
     });
+    // A seek into a part of an on-demand video not encoded yet: its first fragment comes
+    // from the lowest rung, which the server encodes first and alone (a moment, where the
+    // whole ladder takes seconds); ABR climbs back once it has loaded. Capture: this runs
+    // before hls.js's own "seeking" handler picks the fragment.
+    video.addEventListener(
+      "seeking",
+      () => {
+        if (hls.autoLevelEnabled && !encodedAt(state.video, video.currentTime))
+          hls.nextLoadLevel = hls.minAutoLevel;
+      },
+      { capture: true },
+    );
     hls.loadSource(urls.hls);
     hls.attachMedia(video);
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
