@@ -129,12 +129,28 @@ def measure(policy: str, source: Path, work: Path, seek_to: float, browser: Any)
             time.sleep(0.02)
         context = browser.new_context(viewport={"width": 1280, "height": 720})
         page = context.new_page()
+        asked: dict[Any, float] = {}
+        answers: list[tuple[float, float, str, int]] = []  # asked, answered, path, status
+        page.on("request", lambda r: asked.__setitem__(r, time.monotonic()))
+        page.on(
+            "response",
+            lambda r: answers.append(
+                (asked.get(r.request, 0.0), time.monotonic(), r.url, r.status)
+            ),
+        )
         page.goto(f"{base}/watch/{video_id}")
         page.wait_for_function(f"({FIRST_FRAME})() !== null", timeout=120_000)
         run.first_frame = float(page.evaluate(FIRST_FRAME)) / 1000
+        sought = time.monotonic()
         waited = page.evaluate(SEEK, [seek_to, 1_500_000])
         run.seek = float("nan") if waited is None else float(waited) / 1000
         context.close()
+        # Where the seek's time went: each media request after it (s from the seek).
+        for began, ended, url, status in answers:
+            if began >= sought and "/media/" in url:
+                name = "/".join(url.split("?")[0].rsplit("/", 2)[-2:])
+                print(f"  {policy} seek +{began - sought:6.2f} s  {ended - began:5.2f} s  "
+                      f"{status} {name}", file=sys.stderr)  # fmt: skip
     finally:
         stop(server)
     return run
