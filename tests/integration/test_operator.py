@@ -80,6 +80,9 @@ def test_malformed_videoassets_are_refused_naming_the_field(cluster: Any) -> Non
         ({"source": url, "title": "x" * 1_000_000}, "spec.title"),
         ({"source": url, "gpu": True, "accelerator": "none"}, "spec.accelerator"),
         ({"source": {"url": "file:///etc/passwd"}}, "spec.source.url"),
+        ({"source": url, "transcode": {"pods": 0}}, "spec.transcode.pods"),
+        ({"source": url, "transcode": {"pods": 65}}, "spec.transcode.pods"),
+        ({"source": url, "transcode": {"pods": "two"}}, "spec.transcode.pods"),
     ]
     for spec, words in cases:
         manifest = json.dumps({**base, "spec": spec})

@@ -111,6 +111,18 @@ def test_the_worker_exits_with_the_contract_codes(monkeypatch: pytest.MonkeyPatc
     assert worker_main.main([], env=job_env) == contract.EXIT_RETRY
 
 
+@pytest.mark.parametrize("index", ["2", "-1", "one", "1.0"])
+def test_a_pod_index_outside_its_job_is_a_permanent_fault(
+    index: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_env = TranscodeJob(video_id="v1", source="/nowhere.mp4", pods=2).to_env()
+    code = worker_main.main([], env={**job_env, contract.POD_INDEX: index})
+    assert code == contract.EXIT_BAD_SOURCE and code in contract.EXIT_PERMANENT
+    assert f"{contract.POD_INDEX} is not a pod of 2" in capsys.readouterr().err
+    # A pod of the Job goes on (here to the missing catalog, which may pass on retry).
+    assert worker_main.main([], env={**job_env, contract.POD_INDEX: "1"}) == contract.EXIT_RETRY
+
+
 def test_the_charts_policies_select_the_pods_the_operator_labels() -> None:
     labels = _job()["spec"]["template"]["metadata"]["labels"]
     text = (ROOT / "charts/kubevod/templates/networkpolicy.yaml").read_text()
