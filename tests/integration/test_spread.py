@@ -26,7 +26,7 @@ from kubevod.worker.pipeline import run
 from kubevod.backends import open_catalog
 from kubevod.catalog.base import Catalog, Fence
 from kubevod.catalog.sqlite import SqliteCatalog
-from kubevod.errors import Superseded
+from kubevod.errors import Superseded, Unavailable
 from kubevod.jobs import TranscodeJob
 from kubevod.models import TrackKind, TranscodePolicy, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
@@ -172,6 +172,63 @@ def test_a_lost_chunk_record_still_completes_the_video(tmp_path: Path) -> None:
     assert video.plan is not None
     assert sorted(video.chunks_done) == list(range(len(video.plan.chunks())))
     check_ready_video(video, catalog, store, tmp_path / "dl", segment_seconds=2)
+
+
+class FirstChunkFailsOnce(ChunkLog):
+    """The real catalog, down once just as the first pod records chunk 0: a fault
+    injected at the worst moment, the plan recorded and the other pods waiting."""
+
+    failed = False
+
+    def add_chunk(self, video_id: str, index: int, *, fence: Fence | None = None) -> Video:
+        if index == 0 and not self.failed:
+            self.failed = True
+            raise Unavailable("the catalog went away")
+        return super().add_chunk(video_id, index, fence=fence)
+
+
+def test_the_first_pod_restarted_before_chunk_0_begins_again_and_the_others_join(
+    tmp_path: Path,
+) -> None:
+    catalog = FirstChunkFailsOnce(tmp_path / "catalog.db")
+    job, store = _spread_job(tmp_path, catalog)
+    settings = fast_settings(**SPREAD)
+    joined: list[Video | BaseException] = []
+
+    def second() -> None:
+        try:
+            joined.append(run(job, store=store, catalog=catalog, settings=settings, pod=1,
+                              scratch=tmp_path / "s1"))  # fmt: skip
+        except BaseException as exc:  # the test reads it
+            joined.append(exc)
+
+    waiting = threading.Thread(target=second, name="pod-1")
+    waiting.start()
+    with pytest.raises(Unavailable):
+        run(job, store=store, catalog=catalog, settings=settings, pod=0, scratch=tmp_path / "a")
+    first_try = catalog.get(job.video_id)
+    assert first_try.state == VideoState.FAILED, first_try.message  # until the Job retries
+    assert waiting.is_alive()  # the second pod still waits: the Job may retry the first
+    # The Job starts the first pod again: it begins a new attempt; the second pod joins it.
+    again = threading.Thread(
+        target=run, args=(job,), name="pod-0",
+        kwargs={"store": store, "catalog": catalog, "settings": settings, "pod": 0,
+                "scratch": tmp_path / "b"},
+    )  # fmt: skip
+    again.start()
+    again.join(timeout=300)
+    waiting.join(timeout=300)
+    assert joined and isinstance(joined[0], Video), joined
+    video = catalog.get(job.video_id)
+    assert video.state == VideoState.READY, video.message
+    assert video.plan is not None
+    total = len(video.plan.chunks())
+    assert sorted(video.chunks_done) == list(range(total))
+    assert catalog.by[0] == "pod-0" and "pod-1" in {catalog.by[i] for i in range(1, total)}
+    check_ready_video(video, catalog, store, tmp_path / "dl", segment_seconds=2)
+    # Nothing of the first attempt is left: every media object is the final attempt's.
+    media = [o.key for o in store.list(f"videos/{video.id}/") if "/g" in o.key]
+    assert media and all(k.startswith(video.media_prefix() + "/") for k in media), media[:5]
 
 
 def test_two_pods_complete_the_video_on_a_mongo_wire_catalog(
