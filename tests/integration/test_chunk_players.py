@@ -407,6 +407,9 @@ def test_ffmpeg_plays_an_on_demand_video_while_its_chunks_are_encoded(
     assert _chunks(video) == _chunks(site.video(site.media.chunked))
     decoded = _decode(site, video.id, manifest)
     report = _check_decode(decoded, video, manifest)
+    # The chunk job ends once the last chunk is recorded and the video completed (its
+    # thumbnails' index written), a moment after the player has its segments.
+    assert site.pool.wait_for(video.id, timeout=60)
     # Every chunk after the first was encoded while ffmpeg played (it asked for them).
     assert sorted(site.chunks_encoded(video.id)) == [1, 2, 3, 4], site.encodes
     done = site.video(video.id)

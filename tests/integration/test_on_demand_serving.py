@@ -246,6 +246,15 @@ def test_a_popular_video_is_completed_in_the_background(site: Site, tmp_path: Pa
     assert "all" in done.message, done.message
     check_ready_video(done, site.catalog, site.store, tmp_path / "dl", segment_seconds=2)
     assert all(n == 1 for (vid, _), n in site.encoded.items() if vid == video.id), site.encoded
+    # Seek-bar thumbnails once complete: each chunk tiled its own, every cue's sheet is there.
+    assert done.trickplay is not None
+    index = site.get(media_url(done.trickplay.vtt_key))
+    assert index.status_code == 200 and index.text.startswith("WEBVTT")
+    sheets = {ln.split("#", 1)[0] for ln in index.text.splitlines() if "#xywh=" in ln}
+    assert len(sheets) == len(chunks)  # 20 s, a thumbnail a second: one sheet per chunk
+    base = done.trickplay.vtt_key.rsplit("/", 1)[0]
+    for sheet in sheets:
+        assert site.get(media_url(f"{base}/{sheet}")).headers["content-type"] == "image/jpeg"
     # A complete video lists what was recorded, the same timeline.
     assert len(site.playlist(done, "360p").segments) == len(video.plan.segments())
 

@@ -11,6 +11,8 @@ video deleted while a pod waits stops it with nothing left behind.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
+import re
 import subprocess
 import threading
 import time
@@ -123,12 +125,58 @@ def test_two_pods_share_the_chunks_and_the_result_plays_as_one_ffmpeg(tmp_path: 
         if rendition.kind == TrackKind.VIDEO:
             played = download_rendition(store, video, rendition.name, tmp_path / "play")
             assert len(_frames(played)) == len(source_frames), rendition.name
+    # Seek-bar thumbnails: each pod tiled its chunks' own, and they show the frames the
+    # one-ffmpeg ladder's show, at every cue.
+    assert video.trickplay is not None and whole.trickplay is not None
+    mine_cues = _cues(store, video, tmp_path / "tp-mine")
+    theirs_cues = _cues(FileStore(tmp_path / "one" / "media"), whole, tmp_path / "tp-theirs")
+    assert [c[0] for c in mine_cues] == [c[0] for c in theirs_cues]
+    assert [c[1] for c in mine_cues] == pytest.approx(range(len(mine_cues)))  # every second
+    assert len({c[2] for c in mine_cues}) == total  # a sheet per chunk (13 thumbnails)
+    last_frame = video.duration - 1001 / 30000
+    for n, (a, b) in enumerate(zip(mine_cues, theirs_cues, strict=True)):
+        if b[1] > last_frame:  # a cue after the last frame: the one-ffmpeg sheet's cell is
+            b = theirs_cues[n - 1]  # blank there; a chunk's shows the last thumbnail again
+        assert _psnr(a[2], a[3], b[2], b[3]) > 35, (a, b)
     # The source's AAC-LC audio is copied, not encoded: the first pod records chunk 0,
     # which the other pods wait for, without encoding a whole film's audio first.
     heard = _audio_packets(download_rendition(store, video, "audio", tmp_path / "play"))
     source_packets = set(_audio_packets(source))
     assert len(heard) > 100  # (an encoded track would share none; a piece's edge may differ)
     assert sum(p not in source_packets for p in heard) <= 2, len(heard)
+
+
+def _cues(store: FileStore, video: Video, folder: Path) -> list[tuple[str, float, Path, str]]:
+    """The trickplay index's cues: (time range, start s, the sheet downloaded, crop)."""
+    assert video.trickplay is not None
+    base = video.trickplay.vtt_key.rsplit("/", 1)[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = store.get(video.trickplay.vtt_key).decode().splitlines()
+    cues = []
+    for when, what in itertools.pairwise(lines):
+        if "-->" not in when:
+            continue
+        name, _, xywh = what.partition("#xywh=")
+        sheet = folder / name
+        if not sheet.exists():
+            sheet.write_bytes(store.get(f"{base}/{name}"))
+        x, y, w, h = xywh.split(",")
+        h_, m_, sec = when.split(" --> ")[0].split(":")
+        start = int(h_) * 3600 + int(m_) * 60 + float(sec)
+        cues.append((when, start, sheet, f"crop={w}:{h}:{x}:{y}"))
+    return cues
+
+
+def _psnr(sheet_a: Path, crop_a: str, sheet_b: Path, crop_b: str) -> float:
+    """PSNR (dB) between a thumbnail cut from each sheet."""
+    done = subprocess.run(
+        [ffmpeg, "-hide_banner", "-nostats", "-i", str(sheet_a), "-i", str(sheet_b),
+         "-filter_complex", f"[0:v]{crop_a}[a];[1:v]{crop_b}[b];[a][b]psnr", "-f", "null", "-"],
+        check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    found = re.search(r"average:(\S+)", done.stderr)
+    assert found, done.stderr[-500:]
+    return float("inf") if found[1] == "inf" else float(found[1])
 
 
 def _audio_packets(path: Path) -> list[str]:

@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from kubevod.worker.chunks import ChunkMover, chunk_passes, gather_thumbs
+from kubevod.worker.chunks import ChunkMover, chunk_passes, gather_thumbs, thumbs_for
 from kubevod.worker.errors import MediaFormatError, TranscodeFailed
 from kubevod.worker.ffmpeg import (
     SEEK_EARLY,
@@ -21,10 +21,17 @@ from kubevod.worker.ffmpeg import (
     audio_argv,
     chunk_argv,
     chunk_span,
+    first_thumb,
     transcode_argv,
 )
 from kubevod.worker.ladder import Rung
 from kubevod.worker.mp4 import parse_fragments, rebase
+from kubevod.worker.thumbs import (
+    chunk_sheet_count,
+    chunk_thumbs,
+    chunked_trickplay_vtt,
+    thumb_count,
+)
 
 from kubevod.timeline import Chunk, Timeline, chunk_of, frame_at, plan_chunks
 
@@ -118,7 +125,8 @@ def test_chunk_span_seeks_just_before_the_first_frame_and_keys_its_segments() ->
     assert middle.offset == pytest.approx(21.5)
     assert middle.duration == pytest.approx(20.0)
     assert middle.keyframes == pytest.approx((0.0, 4.0, 8.0, 12.0, 16.0))
-    assert (middle.first_segment, middle.first_thumb) == (6, 11)
+    # Thumbnail 10 (the last frame before 22 s) is this chunk's: it starts at 21.5 s.
+    assert (middle.first_segment, middle.first_thumb) == (6, 10)
     last = chunk_span(chunks[2], REGULAR, 30.0)
     assert last.duration is None and last.first_segment == 11
 
@@ -173,8 +181,12 @@ def test_the_last_chunk_runs_to_the_end_and_a_chunk_can_carry_thumbnails() -> No
     assert "-t" not in argv
     assert _after(argv, "-force_key_frames") == ["0", "0"]
     graph = _after(argv, "-filter_complex")[0]
-    # Thumbnail 21 is at 42 s: 1 s into the chunk.
-    assert "[stp]trim=start=0.9999,fps=1/2:round=down:start_time=1," in graph
+    # A frame is a thumbnail when the next one (1/30 s on) is in the next 2 s interval,
+    # on the video's timeline (the chunk's 0 is 41 s there).
+    assert (
+        "[stp]select='gt(floor((t+41+0.033333)/2+1e-06),floor((t+41)/2+1e-06))',scale=160:90,"
+        in graph
+    )
     assert graph.count("[stp]") == 2  # made by the split, used by the branch
     assert argv[-3:] == ["-start_number", "21", "trickplay/%d.jpg"]
 
@@ -364,3 +376,67 @@ def test_chunk_passes_encode_a_sought_chunks_lowest_rung_first(
     assert [tuple(r.name for r in part) for part in passes] == expected
     # Every rung in exactly one pass.
     assert sorted(r.name for part in passes for r in part) == sorted(r.name for r in rungs)
+
+
+@pytest.mark.parametrize(
+    ("offset", "interval", "first"),
+    [
+        (0.0, 1.0, 0),
+        (3.0, 1.0, 3),  # on a boundary: the interval it starts is its own
+        (3.003, 1.0, 3),  # the last frame before 4 s is this chunk's
+        (2.9999999999, 1.0, 3),  # float noise on a boundary
+        (41.0, 2.0, 20),
+        (21.5, 2.0, 10),
+        (9.0, 10.0, 0),  # shorter than an interval: the thumbnail may be a later chunk's
+    ],
+)
+def test_first_thumb_is_the_one_whose_interval_holds_the_chunks_first_frame(
+    offset: float, interval: float, first: int
+) -> None:
+    assert first_thumb(offset, interval) == first
+
+
+def test_chunk_thumbs_give_every_thumbnail_to_exactly_one_chunk() -> None:
+    # 13.013 s at 29.97 fps, chunks at 0, 3.003, 7.007, 11.011; a thumbnail a second.
+    ranges = chunk_thumbs([0.0, 3.003, 7.007, 11.011], 13.013, 1.0)
+    assert ranges == [range(0, 3), range(3, 7), range(7, 11), range(11, 14)]
+    assert [i for r in ranges for i in r] == list(range(thumb_count(13.013, 1.0)))
+    # A chunk shorter than the interval may own none.
+    assert chunk_thumbs([0.0, 10.0, 12.0, 20.0], 25.0, 10.0) == [
+        range(0, 1), range(1, 1), range(1, 2), range(2, 3),
+    ]  # fmt: skip
+
+
+def test_a_chunked_trickplay_index_points_each_cue_into_its_chunks_sheets() -> None:
+    plan = TrickplayOut(interval=2.0, width=160, height=90, columns=2, rows=2)
+    ranges = [range(0, 5), range(5, 6), range(6, 6), range(6, 8)]
+    vtt = chunked_trickplay_vtt(plan, 15.0, ranges)
+    cues = [ln for ln in vtt.splitlines() if "#xywh=" in ln]
+    times = [ln for ln in vtt.splitlines() if "-->" in ln]
+    assert vtt.startswith("WEBVTT\n")
+    assert cues == [
+        "c0-0.jpg#xywh=0,0,160,90", "c0-0.jpg#xywh=160,0,160,90",
+        "c0-0.jpg#xywh=0,90,160,90", "c0-0.jpg#xywh=160,90,160,90",
+        "c0-1.jpg#xywh=0,0,160,90",  # chunk 0's fifth: its second sheet
+        "c1-0.jpg#xywh=0,0,160,90",
+        "c3-0.jpg#xywh=0,0,160,90", "c3-0.jpg#xywh=160,0,160,90",
+    ]  # fmt: skip
+    assert times[0] == "00:00:00.000 --> 00:00:02.000"
+    assert times[-1] == "00:00:14.000 --> 00:00:15.000"  # the last ends with the video
+    assert [chunk_sheet_count(plan, r) for r in ranges] == [2, 1, 0, 1]
+
+
+@pytest.mark.parametrize(
+    ("wanted", "made", "chosen"),
+    [
+        (range(3, 7), {3, 4, 5, 6}, [3, 4, 5, 6]),
+        (range(3, 7), {3, 4, 6}, [3, 4, 4, 6]),  # a gap: the nearest, the earlier on a tie
+        (range(3, 7), {4, 5, 6, 7}, [4, 4, 5, 6]),  # one it does not owe is not used twice
+        (range(11, 14), {11, 12}, [11, 12, 12]),  # the video's last one, never made
+        (range(3, 5), set(), []),
+    ],
+)
+def test_thumbs_for_fills_a_chunks_sheets_cell_by_cell(
+    wanted: range, made: set[int], chosen: list[int]
+) -> None:
+    assert thumbs_for(wanted, made) == chosen

@@ -112,6 +112,27 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def thumbs_for(wanted: range, made: set[int]) -> list[int]:
+    """For each thumbnail a chunk owes (``wanted``, global indices), the one it made to
+    use: itself, else the nearest made one (the earlier on a tie), so every cell of the
+    chunk's sheets lies where its index puts it; empty when it made none (pure)."""
+    if not made:
+        return []
+    ordered = sorted(made)
+    return [i if i in made else min(ordered, key=lambda m: (abs(m - i), m)) for i in wanted]
+
+
+def gather_chunk_thumbs(folder: Path, wanted: range, into: Path) -> int:
+    """Copy a chunk's thumbnails (``<folder>/<global index>.jpg``) into ``into`` as
+    ``0.jpg``.. in the order its sheets hold them (``thumbs_for``); returns how many."""
+    into.mkdir(parents=True, exist_ok=True)
+    made = {int(p.stem) for p in folder.glob("*.jpg") if p.stem.isdigit()}
+    chosen = thumbs_for(wanted, made)
+    for n, index in enumerate(chosen):
+        (into / f"{n}.jpg").write_bytes((folder / f"{index}.jpg").read_bytes())
+    return len(chosen)
+
+
 def gather_thumbs(folders: list[Path], into: Path) -> int:
     """Number the chunks' thumbnails ``0.jpg``, ``1.jpg``... in time order into ``into``.
 

@@ -44,6 +44,9 @@ PIECES_DIR_SUFFIX = ".pieces"
 #: What resizes a rung made from another rung: zimg (``zscale``) where ffmpeg has it, at
 #: about half of swscale's CPU for a sharper kernel (lanczos); swscale otherwise.
 Scaler = Literal["swscale", "zscale"]
+#: Slack on the thumbnail grid, seconds per interval: a frame exactly on a boundary
+#: belongs to the interval it starts.
+THUMB_EPS = 1e-6
 #: zimg is used only for downscales of at most this ratio on each axis. zimg 3.0.4
 #: (Debian 12) writes wrong columns for horizontal ratios just above 2 (2.005-2.07,
 #: e.g. 854 -> 426) on AVX-512 CPUs; tests/integration/test_cascade_scaling.py
@@ -513,7 +516,7 @@ def chunk_span(
     inside = [frame_at(timeline.end(j - 1), fps) for j in range(chunk.first + 1, chunk.last + 1)]
     keyframes = (0.0, *((n - chunk.start_frame) / fps for n in inside))
     duration = None if chunk.end_frame is None else (chunk.end_frame - chunk.start_frame) / fps
-    thumb = math.ceil(start / thumb_interval - 1e-6) if thumb_interval else 0
+    thumb = first_thumb(video_offset + start, thumb_interval) if thumb_interval else 0
     return ChunkSpan(
         seek=max(0.0, video_offset + start - SEEK_EARLY), duration=duration,
         keyframes=keyframes, first_segment=chunk.first, first_thumb=thumb,
@@ -545,10 +548,7 @@ def chunk_argv(plan: EncodePlan, span: ChunkSpan, ffmpeg: str = "ffmpeg") -> lis
         argv += ["-t", _num(span.duration)]
     graph = filter_graph(base)
     if plan.trickplay:
-        tp = plan.trickplay
-        # Thumbnails on the output timeline's grid: the chunk's own from its first one on.
-        first = span.first_thumb * tp.interval - span.offset
-        graph = _with_thumbs(graph, plan, first)
+        graph = _with_thumbs(graph, plan, span.offset)
     argv += [*policy.input_args(), "-i", plan.source, "-filter_complex", graph]
     forced = forced_times(span.keyframes[1:])
     for i, rung in enumerate(plan.rungs):
@@ -568,20 +568,36 @@ def chunk_argv(plan: EncodePlan, span: ChunkSpan, ffmpeg: str = "ffmpeg") -> lis
     return argv
 
 
-def _with_thumbs(graph: str, plan: EncodePlan, first: float) -> str:
-    """``graph`` with a trickplay branch of single thumbnails from ``first`` s (local)."""
+def _with_thumbs(graph: str, plan: EncodePlan, offset: float) -> str:
+    """``graph`` with a trickplay branch of single thumbnails, for a chunk whose local time
+    0 is ``offset`` s on the video's timeline.
+
+    Thumbnail ``i`` is the last frame before ``(i + 1) * interval`` on that timeline,
+    the frame ``fps=1/interval:round=down`` picks in a whole-file encode: a frame is
+    taken when the next one (a frame duration later) lies in the next interval. So
+    each chunk makes exactly the thumbnails whose frame it holds, the one before a
+    boundary included, and the chunks' thumbnails together are the whole file's.
+    """
     assert plan.trickplay is not None
     tp = plan.trickplay
     head, _, rest = graph.partition(";")
     name, _, outs = head.rpartition("split=")
     count = int(outs.split("[", 1)[0])
     head = f"{name}split={count + 1}{outs[len(str(count)) :]}[stp]"
+    at, step, every = _num(offset), _num(1 / plan.rungs[0].fps), _num(tp.interval)
+    here = f"floor((t+{at})/{every}+{THUMB_EPS})"
+    after = f"floor((t+{at}+{step})/{every}+{THUMB_EPS})"
     thumbs = (
-        f"[stp]trim=start={_num(max(0.0, first - SEEK_EARLY))},"
-        f"fps=1/{_num(tp.interval)}:round=down:start_time={_num(max(0.0, first))},"
+        f"[stp]select='gt({after},{here})',"
         f"scale={tp.width}:{tp.height},setsar=1,format=yuvj420p[tp]"
     )
     return ";".join(part for part in (head, rest, thumbs) if part)
+
+
+def first_thumb(offset: float, interval: float) -> int:
+    """The first thumbnail a chunk starting at ``offset`` s makes (``_with_thumbs``): the
+    one whose interval holds its first frame (pure)."""
+    return math.floor(offset / interval + THUMB_EPS)
 
 
 def tile_argv(plan: TrickplayOut, count: int, folder: str, ffmpeg: str = "ffmpeg") -> list[str]:

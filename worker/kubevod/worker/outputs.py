@@ -14,6 +14,7 @@ from kubevod.worker.observe import timed_put
 from kubevod.worker.probe import SourceInfo
 from kubevod.worker.upload import Track, average_bandwidth, peak_bandwidth
 
+from kubevod.errors import NotFound
 from kubevod.models import IMMUTABLE, Rendition, Segment, Subtitle, TrackKind, Trickplay
 from kubevod.store.base import ObjectStore
 
@@ -115,6 +116,43 @@ def upload_trickplay(
     return Trickplay(
         vtt_key=vtt_key, interval=plan.interval, width=plan.width, height=plan.height,
         columns=plan.columns, rows=plan.rows, sheets=len(sheets),
+    )  # fmt: skip
+
+
+def upload_chunk_sheets(
+    store: ObjectStore, prefix: str, chunk: int, sheets: Sequence[Path]
+) -> None:
+    """Upload one chunk's own sprite sheets (``thumbs.chunk_sheet_name``)."""
+    for n, sheet in enumerate(sheets):
+        timed_put(
+            store, f"{prefix}/trickplay/{thumbs.chunk_sheet_name(chunk, n)}", sheet,
+            kind="trickplay", content_type="image/jpeg", cache_control=IMMUTABLE,
+        )  # fmt: skip
+
+
+def upload_chunked_trickplay(
+    store: ObjectStore, prefix: str, plan: TrickplayOut, duration: float, chunks: Sequence[range]
+) -> Trickplay | None:
+    """The WebVTT index of a video whose chunks put up their own sheets, once every chunk's
+    sheets are there (None otherwise: a chunk encoded without them shows no thumbnails
+    rather than broken ones)."""
+    sheets = 0
+    for index, owed in enumerate(chunks):
+        count = thumbs.chunk_sheet_count(plan, owed)
+        for n in range(count):
+            try:
+                store.stat(f"{prefix}/trickplay/{thumbs.chunk_sheet_name(index, n)}")
+            except NotFound:
+                return None
+        sheets += count
+    if sheets == 0:
+        return None
+    vtt_key = f"{prefix}/trickplay/thumbs.vtt"
+    vtt = thumbs.chunked_trickplay_vtt(plan, duration, chunks)
+    store.put_bytes(vtt_key, vtt.encode(), content_type="text/vtt", cache_control=IMMUTABLE)
+    return Trickplay(
+        vtt_key=vtt_key, interval=plan.interval, width=plan.width, height=plan.height,
+        columns=plan.columns, rows=plan.rows, sheets=sheets,
     )  # fmt: skip
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubevod.worker import hwaccel, outputs, passthrough, policy, thumbs
-from kubevod.worker.chunks import ChunkMover, chunk_passes, gather_thumbs
+from kubevod.worker.chunks import ChunkMover, chunk_passes, gather_chunk_thumbs, gather_thumbs
 from kubevod.worker.encoders import CODECS
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
@@ -40,6 +40,7 @@ from kubevod.worker.ffmpeg import (
     POSTER_FILE,
     AudioOut,
     EncodePlan,
+    TrickplayOut,
     audio_argv,
     chunk_argv,
     chunk_span,
@@ -313,6 +314,8 @@ class _Transcode:
         self._rung_names: list[str] = []
         #: An on-demand registration's first chunk was stopped for a seek once watchable.
         self.first_chunk_stopped = False
+        #: Seek-bar thumbnails of a video whose chunks are encoded apart, per chunk.
+        self._trickplay: TrickplayOut | None = None
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -418,7 +421,8 @@ class _Transcode:
         if total == 1:
             uploader, proc = self._encode_chunked(plan, info, fps)
             return self._finish(source, info, plan, uploader, proc)
-        plan = replace(plan, trickplay=None, poster=None)
+        self._trickplay = plan.trickplay  # each chunk tiles its own thumbnails
+        plan = replace(plan, poster=None)
         uploader, _ = self._encode_chunked(plan, info, fps, only=0)
         subtitles = outputs.upload_subtitles(
             self.store, self.prefix, source, info, self.work, self.settings.ffmpeg
@@ -459,7 +463,8 @@ class _Transcode:
         self.media_plan = media_plan
         self.attempt.record_plan(media_plan, TranscodePolicy.EAGER)
         self._put_up_poster(source, info)
-        first = replace(plan, trickplay=None, poster=None, audio=self._registration_audio(info))
+        self._trickplay = plan.trickplay  # each chunk tiles its own thumbnails
+        first = replace(plan, poster=None, audio=self._registration_audio(info))
         self._encode_chunked(first, info, fps, only=0)
         self.attempt.set_subtitles(
             outputs.upload_subtitles(
@@ -505,8 +510,10 @@ class _Transcode:
         accel = (
             video.accelerator if video.accelerator in {"software", *ACCELERATORS} else "software"
         )
+        full = self._plan(source, info, rungs, accel)
+        self._trickplay = full.trickplay  # each chunk tiles its own thumbnails
         plan = replace(
-            self._plan(source, info, rungs, accel), trickplay=None, poster=None, audio=(),
+            full, trickplay=None, poster=None, audio=(),
             segment_seconds=video.plan.every, first_segment_seconds=video.plan.first,
         )  # fmt: skip
         fps = plan.rungs[0].fps
@@ -539,12 +546,15 @@ class _Transcode:
                 # A viewer waits for an on-demand chunk with nothing before it encoded.
                 sought = on_demand and index > 0 and index - 1 not in done
                 try:
-                    for part in chunk_passes(missing, sought=sought):
+                    for n, part in enumerate(chunk_passes(missing, sought=sought)):
                         skip = frozenset(r.name for r in plan.rungs if r not in part)
-                        self._encode_chunk(
-                            replace(plan, skip=skip), info, fps, timeline, chunk, uploader,
-                            out, playable=True,
+                        trickplay = self._trickplay if n == 0 else None  # the first run's
+                        _, _, made = self._encode_chunk(
+                            replace(plan, skip=skip, trickplay=trickplay), info, fps, timeline,
+                            chunk, uploader, out, playable=True,
                         )  # fmt: skip
+                        if trickplay is not None:
+                            self._put_up_chunk_sheets(chunk, made)
                 except _Preempted:
                     self.log.info("chunk %d stopped: a viewer sought elsewhere", index)
                     self._current_chunk = None  # what it uploaded is valid and stays
@@ -620,6 +630,12 @@ class _Transcode:
         renditions = [
             outputs.measured(r, catalog.segments(video.id, r.name)) for r in video.renditions
         ]
+        trickplay = video.trickplay
+        if trickplay is None and self._trickplay is not None and self.media_plan is not None:
+            trickplay = outputs.upload_chunked_trickplay(
+                self.store, self.prefix, self._trickplay, self.media_plan.duration,
+                self._chunk_thumbs(),
+            )  # fmt: skip
         final = self.attempt.mark_ready(
             message=(
                 f"ready ({self.job.codec}, on demand: all {len(video.chunks_done)} chunks)"
@@ -628,7 +644,7 @@ class _Transcode:
                 f"{self.job.pods} pods)"
             ),
             duration=video.duration, renditions=renditions, poster_key=video.poster_key,
-            trickplay=video.trickplay, subtitles=video.subtitles, speed=None,
+            trickplay=trickplay, subtitles=video.subtitles, speed=None,
             chunks_done=video.chunks_done,
         )  # fmt: skip
         self.log.info("on-demand video complete")
@@ -823,8 +839,10 @@ class _Transcode:
             uploader.poll(finished=True)
             tracker.media(min(t.end() for t in video_tracks))
             tracker.flush()
-            if plan.trickplay:
+            if plan.trickplay and only is None:
                 self._tile_thumbs(plan, thumbs_dirs, out / "trickplay")
+            elif plan.trickplay and thumbs_dirs:  # a registration's first chunk, whole
+                self._put_up_chunk_sheets(todo[0], thumbs_dirs[0])
             if not uploader.all_started():
                 raise SourceError("the source produced no video frames")
             if not playable:
@@ -905,17 +923,44 @@ class _Transcode:
         assert plan.trickplay is not None
         thumbs = self.work / "thumbs"
         count = gather_thumbs(folders, thumbs)
-        if count == 0:
-            return
-        _mkdir(thumbs / "sheets")
-        argv = tile_argv(plan.trickplay, count, str(thumbs), self.settings.ffmpeg)
-        done = subprocess.run(argv, capture_output=True, timeout=300, check=False, env=ffmpeg_env())
         _mkdir(sheets)
+        for sheet in self._tile(plan.trickplay, count, thumbs):
+            sheet.replace(sheets / sheet.name)
+
+    def _tile(self, trickplay: TrickplayOut, count: int, thumbs: Path) -> list[Path]:
+        """Sprite sheets of ``count`` thumbnails ``<thumbs>/0.jpg``.., in order."""
+        if count == 0:
+            return []
+        _mkdir(thumbs / "sheets")
+        argv = tile_argv(trickplay, count, str(thumbs), self.settings.ffmpeg)
+        done = subprocess.run(argv, capture_output=True, timeout=300, check=False, env=ffmpeg_env())
         if done.returncode != 0:
             self.log.warning("no trickplay sheets: %s", done.stderr.decode(errors="replace")[-300:])
+            return []
+        return sorted((thumbs / "sheets").glob("*.jpg"), key=lambda p: int(p.stem))
+
+    def _chunk_thumbs(self) -> list[range]:
+        """The thumbnails each chunk of the recorded plan owes (``thumbs.chunk_thumbs``)."""
+        assert self.media_plan is not None and self._trickplay is not None
+        plan = self.media_plan
+        return thumbs.chunk_thumbs(
+            [plan.offset + c.start_frame / plan.fps for c in plan.chunks()], plan.duration,
+            self._trickplay.interval,
+        )  # fmt: skip
+
+    def _put_up_chunk_sheets(self, chunk: Chunk, made: Path) -> None:
+        """A chunk encoded apart tiles its own thumbnails (``made``: by global index) into
+        sheets of its own and uploads them; the last chunk's recorder writes the index."""
+        if self._trickplay is None or self.media_plan is None:
             return
-        for sheet in (thumbs / "sheets").glob("*.jpg"):
-            sheet.replace(sheets / sheet.name)
+        folder = self.work / "sheets" / str(chunk.index)
+        shutil.rmtree(folder, ignore_errors=True)
+        count = gather_chunk_thumbs(made, self._chunk_thumbs()[chunk.index], folder)
+        with stage("thumbnails"):
+            outputs.upload_chunk_sheets(
+                self.store, self.prefix, chunk.index, self._tile(self._trickplay, count, folder)
+            )
+        shutil.rmtree(folder, ignore_errors=True)
 
     def _watch(
         self, plan: EncodePlan, info: SourceInfo, uploader: SegmentUploader,

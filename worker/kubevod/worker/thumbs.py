@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubevod.worker.ffmpeg import PosterOut, TrickplayOut, poster_argv, subtitles_argv
+from kubevod.worker.ffmpeg import (
+    PosterOut,
+    TrickplayOut,
+    first_thumb,
+    poster_argv,
+    subtitles_argv,
+)
 from kubevod.worker.probe import SubtitleStream
 from kubevod.worker.process import ffmpeg_env
 
@@ -66,6 +72,48 @@ def _stamp(seconds: float) -> str:
     minutes, rest = divmod(rest, 60_000)
     secs, millis = divmod(rest, 1000)
     return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
+
+
+def chunk_thumbs(starts: Sequence[float], duration: float, interval: float) -> list[range]:
+    """Which thumbnails (global indices, one every ``interval`` s from 0) each chunk makes,
+    for chunks starting at ``starts`` s on the video's timeline: from its first one
+    (``ffmpeg.first_thumb``) to the next chunk's (pure)."""
+    firsts = [first_thumb(start, interval) for start in starts]
+    ends = [*firsts[1:], thumb_count(duration, interval)]
+    return [range(first, max(first, end)) for first, end in zip(firsts, ends, strict=True)]
+
+
+def chunk_sheet_name(chunk: int, sheet: int) -> str:
+    """The file of sheet ``sheet`` of chunk ``chunk``'s own thumbnails, next to the index."""
+    return f"c{chunk}-{sheet}.jpg"
+
+
+def chunk_sheet_count(plan: TrickplayOut, thumbs: range) -> int:
+    """How many sheets a chunk's ``thumbs`` fill."""
+    return math.ceil(len(thumbs) / (plan.columns * plan.rows))
+
+
+def chunked_trickplay_vtt(plan: TrickplayOut, duration: float, chunks: Sequence[range]) -> str:
+    """The WebVTT index of a video whose chunks were encoded apart (spread over pods, on
+    demand): each chunk tiles its own thumbnails (``chunks[c]``) into sheets of its own
+    (``chunk_sheet_name``), so no worker needs another's; one cue per thumbnail."""
+    per_sheet = plan.columns * plan.rows
+    lines = ["WEBVTT", ""]
+    for index, thumbs in enumerate(chunks):
+        for n, i in enumerate(thumbs):
+            start = i * plan.interval
+            end = min(duration, start + plan.interval)
+            if end <= start:
+                break
+            sheet, cell = divmod(n, per_sheet)
+            row, col = divmod(cell, plan.columns)
+            lines += [
+                f"{_stamp(start)} --> {_stamp(end)}",
+                f"{chunk_sheet_name(index, sheet)}#xywh={col * plan.width},{row * plan.height},"
+                f"{plan.width},{plan.height}",
+                "",
+            ]
+    return "\n".join(lines)
 
 
 def trickplay_vtt(plan: TrickplayOut, duration: float, sheets: int) -> str:
