@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,22 +98,13 @@ def chunked_trickplay_vtt(plan: TrickplayOut, duration: float, chunks: Sequence[
     demand): each chunk tiles its own thumbnails (``chunks[c]``) into sheets of its own
     (``chunk_sheet_name``), so no worker needs another's; one cue per thumbnail."""
     per_sheet = plan.columns * plan.rows
-    lines = ["WEBVTT", ""]
-    for index, thumbs in enumerate(chunks):
-        for n, i in enumerate(thumbs):
-            start = i * plan.interval
-            end = min(duration, start + plan.interval)
-            if end <= start:
-                break
-            sheet, cell = divmod(n, per_sheet)
-            row, col = divmod(cell, plan.columns)
-            lines += [
-                f"{_stamp(start)} --> {_stamp(end)}",
-                f"{chunk_sheet_name(index, sheet)}#xywh={col * plan.width},{row * plan.height},"
-                f"{plan.width},{plan.height}",
-                "",
-            ]
-    return "\n".join(lines)
+    return _vtt(
+        plan, duration,
+        (
+            (i, chunk_sheet_name(index, n // per_sheet), n % per_sheet)
+            for index, thumbs in enumerate(chunks) for n, i in enumerate(thumbs)
+        ),
+    )  # fmt: skip
 
 
 def trickplay_vtt(plan: TrickplayOut, duration: float, sheets: int) -> str:
@@ -130,18 +121,21 @@ def trickplay_vtt(plan: TrickplayOut, duration: float, sheets: int) -> str:
     """
     per_sheet = plan.columns * plan.rows
     count = min(thumb_count(duration, plan.interval), sheets * per_sheet)
+    return _vtt(plan, duration, ((i, f"{i // per_sheet}.jpg", i % per_sheet) for i in range(count)))
+
+
+def _vtt(plan: TrickplayOut, duration: float, cells: Iterable[tuple[int, str, int]]) -> str:
+    """A WebVTT index of ``cells``: (thumbnail index, its sheet's file, its cell there)."""
     lines = ["WEBVTT", ""]
-    for i in range(count):
+    for i, sheet, cell in cells:
         start = i * plan.interval
         end = min(duration, start + plan.interval)
         if end <= start:
             break
-        sheet, cell = divmod(i, per_sheet)
         row, col = divmod(cell, plan.columns)
-        x, y = col * plan.width, row * plan.height
         lines += [
             f"{_stamp(start)} --> {_stamp(end)}",
-            f"{sheet}.jpg#xywh={x},{y},{plan.width},{plan.height}",
+            f"{sheet}#xywh={col * plan.width},{row * plan.height},{plan.width},{plan.height}",
             "",
         ]
     return "\n".join(lines)
