@@ -8,8 +8,10 @@ Ready with every chunk counted in status, playing through the nginx cache.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -62,5 +64,21 @@ def test_a_video_spread_over_two_pods_is_encoded_by_both_and_plays(kubevod: Rele
         for uri in uris:
             code, _, body = kubevod.get(uri if uri.startswith("/") else f"{base}/{uri}")
             assert code == 200 and len(body) > 1000, (uri, code)
+        # Seek-bar thumbnails: each pod tiled its chunks' own sheets; the index names them.
+        code, _, about = kubevod.get(f"/api/videos/{vid}")
+        assert code == 200, about
+        where = urlsplit(json.loads(about)["playback"]["trickplay"] or "")
+        assert where.path, about
+        index_url = where.path + (f"?{where.query}" if where.query else "")
+        code, _, index = kubevod.get(index_url)
+        assert code == 200 and index.startswith(b"WEBVTT"), (code, index[:200])
+        sheets = {ln.split("#", 1)[0] for ln in index.decode().splitlines() if "#xywh=" in ln}
+        assert len(sheets) >= chunks["total"], sheets  # a sheet of its own for every chunk
+        folder = where.path.rsplit("/", 1)[0]
+        for sheet in sheets:
+            code, _, _ = kubevod.get(
+                f"{folder}/{sheet}" + (f"?{where.query}" if where.query else "")
+            )
+            assert code == 200, (sheet, code)
     finally:
         cluster.kubectl("delete", "videoasset", "-n", NS, "spread", "--wait=false", check=False)
