@@ -11,7 +11,7 @@ the same cores, as on a small home cluster.
 
 Timed from ``kubectl apply`` to status Ready. From the pods' own logs (with
 the kubelet's timestamps): the registration (apply to chunk 0 recorded: pod
-start, probe, poster, audio, the first 5 s chunk) and the time a pod takes per
+start, probe, poster, audio (AAC-LC copied), the first 5 s chunk) and the time a pod takes per
 chunk (whole segments, at least 10 s). The curve to 10 nodes is the model those figures give:
 ``registration + ceil((chunks - 1) / nodes) * per chunk + completion``, for this
 source and for a two-hour film cut the same way. Root only; ``--write``
@@ -153,13 +153,14 @@ def report(rows: list[dict[str, Any]], fixture: float, install: float, rounds: i
         "The curve is flat past the point where every node has one chunk; for a film that "
         "is far beyond 10 nodes, so it falls as 1/nodes there, the registration and the "
         "last chunk being what stays. The film's row takes the registration as measured "
-        "here, but the first pod encodes the whole audio track before it records chunk 0, "
-        "and the other pods wait for that: for two hours of AAC, some tens of seconds more "
-        "(copying AAC-LC audio instead, as on-demand registration does, would remove it). "
+        "here: the source's AAC-LC audio is copied before chunk 0 is recorded, a remux of a "
+        "few seconds even for two hours; a source whose audio must be encoded (AC-3, DTS) has "
+        "the other pods wait for that whole encode, about an eighth of the film's length "
+        "on one core. "
         f"On one node a spread video would take {one_node / m1:.2f}x the time of one "
         f"ffmpeg ({one_node:.0f} s modelled against {m1:.1f} s measured: the chunks' starts "
-        "and the audio before chunk 0), so `worker.pods` stays 1 by default and is worth "
-        "setting from two nodes on.",
+        "and the registration before the other pods join), so `worker.pods` stays 1 by "
+        "default and is worth setting from two nodes on.",
         "",
     ]
     return "\n".join(lines)
