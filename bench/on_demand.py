@@ -56,6 +56,23 @@ SEEK = """async ([to, limit]) => {
 }"""
 
 
+#: After the seek: play on for ``seconds`` of wall time; how long, and how often, the
+#: picture waited (readyState below HAVE_FUTURE_DATA while playing), and where it got.
+AFTER = """async (seconds) => {
+  const v = document.querySelector('video');
+  let waited = 0, stalls = 0, since = null;
+  const t0 = performance.now(), from = v.currentTime;
+  while (performance.now() - t0 < seconds * 1000) {
+    const stuck = v.readyState < 3 && !v.paused && !v.ended;
+    if (stuck && since === null) { since = performance.now(); stalls += 1; }
+    if (!stuck && since !== null) { waited += performance.now() - since; since = null; }
+    await new Promise(r => setTimeout(r, 20));
+  }
+  if (since !== null) waited += performance.now() - since;
+  return [waited / 1000, stalls, v.currentTime - from];
+}"""
+
+
 @dataclass
 class Run:
     policy: str
@@ -63,6 +80,8 @@ class Run:
     playable: float = float("nan")
     first_frame: float = float("nan")
     seek: float = float("nan")
+    #: After the seek, over ``--after`` s of playing: seconds waited, stalls, video advanced.
+    after: tuple[float, int, float] | None = None
 
 
 def make_source(path: Path, seconds: int) -> Path:
@@ -95,7 +114,9 @@ def _ok(url: str) -> bool:
         return False
 
 
-def measure(policy: str, source: Path, work: Path, seek_to: float, browser: Any) -> Run:
+def measure(
+    policy: str, source: Path, work: Path, seek_to: float, browser: Any, after: float = 0.0
+) -> Run:
     kubevod = str(Path(sys.executable).with_name("kubevod"))
     tools = str(Path(binary("ffprobe")).parent)
     env = {**os.environ, "PATH": f"{tools}:{os.environ.get('PATH', '')}"}
@@ -144,6 +165,9 @@ def measure(policy: str, source: Path, work: Path, seek_to: float, browser: Any)
         sought = time.monotonic()
         waited = page.evaluate(SEEK, [seek_to, 1_500_000])
         run.seek = float("nan") if waited is None else float(waited) / 1000
+        if waited is not None and after > 0:
+            stalled, stalls, advanced = page.evaluate(AFTER, after)
+            run.after = (float(stalled), int(stalls), float(advanced))
         context.close()
         # Where the seek's time went: each media request after it (s from the seek).
         for began, ended, url, status in answers:
@@ -171,6 +195,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=600)
     parser.add_argument("--seek-to", type=float, default=480.0)
     parser.add_argument(
+        "--after", type=float, default=30.0,
+        help="seconds to play on after the seek, counting the waits (on demand only)",
+    )  # fmt: skip
+    parser.add_argument(
         "--eager",
         type=float,
         nargs=4,
@@ -192,7 +220,7 @@ def main() -> None:
                 executable_path=os.path.realpath(binary("chromium")), headless=True,
                 args=["--autoplay-policy=no-user-gesture-required", "--mute-audio"],
             )  # fmt: skip
-            on = measure("onDemand", source, work, args.seek_to, browser)
+            on = measure("onDemand", source, work, args.seek_to, browser, args.after)
             eager = Run("eager", *args.eager) if args.eager else None
             if eager is None:
                 eager = measure("eager", source, work, args.seek_to, browser)
@@ -227,6 +255,16 @@ def main() -> None:
         "A dash: it did not happen during the run (an eager video gets its poster when it "
         "is ready).",
         "",
+        *(
+            [
+                f"Playing on for {args.after:g} s after the seek (on demand): the picture "
+                f"waited {on.after[0]:.1f} s in {on.after[1]} stalls and advanced "
+                f"{on.after[2]:.1f} s of video.",
+                "",
+            ]
+            if on.after
+            else []
+        ),
         "Met: "
         + ", ".join(
             f"{key.replace('_', ' ')} {'yes' if getattr(on, key) <= lim else 'no'}"
