@@ -33,9 +33,9 @@ def chunk_passes(rungs: Sequence[Rung], *, sought: bool) -> list[tuple[Rung, ...
 
     A chunk a viewer sought to (nothing before it is encoded, so the player has nothing
     buffered) has its lowest rung encoded alone first: that ffmpeg is mostly decoding,
-    so its first segment lands within a moment, and a player that waits too long for
-    its rung switches down to it (hls.js does after half a segment). Every other chunk
-    is one ffmpeg for all its rungs, which costs least.
+    so its first segment lands within a moment; the web player asks for that rung after
+    such a seek (hls.js on its own keeps waiting for its rung on a fast network). Every
+    other chunk is one ffmpeg for all its rungs, which costs least.
     """
     if not rungs:
         return []

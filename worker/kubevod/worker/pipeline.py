@@ -536,7 +536,8 @@ class _Transcode:
                 if index in done or not 0 <= index < total:
                     continue
                 chunk = self._current_chunk = chunks[index]
-                missing = self._missing_rungs(plan.rungs, chunk)
+                # Only an on-demand chunk can be stopped between its runs (a seek).
+                missing = self._missing_rungs(plan.rungs, chunk) if on_demand else plan.rungs
                 tracks = [self._seeded_track(out, rung.name, chunk.first) for rung in missing]
                 uploader = SegmentUploader(
                     store=self.store, record=self.attempt.add_segment,
@@ -575,17 +576,13 @@ class _Transcode:
         """The rungs of ``chunk`` still to encode: a chunk stopped for a seek after its
         lowest rung (``chunk_passes``) keeps what it recorded, and only the rest is encoded
         when it comes back."""
-        catalog, mine = self.attempt.lifecycle.catalog, self.prefix + "/"
         wanted = set(range(chunk.first, chunk.last + 1))
-        missing = []
-        for rung in rungs:
-            recorded = {
-                s.seq for s in catalog.segments(self.job.video_id, rung.name)
-                if s.key.startswith(mine)
-            }  # fmt: skip
-            if not wanted <= recorded:
-                missing.append(rung)
-        return tuple(missing)
+        return tuple(r for r in rungs if not wanted <= self._recorded(self.job.video_id, r.name))
+
+    def _recorded(self, video_id: str, rendition: str) -> set[int]:
+        """The segments of ``rendition`` this attempt has recorded (their numbers)."""
+        catalog, mine = self.attempt.lifecycle.catalog, self.prefix + "/"
+        return {s.seq for s in catalog.segments(video_id, rendition) if s.key.startswith(mine)}
 
     def _seeded_track(self, out: Path, rendition: str, first: int) -> Track:
         """A rung's track for one more chunk: the published init segment is put where the
@@ -616,11 +613,8 @@ class _Transcode:
         if latest.state != VideoState.TRANSCODING or latest.plan is None:
             return latest
         planned = set(range(len(latest.plan.segments())))
-        mine = self.prefix + "/"
-        for rung in latest.plan.rungs:
-            recorded = {s.seq for s in catalog.segments(video.id, rung) if s.key.startswith(mine)}
-            if not planned <= recorded:
-                return latest
+        if not all(planned <= self._recorded(video.id, rung) for rung in latest.plan.rungs):
+            return latest
         total = len(latest.plan.chunks())
         return self._complete_chunks(latest.model_copy(update={"chunks_done": list(range(total))}))
 
