@@ -132,13 +132,22 @@ def running_release(
             cluster.down(progress=lambda _: None)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
+def root_args(doc: str, module: str, count: str, default: int) -> argparse.Namespace | None:
+    """A cluster benchmark's arguments (``--<count> N``, ``--write``), or None, said on
+    stderr, when not run as root (the cluster's network namespace needs it)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(f"--{count}", type=int, default=default)
     parser.add_argument("--write", action="store_true")
     args = parser.parse_args()
     if os.geteuid() != 0:
-        print("bench.cluster needs root (the cluster's network namespace)", file=sys.stderr)
+        print(f"{module} needs root (the cluster's network namespace)", file=sys.stderr)
+        return None
+    return args
+
+
+def main() -> int:
+    args = root_args(__doc__, "bench.cluster", "runs", 5)
+    if args is None:
         return 2
     from tests.cluster import release
     from tests.e2e import support

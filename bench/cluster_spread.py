@@ -21,12 +21,10 @@ Run: ``sudo python -m bench.cluster_spread [--rounds N] [--write]``.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import itertools
 import json
 import math
-import os
 import re
 import statistics
 import sys
@@ -34,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.cluster import running_release
+from bench.cluster import root_args, running_release
 from bench.common import publish
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,12 +165,8 @@ def report(rows: list[dict[str, Any]], fixture: float, install: float, rounds: i
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--write", action="store_true")
-    args = parser.parse_args()
-    if os.geteuid() != 0:
-        print("bench.cluster_spread needs root (the cluster's network namespace)", file=sys.stderr)
+    args = root_args(__doc__, "bench.cluster_spread", "rounds", 2)
+    if args is None:
         return 2
     from tests.e2e.conftest import VALUES
 
