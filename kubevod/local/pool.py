@@ -260,12 +260,26 @@ class LocalPool:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the worker threads."""
+        """Start the worker threads, and load the transcoder while nothing waits for it."""
         self._scratch.mkdir(parents=True, exist_ok=True)
+        if self._run is None:
+            threading.Thread(target=self._prepare, name="kubevod-pool-prepare", daemon=True).start()
         for n in range(self._workers):
             thread = threading.Thread(target=self._loop, name=f"kubevod-pool-{n}", daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def _prepare(self) -> None:
+        """Import the pipeline and let it learn this machine (``pipeline.prepare``), so the
+        first video added after the server starts does not wait for either."""
+        try:
+            from kubevod.worker.pipeline import prepare
+        except ImportError:  # a server without the worker: transcodes fail with the reason
+            return
+        try:
+            prepare(self._worker_settings)
+        except Exception:  # the first transcode will meet whatever this met, and say it
+            log.debug("preparing the transcoder failed", exc_info=True)
 
     def resume(self) -> list[str]:
         """Requeue, from scratch, every video left queued or transcoding; returns their ids."""

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -251,3 +252,42 @@ def test_server_json_counts_only_while_its_server_lives(tmp_path: Path) -> None:
             else None
         )
         assert read_server_file(layout) == expected, text
+
+
+def test_a_started_pool_learns_this_ffmpeg_before_the_first_video_is_added(
+    tmp_path: Path,
+) -> None:
+    """The first add after ``kubevod serve`` starts must not wait for ``ffmpeg -filters``
+    (and, on a machine with a GPU, its trial encode): the pool asks while idle."""
+    from kubevod.worker import hwaccel
+    from kubevod.worker.settings import WorkerSettings
+
+    from kubevod.local.pool import LocalPool
+
+    real = shutil.which("ffmpeg", path=cli_env()["PATH"])
+    assert real is not None
+    calls = tmp_path / "calls.log"
+    ffmpeg = tmp_path / "ffmpeg"
+    ffmpeg.write_text(f'#!/bin/sh\necho "$*" >> {calls}\nexec {real} "$@"\n')
+    ffmpeg.chmod(0o755)
+    hwaccel.clear_cache()
+    catalog = open_catalog(f"sqlite://{tmp_path / 'catalog.db'}")
+    store = open_store((tmp_path / "media").as_uri())
+    pool = LocalPool(
+        store=store, catalog=catalog, scratch=tmp_path / "scratch",
+        worker_settings=WorkerSettings(ffmpeg=str(ffmpeg)),
+    )  # fmt: skip
+    try:
+        pool.start()
+        deadline = time.monotonic() + 30
+        while any(t.name == "kubevod-pool-prepare" for t in threading.enumerate()):
+            assert time.monotonic() < deadline, "the pool is still preparing after 30 s"
+            time.sleep(0.05)
+        asked = calls.read_text()
+        assert "-filters" in asked  # before any video was added
+        assert hwaccel.scaler(str(ffmpeg)) == "zscale"  # Debian's ffmpeg has zimg
+        assert calls.read_text() == asked  # answered from what the pool learnt
+    finally:
+        pool.shutdown(timeout=10)
+        catalog.close()
+        hwaccel.clear_cache()

@@ -164,6 +164,17 @@ def run(
                 shutil.rmtree(work, ignore_errors=True)
 
 
+def prepare(settings: WorkerSettings | None = None) -> None:
+    """Learn now what every transcode in this process would otherwise find out first:
+    the filters this ffmpeg has, and which accelerators work (a trial encode per
+    device present). Both are cached for the life of the process, so a long-lived
+    process (local mode's server) that calls this at start spares its first video
+    that wait."""
+    settings = settings or WorkerSettings()
+    hwaccel.scaler(settings.ffmpeg)
+    hwaccel.choose("auto", ffmpeg=settings.ffmpeg, timeout=settings.hwaccel_trial_timeout)
+
+
 def _claim(
     lifecycle: Lifecycle, job: TranscodeJob, pod: int, cancel: threading.Event, poll: float
 ) -> tuple[Attempt, TranscodeJob] | Video:
