@@ -10,13 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from kubevod.worker.chunks import (
-    ChunkMover,
-    chunk_passes,
-    first_segment_alone,
-    gather_thumbs,
-    thumbs_for,
-)
+from kubevod.worker.chunks import ChunkMover, chunk_passes, gather_thumbs, thumbs_for
 from kubevod.worker.errors import MediaFormatError, TranscodeFailed
 from kubevod.worker.ffmpeg import (
     SEEK_EARLY,
@@ -155,32 +149,6 @@ def _plan(**changes: object) -> EncodePlan:
 
 def _after(argv: list[str], flag: str) -> list[str]:
     return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
-
-
-@pytest.mark.parametrize(
-    ("duration", "fps", "first", "expected"),
-    [
-        # (first segment, count, start frame, end frame) per chunk: segment 0, the rest
-        (60.0, 30.0, 1.0, [(0, 1, 0, 30), (1, 15, 30, None)]),
-        (2.0, 30.0, 1.0, [(0, 1, 0, 30), (1, 1, 30, None)]),
-        # Under twice the first segment: one ffmpeg for all of it.
-        (1.9, 30.0, 1.0, [(0, 2, 0, None)]),
-        (1.0, 30.0, 1.0, [(0, 1, 0, None)]),
-        (0.4, 30.0, 1.0, [(0, 1, 0, None)]),
-        # 29.97: the first segment ends on the first frame at or after 1 s.
-        (60.0, 30000 / 1001, 1.0, [(0, 1, 0, 30), (1, 15, 30, None)]),
-        # A longer first segment (a setting).
-        (600.0, 25.0, 2.0, [(0, 1, 0, 50), (1, 150, 50, None)]),
-    ],
-)
-def test_the_first_segment_alone_then_the_rest(
-    duration: float, fps: float, first: float, expected: list[tuple[int, int, int, int | None]]
-) -> None:
-    rungs = tuple(replace(r, fps=fps) for r in _plan().rungs)
-    plan = _plan(rungs=rungs, first_segment_seconds=first, segment_seconds=4.0)
-    chunks = first_segment_alone(plan, duration)
-    assert [(c.first, c.count, c.start_frame, c.end_frame) for c in chunks] == expected
-    assert [c.index for c in chunks] == list(range(len(expected)))
 
 
 def test_chunk_argv_encodes_only_the_chunks_video_on_its_own_keyframes() -> None:

@@ -21,23 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubevod.worker.errors import TranscodeFailed
-from kubevod.worker.ffmpeg import ChunkSpan, EncodePlan
+from kubevod.worker.ffmpeg import ChunkSpan
 from kubevod.worker.ladder import Rung
 from kubevod.worker.mp4 import parse_init, rebase
 
-from kubevod.timeline import Chunk, Timeline, plan_chunks
-
 INIT = "init.mp4"
-
-
-def first_segment_alone(plan: EncodePlan, duration: float) -> tuple[Chunk, ...]:
-    """Two chunks of a video encoded front to back: its first segment, and the rest
-    (one chunk for a video too short for a second ffmpeg to be worth it, under twice its
-    first segment). x264 hands over a chunk's last segment when its input ends, not a
-    lookahead of frames later, so the first chunk is playable sooner (pure)."""
-    timeline = Timeline.regular(plan.first_segment, plan.segment_seconds)
-    rest = max(duration, plan.first_segment)
-    return plan_chunks(timeline, duration, plan.rungs[0].fps, rest, plan.first_segment)
 
 
 def chunk_passes(rungs: Sequence[Rung], *, sought: bool) -> list[tuple[Rung, ...]]:

@@ -30,13 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kubevod.worker import hwaccel, outputs, passthrough, policy, thumbs
-from kubevod.worker.chunks import (
-    ChunkMover,
-    chunk_passes,
-    first_segment_alone,
-    gather_chunk_thumbs,
-    gather_thumbs,
-)
+from kubevod.worker.chunks import ChunkMover, chunk_passes, gather_chunk_thumbs, gather_thumbs
 from kubevod.worker.encoders import CODECS
 from kubevod.worker.errors import Cancelled, TranscodeFailed, one_line
 from kubevod.worker.fetch import open_source
@@ -413,23 +407,9 @@ class _Transcode:
     def _encode_any(
         self, plan: EncodePlan, info: SourceInfo
     ) -> tuple[SegmentUploader, FfmpegProcess]:
-        """In chunks when the settings ask and the plan allows; else the first segment by
-        an ffmpeg of its own and the rest by another (``first_segment_alone``); else one
-        ffmpeg."""
-        fps = plan.rungs[0].fps
+        """In chunks when the settings ask and the plan allows; else one ffmpeg."""
         if self.settings.chunk_seconds > 0 and _chunkable(plan):
-            return self._encode_chunked(plan, info, fps)
-        if (
-            self.settings.first_segment_alone and plan.accelerator == "software"
-            and _chunkable(plan) and not plan.copy_top
-            # A video that starts after its file does (an MPEG-TS recording) gets an edit
-            # list in its first chunk's init segment that later chunks' lack (a known
-            # fault of every chunked encode): one ffmpeg for it.
-            and info.video_offset == 0
-        ):  # fmt: skip
-            chunks = first_segment_alone(plan, info.duration)
-            if len(chunks) > 1:
-                return self._encode_chunked(plan, info, fps, chunks=chunks, audio_after_first=True)
+            return self._encode_chunked(plan, info, plan.rungs[0].fps)
         return self._encode(plan, info)
 
     def _register_on_demand(self, source: Path, info: SourceInfo, plan: EncodePlan) -> Video:
@@ -806,18 +786,14 @@ class _Transcode:
         )
 
     def _encode_chunked(
-        self, plan: EncodePlan, info: SourceInfo, fps: float, only: int | None = None,
-        chunks: tuple[Chunk, ...] | None = None, audio_after_first: bool = False,
-    ) -> tuple[SegmentUploader, FfmpegProcess]:  # fmt: skip
+        self, plan: EncodePlan, info: SourceInfo, fps: float, only: int | None = None
+    ) -> tuple[SegmentUploader, FfmpegProcess]:
         """The video rungs chunk by chunk (an ffmpeg each), the audio once, alongside.
 
         Chunks run front to back here (``only``: just that one, an on-demand
-        registration's first; ``chunks``: these, not the settings'); each one's
-        segments are moved onto the video's timeline (``kubevod.worker.chunks``) and
-        uploaded as they close, so the video is playable after the first chunk's first
-        segment, as with one ffmpeg. ``audio_after_first``: the audio's ffmpeg starts
-        when the first chunk has ended, not beside it (a first chunk of one segment
-        that would share the CPUs with it; the audio's first piece takes a moment).
+        registration's first); each one's segments are moved onto the video's
+        timeline (``kubevod.worker.chunks``) and uploaded as they close, so the video
+        is playable after the first chunk's first segment, as with one ffmpeg.
         """
         out = _mkdir(self.work / "out")
         tracks = [Track(r.name, _mkdir(out / r.name)) for r in plan.rungs]
@@ -830,7 +806,7 @@ class _Transcode:
             store=self.store, record=self.attempt.add_segment, video_id=self.job.video_id,
             prefix=self.prefix, tracks=tracks, timeline=timeline,
         )  # fmt: skip
-        chunks = chunks or self._chunks(plan, info, fps)
+        chunks = self._chunks(plan, info, fps)
         todo = chunks if only is None else (chunks[only],)
         self.log.info("encoding %d of %d chunks of the video", len(todo), len(chunks))
         video_tracks = tracks[: len(plan.rungs)]
@@ -838,16 +814,15 @@ class _Transcode:
         audio: FfmpegProcess | None = None
         with stage("encode", accelerator=plan.accelerator, chunks=len(todo)):
             tracker = self._begin_tracker(info)
-            audio_at = 1 if audio_after_first and len(todo) > 1 else 0
+            if plan.audio:
+                audio_cmd = audio_argv(plan, self.settings.ffmpeg)
+                audio = FfmpegProcess(
+                    audio_cmd, cwd=out, log_path=self.work / "audio.log", duration=info.duration
+                )
             playable = False
             proc: FfmpegProcess | None = None
             try:
-                for n, chunk in enumerate(todo):
-                    if n == audio_at and plan.audio:
-                        audio = FfmpegProcess(
-                            audio_argv(plan, self.settings.ffmpeg), cwd=out,
-                            log_path=self.work / "audio.log", duration=info.duration,
-                        )  # fmt: skip
+                for chunk in todo:
                     try:
                         proc, playable, thumbs = self._encode_chunk(
                             plan, info, fps, timeline, chunk, uploader, out, playable=playable

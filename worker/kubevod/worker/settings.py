@@ -86,13 +86,6 @@ class WorkerSettings(BaseSettings):
         "own ffmpeg, audio once for the whole source (0: one ffmpeg for everything); a "
         "passed-through top rung or software AV1 keeps one ffmpeg",
     )
-    first_segment_alone: bool = Field(
-        default=True,
-        description="with chunkSeconds 0 and a software encoder, encode the first segment "
-        "of every rung by an ffmpeg of its own, and the rest, with the audio, by a second "
-        "one: x264 gives up the first segment when its input ends, not a lookahead of "
-        "frames later, so the video is playable sooner (docs/benchmarks.md)",
-    )
     spread_chunk_seconds: float = Field(
         default=20.0,
         ge=1.0,
