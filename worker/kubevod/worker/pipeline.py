@@ -242,10 +242,26 @@ def _media_plan(plan: EncodePlan, info: SourceInfo, every: float, first: float) 
     )  # fmt: skip
 
 
-def _chunkable(plan: EncodePlan) -> bool:
-    """Whether ``plan`` can be encoded in chunks: a known frame rate, keyframes forced
-    (not GOP pieces); a passed-through top rung (``copy_top``) is checked apart."""
-    return plan.rungs[0].fps > 0 and not plan.video_pieces
+#: ffprobe's names of containers whose input seek searches for a timestamp with no
+#: index of keyframes to land on. ffmpeg can land past the keyframe before the seek
+#: point, and a chunk that starts there decodes nothing (an MPEG-TS recording with
+#: keyframes 8.3 s apart, tests/integration/test_chunks.py). One ffmpeg, which never
+#: seeks, encodes their videos.
+UNINDEXED_FORMATS = frozenset({"mpegts", "mpeg", "h264", "hevc"})
+
+
+def _why_not_chunks(plan: EncodePlan, info: SourceInfo) -> str | None:
+    """Why ``plan`` cannot be encoded in chunks, or None: chunks need a known frame rate,
+    keyframes forced (not GOP pieces) and exact seeks into the source; a passed-through
+    top rung (``copy_top``) is checked apart."""
+    if plan.rungs[0].fps <= 0:
+        return "the frame rate is unknown"
+    if plan.video_pieces:
+        return "its video is cut on keyframes of its own (GOP pieces), not on chunk boundaries"
+    unindexed = UNINDEXED_FORMATS.intersection(info.format_name.split(","))
+    if unindexed:
+        return f"seeks into {min(unindexed)} files do not land on keyframes"
+    return None
 
 
 class _Preempted(Exception):
@@ -382,14 +398,15 @@ class _Transcode:
         set_attributes(accelerator=choice.accelerator, rungs=len(rungs), duration=info.duration)
         self.log.info("encoding %d rungs with %s", len(rungs), choice.reason)
         plan = self._plan(source, info, rungs, choice.accelerator)
+        no_chunks = _why_not_chunks(plan, info)
         if on_demand:
-            if _chunkable(plan):
+            if no_chunks is None:
                 return self._register_on_demand(source, info, plan)
-            self.log.info("on demand needs chunks, which %s cannot make: encoding it all", codec)
-        elif spread and _chunkable(plan) and not plan.copy_top:
+            self.log.info("on demand needs chunks (%s): encoding it all", no_chunks)
+        elif spread and no_chunks is None and not plan.copy_top:
             return self._register_spread(source, info, plan, rungs)
         elif spread:
-            self.log.info("one pod encodes it all: the plan cannot be cut into chunks")
+            self.log.info("one pod encodes it all: %s", no_chunks or "the top rung is copied")
         try:
             uploader, proc = self._encode_any(plan, info)
         except (TranscodeFailed, SourceError) as exc:
@@ -408,7 +425,7 @@ class _Transcode:
         self, plan: EncodePlan, info: SourceInfo
     ) -> tuple[SegmentUploader, FfmpegProcess]:
         """In chunks when the settings ask and the plan allows; else one ffmpeg."""
-        if self.settings.chunk_seconds > 0 and _chunkable(plan):
+        if self.settings.chunk_seconds > 0 and _why_not_chunks(plan, info) is None:
             return self._encode_chunked(plan, info, plan.rungs[0].fps)
         return self._encode(plan, info)
 
