@@ -30,10 +30,13 @@ def _decoded(secret: dict[str, Any]) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
 
 
-@pytest.fixture(scope="module")
-def users(minio: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Run the rendered bucket script against ``minio``; return the scoped credentials."""
-    tmp = tmp_path_factory.mktemp("minio-users")
+def _bucket_script(
+    minio: Any, tmp: Path, path: str = ""
+) -> tuple[str, dict[str, str], dict[str, str]]:
+    """The rendered bucket script pointed at ``minio``, its environment and the credentials.
+
+    ``path`` goes before mc's directory on PATH (a wrapper mc for fault tests).
+    """
     values = {"worker": {"fetch": {"s3Buckets": [SOURCE_BUCKET]}}}
     docs = documents(template_text(values, tmp=tmp).stdout)
     sts = find(docs, "StatefulSet", "-minio")["spec"]["template"]["spec"]
@@ -42,6 +45,7 @@ def users(minio: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
     assert script.rstrip().endswith("exec sleep infinity")
     script = script.replace("http://127.0.0.1:9000", minio.url)
     script = script.rstrip().removesuffix("exec sleep infinity") + "exit 0\n"
+    script = script.replace("/tmp/bucket", str(tmp / "bucket"))
     creds = _decoded(find(docs, "Secret", "-minio"))
     env = {
         **os.environ,
@@ -52,9 +56,15 @@ def users(minio: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str
         "WORKER_PASSWORD": creds["worker-password"],
         "API_USER": creds["api-user"],
         "API_PASSWORD": creds["api-password"],
-        "PATH": f"{Path(require('mc')).parent}:{os.environ['PATH']}",
+        "PATH": f"{path}{Path(require('mc')).parent}:{os.environ['PATH']}",
     }
-    script = script.replace("/tmp/bucket", str(tmp / "bucket"))
+    return script, env, creds
+
+
+@pytest.fixture(scope="module")
+def users(minio: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Run the rendered bucket script against ``minio``; return the scoped credentials."""
+    script, env, creds = _bucket_script(minio, tmp_path_factory.mktemp("minio-users"))
     for _ in range(2):  # a restart runs it again over what exists: it must stay idempotent
         run = subprocess.run(
             ["/bin/sh", "-ec", script], env=env, capture_output=True, text=True, timeout=120
@@ -133,3 +143,32 @@ def test_only_videos_are_anonymously_readable(minio: Any, users: dict[str, str])
     assert status("videos/v1/poster.jpg") == 200
     assert status("logs/v1/ffmpeg.log") == 403
     assert status("private/notes.txt") == 403
+
+
+def test_an_mc_call_that_hangs_is_cut_off_and_the_setup_still_finishes(
+    minio: Any, users: dict[str, str], tmp_path: Path
+) -> None:
+    """mc has no timeout: an admin call once hung for good and left MinIO unready."""
+    wrapper = tmp_path / "wrapper"
+    wrapper.mkdir()
+    hung = tmp_path / "hung"
+    (wrapper / "mc").write_text(
+        "#!/bin/sh\n"
+        f'if [ "$2 $3" = "user info" ] && [ ! -e {hung} ]; then\n'
+        f"  touch {hung}; exec sleep 600\n"
+        "fi\n"
+        f'exec {require("mc")} "$@"\n'
+    )
+    (wrapper / "mc").chmod(0o755)
+    script, env, creds = _bucket_script(minio, tmp_path, path=f"{wrapper}:")
+    assert "sleep 30;" in script
+    script = script.replace("sleep 30;", "sleep 2;")  # the per-call limit, shortened
+    run = subprocess.run(
+        ["/bin/sh", "-ec", script], env=env, capture_output=True, text=True, timeout=90
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert hung.exists()  # the hang did happen
+    assert "again in" in run.stderr  # the cut-off call failed the round: it ran again
+    assert (tmp_path / "bucket" / "ready").exists()
+    for who in ("worker", "api"):
+        assert f"user {creds[f'{who}-user']} has policy kubevod-{who}" in run.stdout
