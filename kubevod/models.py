@@ -12,6 +12,7 @@ import re
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -138,6 +139,12 @@ class MediaPlan(BaseModel):
     rungs: list[str] = Field(default_factory=list)
     #: Where the video's first frame lies on the output timeline, s (segment start times).
     offset: float = Field(default=0.0, ge=0)
+    #: The encode the plan was made for, which every later chunk job repeats
+    #: (``kubevod.jobs.chunk_job``): the ladder (a preset name or explicit rungs),
+    #: the codec and the accelerator asked for.
+    ladder: str | list[dict[str, Any]] = "default"
+    codec: str = "h264"
+    accelerator: str = "auto"
 
     def timeline(self) -> Timeline:
         return Timeline.regular(self.first, self.every)
@@ -217,6 +224,22 @@ class Video(BaseModel):
     def media_prefix(self) -> str:
         """The object-store prefix of this video's current generation."""
         return self.prefix or keys.media_prefix(self.id, self.generation)
+
+
+class ChunkWant(BaseModel):
+    """A chunk of an on-demand video that a viewer is waiting for (``Catalog.want_chunks``).
+
+    One record per (video, generation, chunk). The worker takes the newest-asked
+    one whose lease is free (``Catalog.take_chunk``) and encodes it; a taken
+    want is not handed out again before its lease ends.
+    """
+
+    video_id: str
+    generation: int
+    chunk: int
+    asked_at: datetime  # the latest time it was asked for
+    holder: str = ""  # who took it ("" = nobody)
+    lease_until: datetime | None = None  # a taken want is not handed out again before this
 
 
 class VideoPatch(BaseModel):

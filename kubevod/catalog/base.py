@@ -1,4 +1,5 @@
-"""The Catalog port (docs/architecture.md §4): video metadata, segments, progress, QoE.
+"""The Catalog port (docs/architecture.md §4): video metadata, segments, progress, QoE,
+and the queue of chunk wants of on-demand videos.
 
 Backends: ``MongoCatalog`` (pymongo) and ``SqliteCatalog`` (the embedded
 default). One contract test suite (tests/integration/test_catalog_contract.py)
@@ -8,10 +9,19 @@ runs unchanged against both. Every method is blocking and thread-safe.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, VideoState
+from kubevod.models import (
+    ChunkWant,
+    QoeBeacon,
+    QoeStats,
+    Segment,
+    Video,
+    VideoPage,
+    VideoState,
+)
 
 #: Bump when the stored document shape changes; stored with every video.
 SCHEMA_VERSION = 1
@@ -133,7 +143,45 @@ class Catalog(Protocol):
         ...
 
     def delete(self, video_id: str) -> None:
-        """Remove the video, its segments and its QoE data; no error if absent."""
+        """Remove the video, its segments, its QoE data and its chunk wants; no error if
+        absent."""
+        ...
+
+    def want_chunks(self, video_id: str, generation: int, chunks: Sequence[int]) -> None:
+        """Ask for these chunks of the video's ``generation``, the first the most wanted.
+
+        The API server asks when a player reaches a chunk not encoded yet; the
+        worker takes them with ``take_chunk``. Each (video, generation, chunk) is one
+        record: asking again refreshes its ``asked_at`` and never duplicates it, nor
+        frees a want that is taken (its holder and lease stay). ``chunks[i]`` is
+        asked ``i`` milliseconds before now, so the first sorts as the newest.
+        """
+        ...
+
+    def take_chunk(
+        self, holder: str, lease_seconds: float, *, video_id: str | None = None
+    ) -> ChunkWant | None:
+        """Hand out the newest-asked want whose lease is free, and lease it to ``holder``.
+
+        A want is free when it has no lease or its ``lease_until`` has passed; the
+        one with the largest ``asked_at`` (of ``video_id`` only, when given) is
+        marked taken (``holder``, ``lease_until`` = now + ``lease_seconds``) in the
+        same step that finds it, so of two takers only one gets it (not on FerretDB
+        1.x: see ``MongoCatalog.take_chunk``). Wants asked at the same millisecond
+        come out lowest chunk first.
+
+        Returns:
+            The want as it is after, or None when no free want is left.
+        """
+        ...
+
+    def drop_chunk_wants(self, video_id: str, chunks: Sequence[int] | None = None) -> None:
+        """Forget the wants of these chunks of the video (any generation); None: all of
+        the video's wants. No error when absent."""
+        ...
+
+    def chunk_wants(self, video_id: str) -> builtins.list[ChunkWant]:
+        """The video's wants (every generation, taken or not), newest ``asked_at`` first."""
         ...
 
     def record_qoe(self, beacon: QoeBeacon) -> QoeBeacon | None:

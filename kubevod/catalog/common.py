@@ -2,20 +2,24 @@
 
 Pure functions only: how fields are normalised before storage (UTC datetimes at
 millisecond precision, which is what MongoDB keeps), how ``update`` validates,
-how progress is clamped, and how QoE beacons are aggregated.
+how progress is clamped, how QoE beacons are aggregated, and the times of
+chunk wants and their leases.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from kubevod.errors import InvalidInput
 from kubevod.models import QoeBeacon, QoeStats, Video, now
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
 
 #: Largest page a listing returns.
 MAX_LIMIT = 1000
@@ -26,6 +30,38 @@ def utc_ms(value: datetime) -> datetime:
     """``value`` as aware UTC truncated to milliseconds (naive values are taken as UTC)."""
     value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def to_ms(value: datetime) -> int:
+    """Milliseconds since the epoch of ``value`` (exact, unlike ``timestamp() * 1000``)."""
+    return (utc_ms(value) - _EPOCH) // _MS
+
+
+def from_ms(ms: int) -> datetime:
+    """The aware UTC datetime ``ms`` milliseconds after the epoch."""
+    return _EPOCH + timedelta(milliseconds=ms)
+
+
+def want_times(chunks: Sequence[int]) -> list[tuple[int, datetime]]:
+    """``(chunk, asked_at)`` for one ``want_chunks`` call, the first chunk the newest.
+
+    ``chunks[i]`` is asked ``i`` milliseconds before now (at millisecond precision),
+    so the first in the list sorts as the most wanted; a chunk listed twice keeps
+    its first place.
+    """
+    base = utc_ms(now())
+    seen: dict[int, datetime] = {}
+    for i, chunk in enumerate(chunks):
+        seen.setdefault(int(chunk), base - i * _MS)
+    return list(seen.items())
+
+
+def lease_end(lease_seconds: float) -> tuple[datetime, datetime]:
+    """``(now, now + lease_seconds)`` at millisecond precision, for ``take_chunk``."""
+    if not math.isfinite(lease_seconds) or lease_seconds < 0:
+        raise InvalidInput("lease_seconds must be a finite number >= 0")
+    start = utc_ms(now())
+    return start, utc_ms(start + timedelta(seconds=lease_seconds))
 
 
 def normalize(video: Video) -> Video:

@@ -2,15 +2,16 @@
 
 Collections: ``videos`` (``_id`` = video id, the model's fields, plus
 ``schema_version`` and casefolded ``title_key``/``tags_key`` for search and
-sort), ``segments`` (unique on video, rendition, seq) and ``qoe`` (unique on
-video, session). Indexes are created at start. Server selection and connect
+sort), ``segments`` (unique on video, rendition, seq), ``qoe`` (unique on
+video, session) and ``chunk_wants`` (``_id`` = ``<video>:<generation>:<chunk>``).
+Indexes are created at start. Server selection and connect
 timeouts are short, so a dead catalog raises ``Unavailable`` within seconds.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC
 from typing import Any
@@ -25,8 +26,10 @@ from kubevod.catalog.common import (
     apply_update,
     check_page,
     clamp_progress,
+    lease_end,
     normalize,
     sort_field,
+    want_times,
 )
 from kubevod.errors import (
     Conflict,
@@ -36,7 +39,16 @@ from kubevod.errors import (
     Superseded,
     Unavailable,
 )
-from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, VideoState, now
+from kubevod.models import (
+    ChunkWant,
+    QoeBeacon,
+    QoeStats,
+    Segment,
+    Video,
+    VideoPage,
+    VideoState,
+    now,
+)
 
 #: Client options used unless the URI sets them (milliseconds).
 CLIENT_DEFAULTS = {
@@ -99,6 +111,7 @@ class MongoCatalog:
         self._videos = db["videos"]
         self._segments = db["segments"]
         self._qoe = db["qoe"]
+        self._wants = db["chunk_wants"]
         with self._guard():
             self._ensure_indexes()
 
@@ -121,6 +134,8 @@ class MongoCatalog:
         self._qoe.create_index(
             [("video_id", ASCENDING), ("session", ASCENDING)], unique=True, name="video_session"
         )
+        self._wants.create_index([("video_id", ASCENDING), ("asked_at", DESCENDING)])
+        self._wants.create_index([("asked_at", DESCENDING)])
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -336,11 +351,88 @@ class MongoCatalog:
             self._segments.delete_many(flt)
 
     def delete(self, video_id: str) -> None:
-        """Remove the video, its segments and its QoE data; no error if absent."""
+        """Remove the video, its segments, its QoE data and its chunk wants; no error if
+        absent."""
         with self._guard():
             self._segments.delete_many({"video_id": video_id})
             self._qoe.delete_many({"video_id": video_id})
+            self._wants.delete_many({"video_id": video_id})
             self._videos.delete_one({"_id": video_id})
+
+    # -- chunk wants -------------------------------------------------------
+
+    def want_chunks(self, video_id: str, generation: int, chunks: Sequence[int]) -> None:
+        """Ask for these chunks, the first the most wanted (one upsert per chunk).
+
+        ``$set`` refreshes ``asked_at``; ``$setOnInsert`` gives a new want no
+        holder, so asking again for a taken want keeps its lease.
+        """
+        with self._guard():
+            for chunk, asked_at in want_times(chunks):
+                flt = {"_id": f"{video_id}:{int(generation)}:{chunk}"}
+                change = {
+                    "$set": {
+                        "video_id": video_id,
+                        "generation": int(generation),
+                        "chunk": chunk,
+                        "asked_at": asked_at,
+                    },
+                    "$setOnInsert": {"holder": "", "lease_until": None},
+                }
+                try:
+                    self._wants.update_one(flt, change, upsert=True)
+                except DuplicateKeyError:  # a concurrent first ask of the same chunk won
+                    self._wants.update_one(flt, change, upsert=True)
+
+    def take_chunk(
+        self, holder: str, lease_seconds: float, *, video_id: str | None = None
+    ) -> ChunkWant | None:
+        """Lease the newest-asked free want to ``holder``; the want after, or None.
+
+        One ``findAndModify`` (filtered on a free lease, sorted on ``asked_at``
+        descending, the document as it is after), so on MongoDB finding and taking
+        are atomic and of two takers only one gets a want. FerretDB 1.x on SQLite
+        runs that command's query and write outside one transaction
+        (FerretDB/FerretDB#3040): there two takers at the same instant can both get
+        the same want.
+        """
+        start, until = lease_end(lease_seconds)
+        flt: dict[str, Any] = {
+            "$or": [{"lease_until": None}, {"lease_until": {"$lt": start}}],
+        }
+        if video_id is not None:
+            flt["video_id"] = video_id
+        with self._guard():
+            # no projection: FerretDB does not implement findAndModify's ``fields``
+            doc = self._wants.find_one_and_update(
+                flt,
+                {"$set": {"holder": holder, "lease_until": until}},
+                sort=[("asked_at", DESCENDING), ("chunk", ASCENDING)],
+                return_document=ReturnDocument.AFTER,
+            )
+        return None if doc is None else self._want(doc)
+
+    def drop_chunk_wants(self, video_id: str, chunks: Sequence[int] | None = None) -> None:
+        """Forget those chunks' wants of the video (any generation); None: all of them."""
+        flt: dict[str, Any] = {"video_id": video_id}
+        if chunks is not None:
+            flt["chunk"] = {"$in": sorted({int(c) for c in chunks})}
+        with self._guard():
+            self._wants.delete_many(flt)
+
+    def chunk_wants(self, video_id: str) -> builtins.list[ChunkWant]:
+        """The video's wants, newest ``asked_at`` first."""
+        with self._guard():
+            docs = list(
+                self._wants.find({"video_id": video_id}).sort(
+                    [("asked_at", DESCENDING), ("chunk", ASCENDING)]
+                )
+            )
+        return [self._want(d) for d in docs]
+
+    @staticmethod
+    def _want(doc: dict[str, Any]) -> ChunkWant:
+        return ChunkWant.model_validate({k: v for k, v in doc.items() if k != "_id"})
 
     # -- QoE ---------------------------------------------------------------
 

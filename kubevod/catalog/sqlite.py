@@ -13,7 +13,7 @@ import builtins
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,12 +24,25 @@ from kubevod.catalog.common import (
     apply_update,
     check_page,
     clamp_progress,
+    from_ms,
+    lease_end,
     normalize,
     sort_field,
+    to_ms,
     utc_ms,
+    want_times,
 )
 from kubevod.errors import Conflict, NotFound, Superseded, Unavailable
-from kubevod.models import QoeBeacon, QoeStats, Segment, Video, VideoPage, VideoState, now
+from kubevod.models import (
+    ChunkWant,
+    QoeBeacon,
+    QoeStats,
+    Segment,
+    Video,
+    VideoPage,
+    VideoState,
+    now,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS videos (
@@ -63,7 +76,19 @@ CREATE TABLE IF NOT EXISTS qoe (
     received_at INTEGER NOT NULL,
     PRIMARY KEY (video_id, session)
 );
+CREATE TABLE IF NOT EXISTS chunk_wants (
+    video_id TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    chunk INTEGER NOT NULL,
+    asked_at INTEGER NOT NULL,      -- milliseconds since the epoch, UTC
+    holder TEXT NOT NULL DEFAULT '',
+    lease_until INTEGER,            -- milliseconds since the epoch, UTC; NULL: no lease
+    PRIMARY KEY (video_id, generation, chunk)
+);
+CREATE INDEX IF NOT EXISTS chunk_wants_video_asked ON chunk_wants (video_id, asked_at DESC);
+CREATE INDEX IF NOT EXISTS chunk_wants_asked ON chunk_wants (asked_at DESC);
 """
+_WANT_COLUMNS = "video_id, generation, chunk, asked_at, holder, lease_until"
 
 _COLUMNS = {"created_at": "created_at", "title": "title_key", "duration": "duration"}
 
@@ -305,10 +330,95 @@ class SqliteCatalog:
             conn.execute(sql, args)
 
     def delete(self, video_id: str) -> None:
-        """Remove the video, its segments and its QoE data; no error if absent."""
+        """Remove the video, its segments, its QoE data and its chunk wants; no error if
+        absent."""
+        tables = (("segments", "video_id"), ("qoe", "video_id"), ("chunk_wants", "video_id"))
         with self._write() as conn:
-            for table, column in (("segments", "video_id"), ("qoe", "video_id"), ("videos", "id")):
+            for table, column in (*tables, ("videos", "id")):
                 conn.execute(f"DELETE FROM {table} WHERE {column}=?", (video_id,))
+
+    # -- chunk wants -------------------------------------------------------
+
+    def want_chunks(self, video_id: str, generation: int, chunks: Sequence[int]) -> None:
+        """Ask for these chunks, the first the most wanted (upserts in one transaction).
+
+        A want asked again gets the new ``asked_at`` and keeps its holder and lease.
+        """
+        rows = [
+            (video_id, int(generation), chunk, to_ms(asked_at))
+            for chunk, asked_at in want_times(chunks)
+        ]
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO chunk_wants (video_id, generation, chunk, asked_at)"
+                " VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (video_id, generation, chunk)"
+                " DO UPDATE SET asked_at=excluded.asked_at",
+                rows,
+            )
+
+    def take_chunk(
+        self, holder: str, lease_seconds: float, *, video_id: str | None = None
+    ) -> ChunkWant | None:
+        """Lease the newest-asked free want to ``holder``; the want after, or None.
+
+        The pick and the lease share one write transaction (``BEGIN IMMEDIATE``),
+        so no other thread or process takes the same want.
+        """
+        start, until = lease_end(lease_seconds)
+        sql = (
+            f"SELECT {_WANT_COLUMNS} FROM chunk_wants"
+            " WHERE (lease_until IS NULL OR lease_until < ?)"
+        )
+        args: list[Any] = [to_ms(start)]
+        if video_id is not None:
+            sql += " AND video_id=?"
+            args.append(video_id)
+        with self._write() as conn:
+            row = conn.execute(sql + " ORDER BY asked_at DESC, chunk ASC LIMIT 1", args).fetchone()
+            if row is None:
+                return None
+            conn.execute(
+                "UPDATE chunk_wants SET holder=?, lease_until=?"
+                " WHERE video_id=? AND generation=? AND chunk=?",
+                (holder, to_ms(until), row[0], row[1], row[2]),
+            )
+        return self._want((*row[:4], holder, to_ms(until)))
+
+    def drop_chunk_wants(self, video_id: str, chunks: Sequence[int] | None = None) -> None:
+        """Forget those chunks' wants of the video (any generation); None: all of them."""
+        sql = "DELETE FROM chunk_wants WHERE video_id=?"
+        args: list[Any] = [video_id]
+        if chunks is not None:
+            wanted = sorted({int(c) for c in chunks})
+            if not wanted:
+                return
+            sql += f" AND chunk IN ({', '.join('?' * len(wanted))})"
+            args += wanted
+        with self._write() as conn:
+            conn.execute(sql, args)
+
+    def chunk_wants(self, video_id: str) -> builtins.list[ChunkWant]:
+        """The video's wants, newest ``asked_at`` first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {_WANT_COLUMNS} FROM chunk_wants WHERE video_id=?"
+                " ORDER BY asked_at DESC, chunk ASC",
+                (video_id,),
+            ).fetchall()
+        return [self._want(r) for r in rows]
+
+    @staticmethod
+    def _want(row: Sequence[Any]) -> ChunkWant:
+        video_id, generation, chunk, asked_at, holder, lease_until = row
+        return ChunkWant(
+            video_id=video_id,
+            generation=generation,
+            chunk=chunk,
+            asked_at=from_ms(asked_at),
+            holder=holder,
+            lease_until=None if lease_until is None else from_ms(lease_until),
+        )
 
     # -- QoE ---------------------------------------------------------------
 
