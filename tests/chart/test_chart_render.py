@@ -88,6 +88,19 @@ def test_every_pod_runs_non_root_read_only_without_privileges_and_with_resources
 
 
 @pytest.mark.parametrize("combination", sorted(COMBINATIONS))
+def test_no_container_is_given_one_variable_twice(
+    rendered: dict[str, list[dict[str, Any]]], combination: str
+) -> None:
+    """The API server refuses to patch a Deployment whose env lists a name twice (a
+    ``helm upgrade`` fails), and which of the two a process reads is not said."""
+    for name, spec in pod_specs(rendered[combination]):
+        for c in spec.get("initContainers", []) + spec["containers"]:
+            names = [e["name"] for e in c.get("env", [])]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            assert not twice, f"{name} container {c['name']}: {twice}"
+
+
+@pytest.mark.parametrize("combination", sorted(COMBINATIONS))
 def test_objects_carry_recommended_labels_and_selectors_omit_the_version(
     rendered: dict[str, list[dict[str, Any]]], combination: str
 ) -> None:
