@@ -72,6 +72,9 @@ LABEL_GENERATION = f"{GROUP}/generation"
 #: ``LABEL_NAME`` and ``LABEL_COMPONENT`` of a transcode pod (the chart's policies match them).
 WORKER_NAME = "kubevod-worker"
 WORKER_COMPONENT = "transcoder"
+#: ``LABEL_ROLE`` of the warm chunk workers' pods (their Deployment selects on it).
+LABEL_ROLE = f"{GROUP}/role"
+CHUNK_WORKER_ROLE = "chunks"
 #: ``namespace/name`` of the VideoAsset a Job transcodes.
 ANNOTATION_ASSET = f"{GROUP}/asset"
 #: The traceparent the Job was started under (for a person reading the Job).

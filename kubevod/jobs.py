@@ -68,6 +68,40 @@ class TranscodeJob(BaseModel):
         return cls.model_validate(json.loads(raw))
 
 
+def job_for(video: Video) -> TranscodeJob:
+    """The transcode job that (re)makes ``video`` from its recorded source."""
+    return TranscodeJob(
+        video_id=video.id,
+        source=video.source,
+        generation=video.generation,
+        segment_seconds=video.segment_seconds,
+        policy=video.policy,
+        title=video.title,
+    )
+
+
+def chunk_job(video: Video, chunks: list[int] | None = None) -> TranscodeJob:
+    """The job that encodes more chunks of an on-demand video: ``chunks`` first, then
+    whichever its scheduler hands it (``kubevod.worker.pipeline.run``'s ``demand``).
+
+    It repeats the encode its plan was made for (``MediaPlan.ladder``, codec,
+    accelerator), so every chunk has the registration's rungs and init segments.
+    """
+    job = job_for(video)
+    if video.plan is None:
+        return job.model_copy(update={"chunks": list(chunks or [])})
+    plan = video.plan
+    return TranscodeJob.model_validate(
+        {
+            **job.model_dump(),
+            "ladder": plan.ladder,
+            "codec": plan.codec,
+            "accelerator": plan.accelerator,
+            "chunks": list(chunks or []),
+        }
+    )
+
+
 class Runner(Protocol):
     """Where transcodes run: ``LocalPool`` (local mode) or Kubernetes Jobs (operator)."""
 

@@ -8,6 +8,11 @@ asks a :class:`ChunkScheduler` (local mode's pool) for that segment's chunk and
 answers once the segment exists, within a bounded wait. The scheduler moves the
 chunk to the front, encodes it once however many requests ask for it, and goes
 on from there while someone watches.
+
+Two schedulers: local mode's pool, in the server's own process, and
+:class:`CatalogWants` where the worker runs elsewhere (the cluster's warm chunk
+workers, ``kubevod.worker.chunkd``): the request is written to the catalog,
+which every API replica and every worker shares, and a worker takes it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kubevod import keys
+from kubevod.catalog.base import Catalog
 from kubevod.errors import NotFound
 from kubevod.models import TrackKind, Video
 from kubevod.store.base import ObjectInfo, ObjectStore
@@ -32,6 +38,22 @@ class ChunkScheduler(Protocol):
     def want(self, video: Video, chunk: int) -> None:
         """Encode ``chunk`` of ``video`` next (once, however often it is asked for)."""
         ...
+
+
+class CatalogWants:
+    """A :class:`ChunkScheduler` whose workers run elsewhere: the chunk, and the one after
+    it so playback runs on, are asked for in the catalog (``Catalog.want_chunks``)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def want(self, video: Video, chunk: int) -> None:
+        if video.plan is None:
+            return
+        total, done = len(video.plan.chunks()), set(video.chunks_done)
+        wanted = [c for c in (chunk, chunk + 1) if 0 <= c < total and c not in done]
+        if chunk in wanted:
+            self.catalog.want_chunks(video.id, video.generation, wanted)
 
 
 def wanted_chunk(video: Video, key: str) -> int | None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from kubevod.errors import SourceError
-from kubevod.jobs import IngestRequest
+from kubevod.jobs import IngestRequest, job_for
 from kubevod.models import TranscodePolicy, Video, VideoState
 
 if TYPE_CHECKING:  # the CLI imports is_url from here: the rest is imported when used
@@ -164,8 +164,6 @@ class LocalIngestor:
                         policy=request.policy or self.default_policy,
                     )
                 )
-        from kubevod.local.pool import job_for
-
         self._runner.submit(job_for(video).model_copy(update={"policy": video.policy}))
         return video
 

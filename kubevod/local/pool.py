@@ -37,7 +37,7 @@ from typing import Any
 from kubevod import telemetry
 from kubevod.catalog.base import Catalog
 from kubevod.errors import KubevodError, NotFound, SourceError, Superseded
-from kubevod.jobs import TranscodeJob
+from kubevod.jobs import TranscodeJob, chunk_job, job_for
 from kubevod.lifecycle import Lifecycle
 from kubevod.models import TranscodePolicy, Video, VideoState
 from kubevod.store.base import ObjectStore
@@ -76,18 +76,6 @@ class _Wants:
         return bool(self.urgent or self.background)
 
 
-def job_for(video: Video) -> TranscodeJob:
-    """The transcode job that (re)makes ``video`` from its recorded source."""
-    return TranscodeJob(
-        video_id=video.id,
-        source=video.source,
-        generation=video.generation,
-        segment_seconds=video.segment_seconds,
-        policy=video.policy,
-        title=video.title,
-    )
-
-
 def _seconds(video: Video, chunks: set[int]) -> float:
     """How much of ``video`` the ``chunks`` span, seconds (pure)."""
     assert video.plan is not None
@@ -99,11 +87,6 @@ def _seconds(video: Video, chunks: set[int]) -> float:
         end = video.plan.duration if chunk.end_frame is None else chunk.end_frame / fps
         total += end - chunk.start_frame / fps
     return total
-
-
-def chunk_job(video: Video) -> TranscodeJob:
-    """The job that encodes more chunks of an on-demand video (which, it asks the pool)."""
-    return job_for(video).model_copy(update={"chunks": []})
 
 
 def one_line(exc: BaseException) -> str:

@@ -196,6 +196,64 @@ def test_delete_removes_the_job_its_pods_the_objects_and_the_catalog_entry(
     assert code == 404
 
 
+def test_an_on_demand_video_is_ready_at_once_and_a_warm_worker_encodes_what_a_viewer_seeks(
+    kubevod: Release,
+) -> None:
+    """spec.transcode.policy onDemand: the Job registers the video and its first chunk; a
+    request for a later segment (through the cache) is answered once a chunk worker, a pod
+    of the Deployment the operator keeps, has encoded it; status follows the chunks."""
+    cluster = kubevod.cluster
+    workers = cluster.get_json("deployment", "-n", NS, release.component("chunks"))
+    owner = workers["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"]) == ("Deployment", release.component("operator"))
+    cluster.kubectl(
+        "-n", NS, "rollout", "status", f"deploy/{release.component('chunks')}",
+        "--timeout=180s", timeout=200,
+    )  # fmt: skip
+    asset = video_asset(
+        "on-demand", {"url": support.media_url("long.mp4")}, transcode={"policy": "onDemand"}
+    )
+    cluster.apply([asset], namespace=NS)
+    st = wait_phase(cluster, "on-demand", ("Ready",), timeout=240)
+    total = st["chunks"]["total"]
+    assert total >= 4 and st["chunks"]["done"] < total, st["chunks"]
+    assert st["message"].startswith("ready on demand:"), st["message"]
+    job = cluster.get_json("job", "-n", NS, st["jobName"])
+    assert job["spec"].get("completions", 1) == 1  # one pod registers it
+    vid = support.video_id(st)
+    code, _, master = kubevod.get(f"/v/{vid}/master.m3u8")
+    assert code == 200
+    media = next(line for line in master.decode().splitlines() if line and line[0] != "#")
+    code, _, playlist = kubevod.get(f"/v/{vid}/{media}")
+    # The whole timeline is listed before it is encoded.
+    assert code == 200 and b"#EXT-X-ENDLIST" in playlist
+    segments = [line for line in playlist.decode().splitlines() if line.endswith(".m4s")]
+    base = f"/v/{vid}/{media}".rsplit("/", 1)[0]
+    last = segments[-1] if segments[-1].startswith("/") else f"{base}/{segments[-1]}"
+    asked = time.monotonic()
+
+    def served() -> bytes | None:
+        # The API waits for the segment up to its limit, then answers 503: a player asks again.
+        code, _, body = kubevod.get(last, timeout=40)
+        return body if code == 200 else None
+
+    assert len(wait_for("the sought segment", served, 180, every=1)) > 1000
+    print(f"sought segment served {time.monotonic() - asked:.1f} s after the first request")
+    chunk_pods = cluster.get_json("pods", "-n", NS, "-l", "kubevod.io/role=chunks")["items"]
+    logs = "".join(
+        cluster.kubectl("logs", "-n", NS, p["metadata"]["name"]).stdout for p in chunk_pods
+    )
+    assert "encoded" in logs, logs[-2000:]
+
+    def followed() -> dict[str, Any] | None:
+        now = support.status(cluster, "on-demand")
+        return now if now["chunks"]["done"] > st["chunks"]["done"] else None
+
+    later = wait_for("status.chunks to follow", followed, 60)
+    assert later["phase"] == "Ready" and later["progress"] > st["progress"]
+    cluster.kubectl("delete", "videoasset", "-n", NS, "on-demand", "--timeout=120s")
+
+
 def test_helm_upgrade_keeps_videos_and_credentials_and_turns_tracing_on(
     kubevod: Release, ready_video: dict[str, Any]
 ) -> None:

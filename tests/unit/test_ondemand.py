@@ -4,12 +4,15 @@ the bounded wait for it on a real file store."""
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from kubevod.worker.chunkd import is_path, sought_elsewhere, stale
 
 from kubevod import keys
 from kubevod.models import (
+    ChunkWant,
     MediaPlan,
     Rendition,
     TrackKind,
@@ -17,7 +20,7 @@ from kubevod.models import (
     Video,
     VideoState,
 )
-from kubevod.ondemand import wait_for, wanted_chunk
+from kubevod.ondemand import CatalogWants, wait_for, wanted_chunk
 from kubevod.store.file import FileStore
 
 #: 40 s, 1 s then 4 s segments, chunks of at least 4 s: chunk k >= 1 is segment k + 1.
@@ -86,3 +89,83 @@ def test_the_wait_ends_at_its_limit_or_when_told_to_give_up(tmp_path: Path) -> N
     asked = []
     assert wait_for(store, key, 60, give_up=lambda: asked.append(1) or True) is None
     assert asked == [1]
+
+
+# --- the cluster's scheduler and the chunk workers' choices (pure) ------------------------
+
+
+class _Wants:
+    """Records ``want_chunks`` calls (what ``CatalogWants`` writes)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, list[int]]] = []
+
+    def want_chunks(self, video_id: str, generation: int, chunks: list[int]) -> None:
+        self.calls.append((video_id, generation, list(chunks)))
+
+
+@pytest.mark.parametrize(
+    ("chunk", "asked"),
+    [
+        (1, [1, 2]),  # the chunk, then the one after it so playback runs on
+        (2, [2]),  # chunk 3 is done
+        (9, [9]),  # the last chunk
+        (3, []),  # done: nothing to ask
+    ],
+)
+def test_the_catalog_scheduler_asks_for_the_chunk_and_the_next_not_encoded(
+    chunk: int, asked: list[int]
+) -> None:
+    wants = _Wants()
+    CatalogWants(wants).want(VIDEO, chunk)  # type: ignore[arg-type]
+    assert wants.calls == ([("film", 2, asked)] if asked else [])
+
+
+def _want(chunk: int, *, generation: int = 2, at: float = 100.0, holder: str = "") -> ChunkWant:
+    return ChunkWant(
+        video_id="film", generation=generation, chunk=chunk,
+        asked_at=datetime.fromtimestamp(at, UTC), holder=holder,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("want", "video", "why"),
+    [
+        (_want(1), VIDEO, None),
+        (_want(3), VIDEO, "the chunk is encoded"),
+        (_want(1, generation=1), VIDEO, "generation 1 is gone (now 2)"),
+        (_want(1), VIDEO.model_copy(update={"state": VideoState.FAILED}), "the video is failed"),
+        (_want(10), VIDEO, "no such chunk"),
+        (
+            _want(1),
+            VIDEO.model_copy(update={"chunks_done": list(range(10))}),
+            "the video is complete",
+        ),
+    ],
+)
+def test_a_want_that_needs_no_encode_says_why(
+    want: ChunkWant, video: Video, why: str | None
+) -> None:
+    assert stale(want, video) == why
+
+
+def test_a_seek_is_a_newer_untaken_want_outside_the_chunk_and_the_next() -> None:
+    started = 100.0
+    assert sought_elsewhere([_want(7, at=101)], 4, started)
+    assert not sought_elsewhere([_want(5, at=101)], 4, started)  # playback running on
+    assert not sought_elsewhere([_want(4, at=101)], 4, started)  # a viewer asking again
+    assert not sought_elsewhere([_want(7, at=99)], 4, started)  # asked before it started
+    assert not sought_elsewhere([_want(7, at=101, holder="w2")], 4, started)  # taken
+
+
+@pytest.mark.parametrize(
+    ("source", "path"),
+    [
+        ("/source/film.mkv", True),
+        ("film.mkv", True),
+        ("https://nas.home.arpa/film.mkv", False),
+        ("s3://sources/film.mkv", False),
+    ],
+)
+def test_a_source_the_chunk_workers_cannot_read_is_a_path(source: str, path: bool) -> None:
+    assert is_path(source) is path

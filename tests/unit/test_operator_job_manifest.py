@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from kubevod.operator import naming
-from kubevod.operator.job_manifest import build_job, gpu_vendor
+from kubevod.operator.job_manifest import build_chunk_workers, build_job, gpu_vendor
 from kubevod.operator.resource import Asset, VideoAssetSpec
 from kubevod.operator.settings import GpuSettings, OperatorSettings, WorkerJobSettings
 
@@ -455,3 +455,110 @@ def test_the_worker_reads_the_chunk_length_a_spread_job_carries(
             monkeypatch.setenv(name, value)
     assert WorkerSettings().spread_chunk_seconds == 7.5
     assert "KUBEVOD_SPREAD_CHUNK_SECONDS" not in env(job_for(URL_SPEC))  # one pod: no chunks
+
+
+# --- on demand and the chunk workers --------------------------------------------------
+
+
+def _job_of(spec: dict[str, Any], **worker: Any) -> tuple[dict[str, Any], TranscodeJob]:
+    a = asset(spec)
+    job = build_job(
+        a, video_id=a.video_id, worker=WorkerJobSettings(**worker), gpu=GpuSettings(),
+        traceparent=TRACEPARENT,
+    )  # fmt: skip
+    return job, TranscodeJob.from_env({"KUBEVOD_JOB": env(job)["KUBEVOD_JOB"]})
+
+
+@pytest.mark.parametrize(
+    ("transcode", "install", "policy", "pods"),
+    [
+        (None, "eager", "eager", 1),
+        (None, "onDemand", "onDemand", 1),
+        ({"policy": "onDemand"}, "eager", "onDemand", 1),
+        ({"policy": "eager"}, "onDemand", "eager", 1),
+        # On demand is one pod's registration, whatever the spread asked for.
+        ({"policy": "onDemand", "pods": 4}, "eager", "onDemand", 1),
+        ({"policy": "eager", "pods": 4}, "onDemand", "eager", 4),
+    ],
+)
+def test_the_policy_is_the_assets_else_the_installs_and_on_demand_is_one_pod(
+    transcode: dict[str, Any] | None, install: str, policy: str, pods: int
+) -> None:
+    spec = {**URL_SPEC, **({"transcode": transcode} if transcode else {})}
+    job, carried = _job_of(spec, policy=install)
+    assert carried.policy == policy
+    assert carried.pods == pods
+    assert job["spec"].get("completions", 1) == pods
+
+
+def test_a_pvc_source_is_encoded_eagerly_even_when_asked_on_demand() -> None:
+    spec = {
+        "source": {"pvc": {"claimName": "media", "path": "film.mkv"}},
+        "transcode": {"policy": "onDemand"},
+    }
+    _, carried = _job_of(spec, policy="onDemand")
+    assert carried.policy == "eager"
+
+
+def test_the_policy_shapes_the_media_and_a_spec_without_one_keeps_its_fingerprint() -> None:
+    plain = VideoAssetSpec.model_validate(URL_SPEC).fingerprint()
+    on_demand = {**URL_SPEC, "transcode": {"policy": "onDemand"}}
+    eager = {**URL_SPEC, "transcode": {"policy": "eager"}}
+    assert VideoAssetSpec.model_validate(on_demand).fingerprint() != plain
+    assert VideoAssetSpec.model_validate(eager).fingerprint() != (
+        VideoAssetSpec.model_validate(on_demand).fingerprint()
+    )
+
+
+def _workers(**worker: Any) -> dict[str, Any]:
+    settings = WorkerJobSettings(**worker)
+    owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "op", "uid": "u-1"}
+    return build_chunk_workers(
+        settings, namespace="kubevod", owner=owner, labels={"app.kubernetes.io/instance": "r"}
+    )
+
+
+def test_chunk_workers_run_the_worker_image_as_a_jobs_pod_does() -> None:
+    deployment = _workers(chunk_workers=3, chunk_worker_name="r-kubevod-chunks")
+    job = job_for(URL_SPEC)
+    assert deployment["kind"] == "Deployment" and deployment["apiVersion"] == "apps/v1"
+    assert deployment["metadata"]["name"] == "r-kubevod-chunks"
+    assert deployment["metadata"]["namespace"] == "kubevod"
+    assert deployment["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    assert deployment["spec"]["replicas"] == 3
+    spec = deployment["spec"]["template"]["spec"]
+    container, job_container = spec["containers"][0], pod(job)["containers"][0]
+    assert container["command"] == [*job_container["command"], "chunks"]
+    assert container["image"] == job_container["image"]
+    assert container["securityContext"] == job_container["securityContext"]
+    assert spec["securityContext"] == pod(job)["securityContext"]
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == pod(job)["serviceAccountName"]
+    assert spec["volumes"] == [v for v in pod(job)["volumes"] if v["name"] == "scratch"]
+    # The Job's environment less what belongs to one video and one trace.
+    names = [e["name"] for e in container["env"]]
+    job_names = [e["name"] for e in job_container["env"]]
+    assert names == [n for n in job_names if n not in ("KUBEVOD_JOB", "TRACEPARENT")]
+    secret_refs = [
+        e for e in container["env"] if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]
+    ]
+    assert {e["name"] for e in secret_refs} == {"KUBEVOD_CATALOG_URL", "KUBEVOD_STORE_URL"}
+    assert all("value" not in e for e in secret_refs)  # credentials only by reference
+
+
+def test_chunk_workers_are_workers_to_the_network_policies_but_no_videos_job() -> None:
+    deployment = _workers()
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "kubevod-worker"
+    assert labels["app.kubernetes.io/component"] == "transcoder"
+    assert labels["app.kubernetes.io/instance"] == "r"
+    assert "kubevod.io/video-id" not in labels and "app.kubernetes.io/managed-by" not in labels
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= labels.items()
+
+
+def test_chunk_workers_ask_little_cpu_and_have_no_cpu_limit() -> None:
+    resources = _workers()["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources["requests"] == {"cpu": "100m", "memory": "256Mi"}
+    assert "cpu" not in resources["limits"]
+    assert resources["limits"]["memory"] == WorkerJobSettings().memory_limit

@@ -306,3 +306,24 @@ def test_a_spread_transcode_shows_its_chunks_and_counts_its_pods_as_one_try() ->
     assert again["attempts"] == 2  # one pod failed and was started again
     plain = st.from_job(a, {}, job(active=1), video(a), public_url=BASE, now=NOW)
     assert "chunks" not in plain and "chunks)" not in plain["message"]
+
+
+def test_an_on_demand_video_is_ready_with_the_share_of_its_chunks_encoded() -> None:
+    a = asset(transcode={"policy": "onDemand"})
+    plan = MediaPlan(first=2, every=2, fps=30, duration=40, chunk_seconds=8)
+    total = len(plan.chunks())
+    v = video(a, state=VideoState.READY, progress=100 / total, plan=plan, chunks_done=[0])
+    s = st.from_job(a, {}, job(succeeded=1, complete=True), v, public_url=BASE, now=NOW)
+    assert s["phase"] == "Ready" and s["playable"] is True
+    assert s["chunks"] == {"done": 1, "total": total}
+    assert s["progress"] == round(100 / total, 1)
+    assert s["message"] == f"ready on demand: 1 of {total} chunks encoded, the others when watched"
+    # The chunk workers encode more: the status follows, and a complete video reads as any.
+    more = v.model_copy(update={"chunks_done": [0, 3, 4], "progress": 300 / total})
+    s2 = st.on_demand_progress(s, more, public_url=BASE)
+    assert s2["chunks"] == {"done": 3, "total": total} and s2["phase"] == "Ready"
+    assert s2["message"].startswith(f"ready on demand: 3 of {total} chunks")
+    done = v.model_copy(update={"chunks_done": list(range(total)), "progress": 100.0})
+    s3 = st.on_demand_progress(s2, done, public_url=BASE)
+    assert (s3["progress"], s3["message"]) == (100.0, "transcoded: 2 renditions")
+    assert not st.transitions(s, s2)  # no Event per chunk

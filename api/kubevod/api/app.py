@@ -34,7 +34,7 @@ from kubevod.__about__ import __version__
 from kubevod.backends import open_catalog, open_store
 from kubevod.catalog.base import Catalog
 from kubevod.jobs import Ingestor
-from kubevod.ondemand import ChunkScheduler
+from kubevod.ondemand import CatalogWants, ChunkScheduler
 from kubevod.store.base import ObjectStore
 
 DESCRIPTION = """\
@@ -83,8 +83,10 @@ def create_app(
         store: the object store; opened from ``settings.store_url`` when None.
         catalog: the catalog; opened from ``settings.catalog_url`` when None.
         ingestor: local mode's ingestor; ``POST /api/videos`` exists only with one.
-        chunks: local mode's pool: a request for a segment of an on-demand video that
-            is not encoded yet has its chunk encoded and waits for it.
+        chunks: who encodes the chunk of an on-demand video that a request for a
+            segment not encoded yet needs (the request waits for it): local mode's
+            pool; when None, the catalog's chunk wants, which the cluster's warm chunk
+            workers take (``kubevod.ondemand.CatalogWants``).
 
     Returns:
         The ASGI application.
@@ -122,7 +124,7 @@ def create_app(
         manifests=manifests,
         qoe_rate=RateLimiter(settings.qoe_rate_per_s, settings.qoe_burst, settings.qoe_max_clients),
         qoe_sessions=SessionCap(settings.qoe_max_sessions_per_video),
-        chunks=chunks,
+        chunks=chunks if chunks is not None else CatalogWants(catalog),
     )
     app.state.services = services
 

@@ -90,7 +90,7 @@ def _encoded_on_demand(
     """A planned segment that is not encoded yet: the request waits for it (bounded; then
     503, and players retry). An on-demand video's chunk goes to the front of the
     scheduler's queue first; an eager video's (spread over pods) is on its way anyway.
-    NotFound for anything else, and for an on-demand video where nothing schedules."""
+    NotFound for anything else."""
     chunk = ondemand.wanted_chunk(video, key)
     if chunk is None:
         raise missing

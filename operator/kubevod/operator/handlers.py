@@ -35,7 +35,7 @@ from kubevod.operator import status as st
 from kubevod.operator.catalog_entry import build_entry
 from kubevod.operator.cleanup import abandon_message
 from kubevod.operator.errors import OverLimit, Rejected, Unschedulable
-from kubevod.operator.job_manifest import build_job
+from kubevod.operator.job_manifest import build_chunk_workers, build_job
 from kubevod.operator.queue import Key, Ledger, QueueItem
 from kubevod.operator.resource import TERMINAL, Asset, Phase
 from kubevod.operator.settings import OperatorSettings, load_settings
@@ -56,6 +56,9 @@ RESOURCE = (naming.GROUP, naming.VERSION, naming.PLURAL)
 #: kopf takes a timer's interval when this module is imported, before any handler runs;
 #: everything else reads the settings from ``memo.state``.
 _POLL_SECONDS = load_settings().timing.poll_seconds
+#: How often a Ready on-demand video's chunks are mirrored into its status (s).
+_ON_DEMAND_POLL_SECONDS = max(_POLL_SECONDS, 10.0)
+log = get_logger(__name__)
 
 
 @dataclass
@@ -295,6 +298,29 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     )
 
 
+@kopf.on.startup()
+def chunk_workers(memo: kopf.Memo, **_: Any) -> None:
+    """Keep the warm chunk workers as the settings say (``build_chunk_workers``): they encode
+    the chunks viewers of on-demand videos wait for."""
+    state: OperatorState = memo.state
+    worker = state.settings.worker
+    namespace = worker.chunk_worker_namespace
+    if not namespace:
+        return
+    try:
+        if worker.chunk_workers == 0:
+            kube.delete_deployment(state.api, namespace, worker.chunk_worker_name)
+            return
+        owner = kube.owner_reference(state.api, namespace, worker.chunk_worker_owner)
+        manifest = build_chunk_workers(
+            worker, namespace=namespace, owner=owner, labels=worker.chunk_worker_labels
+        )
+        kube.apply_deployment(state.api, manifest)
+    except Unavailable as exc:
+        raise kopf.TemporaryError(str(exc), delay=5) from exc
+    log.info("%d chunk workers in %s/%s", worker.chunk_workers, namespace, worker.chunk_worker_name)
+
+
 @kopf.on.cleanup()
 def close(memo: kopf.Memo, **_: Any) -> None:
     state: OperatorState | None = memo.get("state")
@@ -426,6 +452,32 @@ def _unsettled(body: kopf.Body, status: kopf.Status, **_: Any) -> bool:
     return (
         phase not in {p.value for p in TERMINAL} or status.get("observedGeneration") != generation
     )
+
+
+def _partial(body: kopf.Body, status: kopf.Status, **_: Any) -> bool:
+    """A Ready on-demand video with chunks still to encode (by the chunk workers)."""
+    chunks = status.get("chunks") or {}
+    return (
+        status.get("phase") == Phase.READY.value
+        and int(chunks.get("done") or 0) < int(chunks.get("total") or 0)
+        and not body.get("metadata", {}).get("deletionTimestamp")
+    )
+
+
+@kopf.timer(*RESOURCE, interval=_ON_DEMAND_POLL_SECONDS, when=_partial)
+def chunk_progress(
+    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """Mirror the chunks the chunk workers encode into a Ready on-demand video's status."""
+    call = Call.of(body, status, patch, memo, kwargs)
+    with outcomes(call):
+        try:
+            video = call.state.catalog.get(call.asset.video_id)
+        except NotFound:
+            return
+        if video.generation != call.asset.generation:
+            return
+        call.record(st.on_demand_progress(call.old, video, public_url=call.settings.public_url))
 
 
 @kopf.timer(*RESOURCE, interval=_POLL_SECONDS, when=_unsettled)

@@ -1,7 +1,12 @@
-"""The transcode Job of one VideoAsset generation, built by a pure function.
+"""The transcode Job of one VideoAsset generation, and the warm chunk workers, built
+by pure functions.
 
 ``build_job`` maps (VideoAsset, settings, traceparent) to a ``batch/v1`` Job
-manifest: no client, no environment, no clock, so it is snapshot-tested in
+manifest, and ``build_chunk_workers`` maps the settings to the ``apps/v1``
+Deployment of warm workers that encode the chunks viewers of on-demand videos
+wait for (``kubevod-worker chunks``): the same image, credentials, fetch
+policy, scratch volume and security context as a Job's pod, from the same
+helpers. No client, no environment, no clock, so they are tested in
 ``tests/unit/test_operator_job_manifest.py`` and applied by the handlers unchanged.
 """
 
@@ -16,6 +21,7 @@ from kubevod.operator.settings import GpuSettings, WorkerJobSettings
 
 from kubevod import contract
 from kubevod.jobs import TranscodeJob
+from kubevod.models import TranscodePolicy
 
 CONTAINER = contract.CONTAINER
 SCRATCH = "/scratch"
@@ -50,9 +56,27 @@ def pods(asset: Asset, worker: WorkerJobSettings) -> int:
     return asked or worker.pods
 
 
-def transcode_job(asset: Asset, video_id: str, *, pods: int = 1) -> TranscodeJob:
-    """What the worker is asked to do (travels in ``KUBEVOD_JOB``)."""
+def policy(asset: Asset, worker: WorkerJobSettings) -> TranscodePolicy:
+    """When the asset is encoded: its own ``spec.transcode.policy``, else the install's
+    ``worker.policy``; eager for a source on a PVC, which the warm chunk workers, whatever
+    they are asked, cannot mount."""
+    asked = asset.spec.transcode.policy if asset.spec.transcode else None
+    if asset.spec.source.pvc is not None:
+        return TranscodePolicy.EAGER
+    return asked or worker.policy
+
+
+def transcode_job(
+    asset: Asset,
+    video_id: str,
+    *,
+    pods: int = 1,
+    policy: TranscodePolicy = TranscodePolicy.EAGER,
+) -> TranscodeJob:
+    """What the worker is asked to do (travels in ``KUBEVOD_JOB``); an on-demand job is
+    one pod's (its registration: the chunk workers encode the rest)."""
     spec = asset.spec
+    on_demand = policy == TranscodePolicy.ON_DEMAND
     return TranscodeJob(
         video_id=video_id,
         source=spec.source_ref(),
@@ -62,7 +86,8 @@ def transcode_job(asset: Asset, video_id: str, *, pods: int = 1) -> TranscodeJob
         codec=spec.codec,
         accelerator=spec.accelerator,
         passthrough=spec.transcode.passthrough if spec.transcode else "auto",
-        pods=pods,
+        policy=policy,
+        pods=1 if on_demand else pods,
         title=spec.title or asset.name,
     )
 
@@ -115,14 +140,27 @@ def fetch_env(worker: WorkerJobSettings) -> list[dict[str, str]]:
 
 
 def _env(asset: Asset, video_id: str, worker: WorkerJobSettings, traceparent: str) -> list[Any]:
-    job = transcode_job(asset, video_id, pods=pods(asset, worker))
+    job = transcode_job(
+        asset, video_id, pods=_job_pods(asset, worker), policy=policy(asset, worker)
+    )
     env: list[Any] = [{"name": k, "value": v} for k, v in job.to_env().items()]
-    env += [
+    # W3C trace context: the worker's spans join the operator's trace (docs/architecture.md §8).
+    env += _worker_env(worker, traceparent)
+    if job.pods > 1:
+        env.append({"name": contract.SPREAD_CHUNK_SECONDS, "value": f"{worker.chunk_seconds:g}"})
+    return env
+
+
+def _worker_env(worker: WorkerJobSettings, traceparent: str | None) -> list[Any]:
+    """What every worker pod is told besides its job: a Job's and a chunk worker's."""
+    env: list[Any] = [
         # Credentials only by reference: `kubectl get job -o yaml` shows no secret.
         _secret_env(contract.CATALOG_URL, worker.secret_name, worker.catalog_url_key),
         _secret_env(contract.STORE_URL, worker.secret_name, worker.store_url_key),
-        # W3C trace context: the worker's spans join the operator's trace (docs/architecture.md §8).
-        {"name": contract.TRACEPARENT, "value": traceparent},
+    ]
+    if traceparent is not None:
+        env.append({"name": contract.TRACEPARENT, "value": traceparent})
+    env += [
         {"name": "OTEL_SERVICE_NAME", "value": "kubevod-worker"},
         # Downward API: the worker's spans and logs say which pod and node ran them.
         _field_env("POD_NAME", "metadata.name"),
@@ -133,8 +171,6 @@ def _env(asset: Asset, video_id: str, worker: WorkerJobSettings, traceparent: st
         {"name": "HOME", "value": SCRATCH},
         *fetch_env(worker),
     ]
-    if job.pods > 1:
-        env.append({"name": contract.SPREAD_CHUNK_SECONDS, "value": f"{worker.chunk_seconds:g}"})
     if worker.otel_endpoint:
         env.append({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": worker.otel_endpoint})
     return env
@@ -179,12 +215,26 @@ def _container(
         "volumeMounts": mounts,
         "workingDir": SCRATCH,
         "terminationMessagePolicy": "FallbackToLogsOnError",
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": CONTAINER_SECURITY,
+    }
+
+
+#: Every worker container's security context.
+CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
+
+def _pod_security(worker: WorkerJobSettings) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": worker.run_as_user,
+        "runAsGroup": worker.run_as_user,
+        "fsGroup": worker.run_as_user,
+        "seccompProfile": {"type": "RuntimeDefault"},
     }
 
 
@@ -192,13 +242,7 @@ def _pod_spec(
     asset: Asset, video_id: str, worker: WorkerJobSettings, gpu: GpuSettings, traceparent: str
 ) -> dict[str, Any]:
     vendor = gpu_vendor(asset, gpu)
-    pod_security: dict[str, Any] = {
-        "runAsNonRoot": True,
-        "runAsUser": worker.run_as_user,
-        "runAsGroup": worker.run_as_user,
-        "fsGroup": worker.run_as_user,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
+    pod_security = _pod_security(worker)
     volumes: list[dict[str, Any]] = [
         {"name": "scratch", "emptyDir": {"sizeLimit": worker.scratch_size_limit}}
     ]
@@ -230,6 +274,11 @@ def _pod_spec(
         if gpu.intel_render_group is not None:
             pod_security["supplementalGroups"] = [gpu.intel_render_group]
     return spec
+
+
+def _job_pods(asset: Asset, worker: WorkerJobSettings) -> int:
+    """The Job's pods: one for an on-demand registration, else ``pods``."""
+    return 1 if policy(asset, worker) == TranscodePolicy.ON_DEMAND else pods(asset, worker)
 
 
 def _spread(count: int) -> dict[str, Any]:
@@ -298,10 +347,98 @@ def build_job(
                     },
                 ]
             },
-            **_spread(pods(asset, worker)),
+            **_spread(_job_pods(asset, worker)),
             "template": {
                 "metadata": {"labels": job_labels, "annotations": annotations},
                 "spec": _pod_spec(asset, video_id, worker, gpu, traceparent),
+            },
+        },
+    }
+
+
+#: The argument that makes the worker image a warm chunk worker (``kubevod.worker.main``).
+CHUNKS_ARG = "chunks"
+
+
+def chunk_worker_labels(worker: WorkerJobSettings) -> dict[str, str]:
+    """Labels of the chunk workers: a worker's (the network policies let workers reach the
+    catalog and the store), without a video id or ``managed-by`` (no Job of a video)."""
+    return {
+        contract.LABEL_NAME: contract.WORKER_NAME,
+        contract.LABEL_COMPONENT: contract.WORKER_COMPONENT,
+        contract.LABEL_PART_OF: "kubevod",
+        contract.LABEL_ROLE: contract.CHUNK_WORKER_ROLE,
+    }
+
+
+def build_chunk_workers(
+    worker: WorkerJobSettings,
+    *,
+    namespace: str,
+    owner: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The Deployment of ``worker.chunk_workers`` warm chunk workers in ``namespace``.
+
+    Args:
+        worker: image, Secret, resources and fetch policy (a Job's pod's).
+        namespace: the operator's own namespace (the Secret is there).
+        owner: an ownerReference (the operator's Deployment), so uninstalling the
+            operator removes the workers; None for none.
+        labels: more labels for the Deployment and its pods (the release's).
+
+    Returns:
+        An ``apps/v1`` Deployment manifest.
+    """
+    pod_labels = {**(labels or {}), **chunk_worker_labels(worker)}
+    selector = {contract.LABEL_ROLE: contract.CHUNK_WORKER_ROLE}
+    resources = {
+        "requests": {
+            "cpu": worker.chunk_worker_cpu_request,
+            "memory": worker.chunk_worker_memory_request,
+        },
+        "limits": {"memory": str(worker.memory_limit)},
+    }
+    container = {
+        "name": CONTAINER,
+        "image": worker.image,
+        "imagePullPolicy": worker.image_pull_policy,
+        "command": [*worker.command, CHUNKS_ARG],
+        "env": _worker_env(worker, None),
+        "resources": resources,
+        "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}],
+        "workingDir": SCRATCH,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": CONTAINER_SECURITY,
+    }
+    metadata: dict[str, Any] = {
+        "name": worker.chunk_worker_name,
+        "namespace": namespace,
+        "labels": pod_labels,
+    }
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata,
+        "spec": {
+            "replicas": worker.chunk_workers,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "serviceAccountName": worker.service_account,
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    # A chunk being encoded stops on SIGTERM; what it uploaded stays.
+                    "terminationGracePeriodSeconds": 30,
+                    "securityContext": _pod_security(worker),
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "scratch", "emptyDir": {"sizeLimit": worker.scratch_size_limit}}
+                    ],
+                },
             },
         },
     }

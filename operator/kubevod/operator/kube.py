@@ -138,3 +138,59 @@ def delete_jobs(
                 raise Unavailable(f"deleting Job {name}: {exc.status}") from exc
         deleted.append(name)
     return deleted
+
+
+def owner_reference(
+    api: client.ApiClient, namespace: str, deployment: str
+) -> dict[str, Any] | None:
+    """An ownerReference to a Deployment (the operator's own), or None when it cannot be
+    read (an operator run outside the cluster, or the name unset)."""
+    if not deployment:
+        return None
+    try:
+        found = client.AppsV1Api(api).read_namespaced_deployment(deployment, namespace)
+    except (ApiException, urllib3.exceptions.HTTPError, OSError):
+        return None
+    if found.metadata is None or not found.metadata.uid:
+        return None
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": deployment,
+        "uid": str(found.metadata.uid),
+        "blockOwnerDeletion": False,
+    }
+
+
+def apply_deployment(api: client.ApiClient, manifest: dict[str, Any]) -> None:
+    """Create a Deployment, or replace the spec, labels and owners of the one of that name.
+
+    Raises:
+        Unavailable: the API server refused or could not be reached (retried by the caller).
+    """
+    meta = manifest["metadata"]
+    apps = client.AppsV1Api(api)
+    try:
+        try:
+            apps.create_namespaced_deployment(meta["namespace"], cast(Any, manifest))
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            apps.patch_namespaced_deployment(meta["name"], meta["namespace"], cast(Any, manifest))
+    except ApiException as exc:
+        raise Unavailable(f"applying Deployment {meta['name']}: {api_message(exc)}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Unavailable(f"applying Deployment {meta['name']}: {exc}") from exc
+
+
+def delete_deployment(api: client.ApiClient, namespace: str, name: str) -> None:
+    """Delete a Deployment (its pods with it); no error when there is none."""
+    try:
+        client.AppsV1Api(api).delete_namespaced_deployment(
+            name, namespace, propagation_policy="Background"
+        )
+    except ApiException as exc:
+        if exc.status != 404:
+            raise Unavailable(f"deleting Deployment {name}: {api_message(exc)}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise Unavailable(f"deleting Deployment {name}: {exc}") from exc

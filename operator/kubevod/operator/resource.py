@@ -20,6 +20,7 @@ from pydantic.alias_generators import to_camel
 
 from kubevod import keys
 from kubevod.jobs import Accelerator, Codec, LadderRung
+from kubevod.models import TranscodePolicy
 
 #: Where a PVC source is mounted read-only inside the worker pod.
 PVC_MOUNT = "/source"
@@ -76,6 +77,8 @@ class Resources(_Model):
 
 
 class TranscodeSpec(_Model):
+    #: When the video is encoded; None: the install's ``worker.policy``.
+    policy: TranscodePolicy | None = None
     passthrough: Literal["auto", "never"] = "auto"
     #: Pods the transcode is spread over; None: the install's ``worker.pods``.
     pods: int | None = Field(default=None, ge=1, le=64)

@@ -19,6 +19,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kubevod import images
+from kubevod.models import TranscodePolicy
 
 
 class QueueSettings(BaseModel):
@@ -168,6 +169,46 @@ class WorkerJobSettings(BaseModel):
         description="Pods one video's transcode is spread over (an Indexed Job; a "
         "VideoAsset's spec.transcode.pods overrides it). Default 1: one pod per video; "
         "on several nodes more pods encode a film on all of them at once.",
+    )
+    policy: TranscodePolicy = Field(
+        default=TranscodePolicy.EAGER,
+        description="When a VideoAsset without spec.transcode.policy is encoded: eager (all "
+        "of it now) or onDemand (what makes it watchable now, every other chunk when a viewer "
+        "reaches it, by the warm chunk workers).",
+    )
+    chunk_workers: int = Field(
+        default=1,
+        ge=0,
+        le=64,
+        description="Pods of the warm chunk-worker Deployment the operator keeps in its own "
+        "namespace (kubevod-worker chunks): they encode the chunks viewers of on-demand "
+        "videos wait for. 0: none (on-demand videos then play only what was registered).",
+    )
+    chunk_worker_cpu_request: str = Field(
+        default="100m",
+        description="CPU request of a chunk worker (cores): small, since it waits most of the "
+        "time, and it has no CPU limit, so it takes the node's idle cores when a viewer waits.",
+    )
+    chunk_worker_memory_request: str = Field(
+        default="256Mi", description="Memory request of a chunk worker (its limit: memory_limit)."
+    )
+    chunk_worker_name: str = Field(
+        default="kubevod-chunks",
+        description="Name of that Deployment (the chart sets it from the release).",
+    )
+    chunk_worker_namespace: str = Field(
+        default="",
+        description="Where that Deployment runs: the operator's own namespace (the chart "
+        "sets it). Empty: the operator keeps none (an operator run outside the cluster).",
+    )
+    chunk_worker_owner: str = Field(
+        default="",
+        description="The operator's own Deployment there, which owns the chunk workers: "
+        "removing the operator (helm uninstall) removes them. Empty: no owner.",
+    )
+    chunk_worker_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="More labels for the chunk workers (JSON; the chart sets the release's).",
     )
     chunk_seconds: float = Field(
         default=20.0,

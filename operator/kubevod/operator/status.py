@@ -281,7 +281,14 @@ def from_job(
     conditions: list[dict[str, Any]] = []
     if job.complete and video is not None and video.state == VideoState.READY:
         phase, message = Phase.READY, f"transcoded: {len(video.renditions)} renditions"
-        media["progress"] = 100.0
+        if video.complete:
+            media["progress"] = 100.0
+        else:  # on demand: the other chunks when watched; progress is the share encoded
+            chunks = media["chunks"]
+            message = (
+                f"ready on demand: {chunks['done']} of {chunks['total']} chunks encoded, "
+                "the others when watched"
+            )
         conditions.append(_condition("Ready", True, "Transcoded", message, gen))
     elif job.finished:
         phase = Phase.FAILED
@@ -331,6 +338,23 @@ def from_job(
     started = job.failed + (1 if job.active or job.succeeded else 0)
     status["attempts"] = max(int(old.get("attempts") or 0), started)
     status["conditions"] = _stamp(conditions, old.get("conditions") or [], now)
+    return status
+
+
+def on_demand_progress(old: Mapping[str, Any], video: Video, *, public_url: str) -> dict[str, Any]:
+    """A Ready on-demand video's status while the chunk workers encode its other chunks:
+    chunks and progress from the catalog; complete, it reads as any transcoded video."""
+    status = dict(old)
+    status.update(_media_fields(video, public_url))
+    if video.complete:
+        status["progress"] = 100.0
+        status["message"] = f"transcoded: {len(video.renditions)} renditions"
+    else:
+        chunks = status["chunks"]
+        status["message"] = (
+            f"ready on demand: {chunks['done']} of {chunks['total']} chunks encoded, "
+            "the others when watched"
+        )
     return status
 
 

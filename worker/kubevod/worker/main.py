@@ -1,4 +1,6 @@
-"""``kubevod-worker``: run one transcode in a Kubernetes Job (or by hand).
+"""``kubevod-worker``: run one transcode in a Kubernetes Job (or by hand);
+``kubevod-worker chunks``: a warm worker encoding the chunks viewers of on-demand
+videos wait for, until SIGTERM (``kubevod.worker.chunkd``).
 
 Reads the job, the catalog's and the store's URLs and a W3C traceparent from
 the environment (names and exit codes: ``kubevod.contract``). Prints a
@@ -13,11 +15,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
+from typing import Any
 from urllib.parse import urlsplit
 
 from kubevod.worker.errors import Cancelled, one_line
@@ -63,9 +69,15 @@ class _Printer:
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
     """Run the job described by the environment; returns the exit code."""
     env = os.environ if env is None else env
+    args = list(sys.argv[1:] if argv is None else argv)
     setup_logging(service="kubevod-worker")
     setup_telemetry("kubevod-worker", component="worker")
     instrument_pymongo()  # before open_catalog creates the MongoClient: catalog writes traced
+    if args == ["chunks"]:
+        return chunks(env)
+    if args:
+        print(f"error: unknown arguments {' '.join(args)!r} (none, or 'chunks')", file=sys.stderr)
+        return contract.EXIT_BAD_SOURCE
     log = get_logger(__name__)
     try:
         job = TranscodeJob.from_env(env)
@@ -133,6 +145,56 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         catalog.close()
         detach(token)
         shutdown()
+
+
+def _open(env: Mapping[str, str]) -> tuple[Any, Any] | str:
+    """The store and catalog named by the environment, or why not."""
+    missing = [name for name in (CATALOG_ENV, STORE_ENV) if not env.get(name)]
+    if missing:
+        return f"{', '.join(missing)} not set"
+    for name in (CATALOG_ENV, STORE_ENV):  # never logged, even by a library at DEBUG
+        register_secret(urlsplit(env[name]).password)
+    try:
+        return open_store(env[STORE_ENV]), open_catalog(env[CATALOG_ENV])
+    except InvalidInput as exc:
+        return one_line(str(exc))
+
+
+def chunks(env: Mapping[str, str]) -> int:
+    """The warm chunk worker: encodes wanted chunks until SIGTERM; returns the exit code."""
+    from kubevod.worker.chunkd import ChunkWorker
+
+    log = get_logger(__name__)
+    opened = _open(env)
+    if isinstance(opened, str):
+        print(f"error: {opened}", file=sys.stderr)
+        return contract.EXIT_RETRY
+    store, catalog = opened
+    if env.get(METRICS_PORT_ENV):
+        try:
+            start_metrics_server(int(env[METRICS_PORT_ENV]))
+        except (ValueError, OSError) as exc:
+            log.warning("no metrics server on %r: %s", env[METRICS_PORT_ENV], exc)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    settings = WorkerSettings()
+    scratch = settings.scratch_dir or Path(tempfile.gettempdir()) / "kubevod-chunks"
+    holder = env.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+    try:
+        ChunkWorker(
+            catalog=catalog, store=store, holder=holder, settings=settings, scratch=scratch,
+            stop=stop,
+        ).serve()  # fmt: skip
+    finally:
+        catalog.close()
+        shutdown()
+    return contract.EXIT_OK
 
 
 if __name__ == "__main__":

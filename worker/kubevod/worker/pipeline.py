@@ -232,13 +232,17 @@ def _run(transcode: _Transcode, log: ContextLogger) -> Video:
         raise
 
 
-def _media_plan(plan: EncodePlan, info: SourceInfo, every: float, first: float) -> MediaPlan:
+def _media_plan(
+    job: TranscodeJob, plan: EncodePlan, info: SourceInfo, every: float, first: float
+) -> MediaPlan:
     """The recorded segment and chunk plan of ``plan``: chunks of at least ``every`` s, the
-    first of at least ``first`` s."""
+    first of at least ``first`` s, and the encode of ``job`` that later chunks repeat."""
+    ladder = job.ladder if isinstance(job.ladder, str) else [r.model_dump() for r in job.ladder]
     return MediaPlan(
         first=plan.first_segment, every=plan.segment_seconds, fps=plan.rungs[0].fps,
         duration=info.duration, chunk_seconds=every, first_chunk_seconds=first,
         rungs=[r.name for r in plan.rungs], offset=round(info.video_offset, 6),
+        ladder=ladder, codec=job.codec, accelerator=job.accelerator,
     )  # fmt: skip
 
 
@@ -439,7 +443,7 @@ class _Transcode:
         plan = replace(plan, segment_seconds=every, audio=self._registration_audio(info))
         fps = plan.rungs[0].fps
         media_plan = _media_plan(
-            plan, info, self.settings.on_demand_chunk_seconds,
+            self.job, plan, info, self.settings.on_demand_chunk_seconds,
             self.settings.on_demand_first_chunk_seconds,
         )  # fmt: skip
         self.media_plan = media_plan
@@ -480,7 +484,7 @@ class _Transcode:
         """
         fps = plan.rungs[0].fps
         media_plan = _media_plan(
-            plan, info, self.settings.spread_chunk_seconds,
+            self.job, plan, info, self.settings.spread_chunk_seconds,
             self.settings.spread_first_chunk_seconds,
         )  # fmt: skip
         total = len(media_plan.chunks())

@@ -1,0 +1,240 @@
+"""The cluster's on-demand path without the cluster: a video registered on demand by the
+real pipeline (what its Job runs), the real API answering players, and warm chunk
+workers (``kubevod.worker.chunkd``, what the chunk-worker Deployment runs) that share
+only the catalog and the store with it, as pods do.
+
+The source is fetched over HTTP from a server on loopback (allowed by the fetch
+policy, as a NAS would be), which counts what it serves: a worker fetches a
+source once for all of the chunks it encodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import m3u8
+import pytest
+from kubevod.api.app import create_app
+from kubevod.api.settings import ApiSettings
+from kubevod.worker import pipeline
+from kubevod.worker.chunkd import ChunkWorker
+
+from kubevod.catalog.sqlite import SqliteCatalog
+from kubevod.jobs import TranscodeJob
+from kubevod.lifecycle import Lifecycle, queued_entry
+from kubevod.models import TranscodePolicy, Video, VideoState, new_video_id
+from kubevod.store.file import FileStore
+from tests.fixtures.media import make_video
+from tests.fixtures.util import serve_app
+from tests.integration.worker_media import fast_settings
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Source:
+    url: str
+    fetches: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Source]:
+    folder = tmp_path_factory.mktemp("nas")
+    make_video(
+        folder / "film.mp4", seconds=24,
+        extra_output_args=["-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac"],
+    )  # fmt: skip
+    served = Source("")
+
+    class Handler(SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def do_GET(self) -> None:
+            served.fetches.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    served.url = f"http://127.0.0.1:{httpd.server_address[1]}/film.mp4"
+    yield served
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def _settings() -> Any:
+    return fast_settings(on_demand_chunk_seconds=4, fetch_allow=["127.0.0.1/32"])
+
+
+@dataclass
+class Cluster:
+    """The parts a cluster runs, on one catalog and one store."""
+
+    url: str
+    catalog: SqliteCatalog
+    store: FileStore
+    workers: list[ChunkWorker]
+
+    def register(self, source: str) -> Video:
+        """What an on-demand VideoAsset's Job does: register it and its first chunk."""
+        job = TranscodeJob(
+            video_id=new_video_id(), source=source, segment_seconds=2,
+            policy=TranscodePolicy.ON_DEMAND,
+        )  # fmt: skip
+        Lifecycle(self.catalog, self.store).register(queued_entry(job))
+        return pipeline.run(job, store=self.store, catalog=self.catalog, settings=_settings())
+
+    def segment(self, video: Video, rendition: str, index: int) -> httpx.Response:
+        playlist = httpx.get(f"{self.url}/v/{video.id}/{rendition}.m3u8", timeout=10)
+        assert playlist.status_code == 200, playlist.text
+        uri = (
+            m3u8.loads(playlist.text, uri=f"{self.url}/v/{video.id}/").segments[index].absolute_uri
+        )
+        return httpx.get(uri, timeout=60)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    with _cluster(tmp_path, workers=2) as running:
+        yield running
+
+
+@pytest.fixture
+def one_worker(tmp_path: Path) -> Iterator[Cluster]:
+    with _cluster(tmp_path, workers=1) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def _cluster(tmp_path: Path, workers: int) -> Iterator[Cluster]:
+    catalog = SqliteCatalog(tmp_path / "catalog.db")
+    store = FileStore(tmp_path / "media")
+    stop = threading.Event()
+    chunk_workers = [
+        ChunkWorker(
+            catalog=catalog,
+            store=store,
+            holder=f"chunks-{n}",
+            settings=_settings(),
+            scratch=tmp_path / f"worker-{n}",
+            stop=stop,
+        )
+        for n in range(workers)
+    ]
+    threads = [threading.Thread(target=w.serve, daemon=True) for w in chunk_workers]
+    for thread in threads:
+        thread.start()
+    # No scheduler given: the API asks the catalog, as it does in the cluster.
+    served = serve_app(create_app(ApiSettings(on_demand_wait_s=60), store=store, catalog=catalog))
+    try:
+        yield Cluster(served.url, catalog, store, chunk_workers)
+    finally:
+        served.stop()
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        catalog.close()
+
+
+def _until(cluster: Cluster, video: Video, check: Any, timeout: float = 60) -> Video:
+    deadline = time.monotonic() + timeout
+    while True:
+        current = cluster.catalog.get(video.id)
+        if check(current) or time.monotonic() > deadline:
+            return current
+        time.sleep(0.1)
+
+
+def test_a_seek_is_answered_by_a_warm_worker_and_playback_runs_on(
+    one_worker: Cluster, source: Source
+) -> None:
+    cluster = one_worker
+    video = cluster.register(source.url)
+    assert video.state == VideoState.READY and video.chunks_done == [0]
+    assert video.plan is not None
+    chunks = video.plan.chunks()
+    assert len(chunks) >= 4
+    fetched = len(source.fetches)  # the registration's own download
+    target = chunks[3]
+    answer = cluster.segment(video, "360p", target.first)
+    assert answer.status_code == 200, answer.text
+    assert answer.content[4:8] in (b"styp", b"moof")
+    # The chunk and the one after it, so playback runs on, and nothing else.
+    after = _until(cluster, video, lambda v: {3, 4} <= set(v.chunks_done))
+    assert {3, 4} <= set(after.chunks_done), after.chunks_done
+    assert set(after.chunks_done) <= {0, 3, 4}
+    # Every want answered; the worker fetched the film once for both chunks.
+    _until(cluster, video, lambda v: not cluster.catalog.chunk_wants(v.id))
+    assert not cluster.catalog.chunk_wants(video.id)
+    assert len(source.fetches) - fetched == 1, source.fetches
+    # The segments of every rung of chunk 3 are stored.
+    for rung in video.plan.rungs:
+        assert cluster.segment(video, rung, target.first).status_code == 200
+    # A later seek is encoded from the film the worker kept.
+    assert cluster.segment(video, "360p", chunks[-1].first).status_code == 200
+    assert len(source.fetches) - fetched == 1, source.fetches
+
+
+def test_two_workers_take_two_seeks_at_once_and_each_chunk_is_encoded_once(
+    cluster: Cluster, source: Source
+) -> None:
+    video = cluster.register(source.url)
+    assert video.plan is not None
+    chunks = video.plan.chunks()
+    encoded: list[tuple[str, int]] = []
+    original = cluster.catalog.add_chunk
+
+    def counted(video_id: str, index: int, **kwargs: Any) -> Video:
+        encoded.append((video_id, index))
+        return original(video_id, index, **kwargs)
+
+    cluster.catalog.add_chunk = counted  # type: ignore[method-assign]
+    cluster.catalog.want_chunks(video.id, video.generation, [2])
+    cluster.catalog.want_chunks(video.id, video.generation, [len(chunks) - 1])
+    done = _until(cluster, video, lambda v: {2, len(chunks) - 1} <= set(v.chunks_done))
+    assert {2, len(chunks) - 1} <= set(done.chunks_done)
+    assert len(encoded) == len(set(encoded)), encoded
+
+
+def test_a_want_of_a_deleted_video_is_dropped_and_a_complete_video_needs_none(
+    cluster: Cluster, source: Source
+) -> None:
+    cluster.catalog.want_chunks("gone-video", 1, [1, 2])
+    video = cluster.register(source.url)
+    assert video.plan is not None
+    total = len(video.plan.chunks())
+    cluster.catalog.want_chunks(video.id, video.generation, list(range(1, total)))
+    complete = _until(cluster, video, lambda v: v.complete, timeout=120)
+    assert complete.complete and complete.state == VideoState.READY
+    assert complete.progress == 100
+    deadline = time.monotonic() + 10
+    while cluster.catalog.chunk_wants("gone-video") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not cluster.catalog.chunk_wants("gone-video")
+    assert not cluster.catalog.chunk_wants(video.id)
+
+
+def test_a_video_whose_source_is_a_path_is_left_to_its_job(
+    cluster: Cluster, source: Source, tmp_path: Path
+) -> None:
+    film = make_video(tmp_path / "local.mp4", seconds=12)
+    video = cluster.register(str(film))
+    cluster.catalog.want_chunks(video.id, video.generation, [1])
+    deadline = time.monotonic() + 10
+    while cluster.catalog.chunk_wants(video.id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = cluster.catalog.get(video.id)
+    assert not cluster.catalog.chunk_wants(video.id)  # dropped, not failed
+    assert after.state == VideoState.READY and 1 not in after.chunks_done
