@@ -23,6 +23,7 @@ from typing import Protocol
 
 from kubevod import keys
 from kubevod.catalog.base import Catalog
+from kubevod.catalog.common import is_background
 from kubevod.errors import NotFound
 from kubevod.models import TrackKind, Video
 from kubevod.store.base import ObjectInfo, ObjectStore
@@ -40,20 +41,49 @@ class ChunkScheduler(Protocol):
         ...
 
 
+def chunks_seconds(video: Video, chunks: set[int]) -> float:
+    """How much of ``video`` the ``chunks`` span, seconds (pure)."""
+    assert video.plan is not None
+    planned = video.plan.chunks()
+    fps = video.plan.fps
+    total = 0.0
+    for index in chunks:
+        chunk = planned[index]
+        end = video.plan.duration if chunk.end_frame is None else chunk.end_frame / fps
+        total += end - chunk.start_frame / fps
+    return total
+
+
 class CatalogWants:
     """A :class:`ChunkScheduler` whose workers run elsewhere: the chunk, and the one after
-    it so playback runs on, are asked for in the catalog (``Catalog.want_chunks``)."""
+    it so playback runs on, are asked for in the catalog (``Catalog.want_chunks``).
 
-    def __init__(self, catalog: Catalog) -> None:
+    A video whose encoded chunks span ``promote_after_seconds`` has been watched
+    that long (only viewers make chunks after the registration's): it is popular,
+    and every chunk it still lacks is asked for in the background, front to back,
+    after every viewer's want (once: while background wants of it are waiting,
+    nothing more is asked).
+    """
+
+    def __init__(self, catalog: Catalog, promote_after_seconds: float = 600.0) -> None:
         self.catalog = catalog
+        self.promote_after = promote_after_seconds
 
     def want(self, video: Video, chunk: int) -> None:
         if video.plan is None:
             return
         total, done = len(video.plan.chunks()), set(video.chunks_done)
         wanted = [c for c in (chunk, chunk + 1) if 0 <= c < total and c not in done]
-        if chunk in wanted:
-            self.catalog.want_chunks(video.id, video.generation, wanted)
+        if chunk not in wanted:
+            return
+        self.catalog.want_chunks(video.id, video.generation, wanted)
+        if chunks_seconds(video, done) < self.promote_after:
+            return
+        if any(is_background(w.asked_at) for w in self.catalog.chunk_wants(video.id)):
+            return
+        rest = [c for c in range(total) if c not in done and c not in wanted]
+        if rest:
+            self.catalog.want_chunks(video.id, video.generation, rest, background=True)
 
 
 def wanted_chunk(video: Video, key: str) -> int | None:

@@ -147,14 +147,19 @@ class Catalog(Protocol):
         absent."""
         ...
 
-    def want_chunks(self, video_id: str, generation: int, chunks: Sequence[int]) -> None:
+    def want_chunks(
+        self, video_id: str, generation: int, chunks: Sequence[int], *, background: bool = False
+    ) -> None:
         """Ask for these chunks of the video's ``generation``, the first the most wanted.
 
         The API server asks when a player reaches a chunk not encoded yet; the
         worker takes them with ``take_chunk``. Each (video, generation, chunk) is one
-        record: asking again refreshes its ``asked_at`` and never duplicates it, nor
-        frees a want that is taken (its holder and lease stay). ``chunks[i]`` is
-        asked ``i`` milliseconds before now, so the first sorts as the newest.
+        record: asking again moves its ``asked_at`` forward (never back) and never
+        duplicates it, nor frees a want that is taken (its holder and lease stay).
+        ``chunks[i]`` is asked ``i`` milliseconds before now, so the first sorts as
+        the newest. ``background``: asked long before any viewer's want
+        (``common.BACKGROUND_ASKED``), so those are taken after every viewer's: the
+        rest of a popular video.
         """
         ...
 

@@ -42,14 +42,24 @@ def from_ms(ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=ms)
 
 
-def want_times(chunks: Sequence[int]) -> list[tuple[int, datetime]]:
+#: When background wants are asked (``want_chunks(background=True)``): long before any
+#: viewer's, so every viewer's want is taken first.
+BACKGROUND_ASKED = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def is_background(asked_at: datetime) -> bool:
+    """Whether a want was asked in the background, not by a viewer (pure)."""
+    return asked_at < BACKGROUND_ASKED + timedelta(days=365)
+
+
+def want_times(chunks: Sequence[int], background: bool = False) -> list[tuple[int, datetime]]:
     """``(chunk, asked_at)`` for one ``want_chunks`` call, the first chunk the newest.
 
     ``chunks[i]`` is asked ``i`` milliseconds before now (at millisecond precision),
     so the first in the list sorts as the most wanted; a chunk listed twice keeps
-    its first place.
+    its first place. Background wants count from ``BACKGROUND_ASKED`` instead of now.
     """
-    base = utc_ms(now())
+    base = BACKGROUND_ASKED + len(chunks) * _MS if background else utc_ms(now())
     seen: dict[int, datetime] = {}
     for i, chunk in enumerate(chunks):
         seen.setdefault(int(chunk), base - i * _MS)

@@ -361,22 +361,21 @@ class MongoCatalog:
 
     # -- chunk wants -------------------------------------------------------
 
-    def want_chunks(self, video_id: str, generation: int, chunks: Sequence[int]) -> None:
+    def want_chunks(
+        self, video_id: str, generation: int, chunks: Sequence[int], *, background: bool = False
+    ) -> None:
         """Ask for these chunks, the first the most wanted (one upsert per chunk).
 
-        ``$set`` refreshes ``asked_at``; ``$setOnInsert`` gives a new want no
-        holder, so asking again for a taken want keeps its lease.
+        ``$max`` moves ``asked_at`` forward only (a background ask leaves a viewer's
+        want where it is); ``$setOnInsert`` gives a new want no holder, so asking
+        again for a taken want keeps its lease.
         """
         with self._guard():
-            for chunk, asked_at in want_times(chunks):
+            for chunk, asked_at in want_times(chunks, background):
                 flt = {"_id": f"{video_id}:{int(generation)}:{chunk}"}
                 change = {
-                    "$set": {
-                        "video_id": video_id,
-                        "generation": int(generation),
-                        "chunk": chunk,
-                        "asked_at": asked_at,
-                    },
+                    "$set": {"video_id": video_id, "generation": int(generation), "chunk": chunk},
+                    "$max": {"asked_at": asked_at},
                     "$setOnInsert": {"holder": "", "lease_until": None},
                 }
                 try:

@@ -339,21 +339,24 @@ class SqliteCatalog:
 
     # -- chunk wants -------------------------------------------------------
 
-    def want_chunks(self, video_id: str, generation: int, chunks: Sequence[int]) -> None:
+    def want_chunks(
+        self, video_id: str, generation: int, chunks: Sequence[int], *, background: bool = False
+    ) -> None:
         """Ask for these chunks, the first the most wanted (upserts in one transaction).
 
-        A want asked again gets the new ``asked_at`` and keeps its holder and lease.
+        A want asked again moves its ``asked_at`` forward only and keeps its holder
+        and lease.
         """
         rows = [
             (video_id, int(generation), chunk, to_ms(asked_at))
-            for chunk, asked_at in want_times(chunks)
+            for chunk, asked_at in want_times(chunks, background)
         ]
         with self._write() as conn:
             conn.executemany(
                 "INSERT INTO chunk_wants (video_id, generation, chunk, asked_at)"
                 " VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (video_id, generation, chunk)"
-                " DO UPDATE SET asked_at=excluded.asked_at",
+                " DO UPDATE SET asked_at=max(asked_at, excluded.asked_at)",
                 rows,
             )
 

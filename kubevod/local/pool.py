@@ -40,6 +40,7 @@ from kubevod.errors import KubevodError, NotFound, SourceError, Superseded
 from kubevod.jobs import TranscodeJob, chunk_job, job_for
 from kubevod.lifecycle import Lifecycle
 from kubevod.models import TranscodePolicy, Video, VideoState
+from kubevod.ondemand import chunks_seconds
 from kubevod.store.base import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -74,19 +75,6 @@ class _Wants:
 
     def pending(self) -> bool:
         return bool(self.urgent or self.background)
-
-
-def _seconds(video: Video, chunks: set[int]) -> float:
-    """How much of ``video`` the ``chunks`` span, seconds (pure)."""
-    assert video.plan is not None
-    planned = video.plan.chunks()
-    fps = video.plan.fps
-    total = 0.0
-    for index in chunks:
-        chunk = planned[index]
-        end = video.plan.duration if chunk.end_frame is None else chunk.end_frame / fps
-        total += end - chunk.start_frame / fps
-    return total
 
 
 def one_line(exc: BaseException) -> str:
@@ -182,7 +170,7 @@ class LocalPool:
                 elif wants.encoding is None and video.id in self._running and chunk > 1:
                     # The registration at its first chunk (or a chunk job between two).
                     wants.preempt = True
-            if not wants.promoted and _seconds(video, wants.asked) >= self._promote_after:
+            if not wants.promoted and chunks_seconds(video, wants.asked) >= self._promote_after:
                 wants.promoted = True
                 rest = [c for c in range(total) if c not in done and not wants.queued(c)]
                 wants.background.extend(rest)

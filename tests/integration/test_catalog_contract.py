@@ -15,6 +15,7 @@ import pytest
 
 from kubevod.backends import open_catalog
 from kubevod.catalog.base import Catalog, Fence
+from kubevod.catalog.common import is_background
 from kubevod.catalog.mongo import MongoCatalog
 from kubevod.catalog.sqlite import SqliteCatalog
 from kubevod.errors import Conflict, InvalidInput, NotFound, Superseded, Unavailable
@@ -413,6 +414,24 @@ def test_asking_again_moves_a_waiting_chunk_to_the_front(catalog: Catalog) -> No
     catalog.want_chunks("mf", 1, [3])
     assert [w.chunk for w in catalog.chunk_wants("mf")] == [3, 1, 2]
     assert [_taken(catalog) for _ in range(4)] == [3, 1, 2, None]
+
+
+def test_background_wants_come_after_every_viewers_and_never_push_one_back(
+    catalog: Catalog,
+) -> None:
+    catalog.want_chunks("bg", 1, [5])  # a viewer
+    catalog.want_chunks("bg", 1, [2, 3, 4, 5], background=True)  # the rest of a popular video
+    catalog.want_chunks("bg-other", 1, [1], background=True)
+    catalog.want_chunks("bg-late", 1, [8])  # another viewer, later
+    # Viewers first (newest first), then the background, front to back.
+    assert [_taken(catalog) for _ in range(2)] == [8, 5]
+    assert [w.chunk for w in catalog.chunk_wants("bg")][:3] == [5, 2, 3]
+    assert all(is_background(w.asked_at) for w in catalog.chunk_wants("bg")[1:])
+    assert not is_background(catalog.chunk_wants("bg")[0].asked_at)
+    # A viewer reaching a background chunk moves it to the front.
+    catalog.want_chunks("bg", 1, [4])
+    assert [_taken(catalog) for _ in range(4)] == [4, 2, 3, 1]
+    assert _taken(catalog) is None
 
 
 def test_take_chunk_with_a_video_id_hands_out_only_that_videos_wants(catalog: Catalog) -> None:

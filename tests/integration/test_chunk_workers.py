@@ -118,7 +118,7 @@ def one_worker(tmp_path: Path) -> Iterator[Cluster]:
 
 
 @contextlib.contextmanager
-def _cluster(tmp_path: Path, workers: int) -> Iterator[Cluster]:
+def _cluster(tmp_path: Path, workers: int, promote_after: float = 600) -> Iterator[Cluster]:
     catalog = SqliteCatalog(tmp_path / "catalog.db")
     store = FileStore(tmp_path / "media")
     stop = threading.Event()
@@ -137,7 +137,8 @@ def _cluster(tmp_path: Path, workers: int) -> Iterator[Cluster]:
     for thread in threads:
         thread.start()
     # No scheduler given: the API asks the catalog, as it does in the cluster.
-    served = serve_app(create_app(ApiSettings(on_demand_wait_s=60), store=store, catalog=catalog))
+    settings = ApiSettings(on_demand_wait_s=60, on_demand_promote_after_s=promote_after)
+    served = serve_app(create_app(settings, store=store, catalog=catalog))
     try:
         yield Cluster(served.url, catalog, store, chunk_workers)
     finally:
@@ -238,3 +239,22 @@ def test_a_video_whose_source_is_a_path_is_left_to_its_job(
     after = cluster.catalog.get(video.id)
     assert not cluster.catalog.chunk_wants(video.id)  # dropped, not failed
     assert after.state == VideoState.READY and 1 not in after.chunks_done
+
+
+def test_a_video_watched_long_enough_is_completed_in_the_background(
+    tmp_path: Path, source: Source
+) -> None:
+    with _cluster(tmp_path, workers=1, promote_after=8) as cluster:
+        video = cluster.register(source.url)
+        assert video.plan is not None
+        chunks = video.plan.chunks()
+        # A viewer watches the first chunks: below the limit, nothing more is asked.
+        assert cluster.segment(video, "360p", chunks[1].first).status_code == 200
+        watched = _until(cluster, video, lambda v: {1, 2} <= set(v.chunks_done))
+        assert not watched.complete
+        # Past it, the next request asks for the rest in the background.
+        assert cluster.segment(video, "360p", chunks[3].first).status_code == 200
+        complete = _until(cluster, video, lambda v: v.complete, timeout=120)
+        assert complete.complete and complete.progress == 100
+        assert complete.state == VideoState.READY
+        assert not cluster.catalog.chunk_wants(video.id)

@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kubevod.worker.chunkd import is_path, sought_elsewhere, stale
+from kubevod.worker.chunkd import is_path, sought_elsewhere, stale, viewer_next
 
 from kubevod import keys
+from kubevod.catalog.common import BACKGROUND_ASKED
 from kubevod.models import (
     ChunkWant,
     MediaPlan,
@@ -169,3 +170,50 @@ def test_a_seek_is_a_newer_untaken_want_outside_the_chunk_and_the_next() -> None
 )
 def test_a_source_the_chunk_workers_cannot_read_is_a_path(source: str, path: bool) -> None:
     assert is_path(source) is path
+
+
+class _Catalog(_Wants):
+    """``want_chunks`` recorded with ``background``; ``chunk_wants`` as given."""
+
+    def __init__(self, wants: list[ChunkWant] | None = None) -> None:
+        super().__init__()
+        self.background: list[list[int]] = []
+        self.wants = wants or []
+
+    def want_chunks(
+        self, video_id: str, generation: int, chunks: list[int], background: bool = False
+    ) -> None:
+        (self.background if background else self.calls).append(  # type: ignore[arg-type]
+            list(chunks) if background else (video_id, generation, list(chunks))
+        )
+
+    def chunk_wants(self, video_id: str) -> list[ChunkWant]:
+        return self.wants
+
+
+def test_a_video_watched_past_the_limit_asks_for_its_rest_in_the_background_once() -> None:
+    # VIDEO: chunks 0 and 3 done: 1 s + 4 s (chunk 0 is segments 0-1) = 9 s encoded.
+    below = _Catalog()
+    CatalogWants(below, promote_after_seconds=10).want(VIDEO, 1)  # type: ignore[arg-type]
+    assert below.calls == [("film", 2, [1, 2])] and below.background == []
+    past = _Catalog()
+    CatalogWants(past, promote_after_seconds=9).want(VIDEO, 1)  # type: ignore[arg-type]
+    assert past.calls == [("film", 2, [1, 2])]
+    assert past.background == [[4, 5, 6, 7, 8, 9]]  # front to back, after the viewer's
+    waiting = _Catalog([_want(6, at=BACKGROUND_ASKED.timestamp())])
+    CatalogWants(waiting, promote_after_seconds=9).want(VIDEO, 1)  # type: ignore[arg-type]
+    assert waiting.background == []  # asked before and not all taken yet
+
+
+def test_a_run_goes_on_with_its_videos_next_chunk_only_for_a_viewer() -> None:
+    t = 1_800_000_000.0  # 2027
+    now = datetime.fromtimestamp(t + 200, UTC)
+    viewer, background = _want(4, at=t + 150), _want(5, at=BACKGROUND_ASKED.timestamp())
+    taken = _want(6, at=t + 190).model_copy(
+        update={"holder": "w2", "lease_until": datetime.fromtimestamp(t + 300, UTC)}
+    )
+    assert viewer_next([taken, viewer, background], now)
+    assert not viewer_next([taken, background], now)
+    assert not viewer_next([], now)
+    expired = taken.model_copy(update={"lease_until": datetime.fromtimestamp(t + 100, UTC)})
+    assert viewer_next([expired], now)  # its worker died: free again

@@ -124,7 +124,9 @@ def create_app(
         manifests=manifests,
         qoe_rate=RateLimiter(settings.qoe_rate_per_s, settings.qoe_burst, settings.qoe_max_clients),
         qoe_sessions=SessionCap(settings.qoe_max_sessions_per_video),
-        chunks=chunks if chunks is not None else CatalogWants(catalog),
+        chunks=chunks
+        if chunks is not None
+        else CatalogWants(catalog, promote_after_seconds=settings.on_demand_promote_after_s),
     )
     app.state.services = services
 

@@ -100,6 +100,10 @@ class ApiSettings(BaseSettings):
     #: How long a request for a segment of an on-demand video that is being encoded
     #: waits for it before a 503 (players retry), seconds.
     on_demand_wait_s: float = Field(default=25.0, ge=0.0, le=120.0)
+    #: Where the chunk workers encode on-demand videos (the cluster): a video whose
+    #: encoded chunks span this many seconds is popular, and its other chunks are asked
+    #: for in the background (local mode's pool has its own, ``promote_after_seconds``).
+    on_demand_promote_after_s: float = Field(default=600.0, ge=1.0)
     #: Seconds a client is told to wait (``Retry-After``) when a backend is down.
     retry_after_s: int = Field(default=5, ge=1, le=3600)
     #: ``max-age`` of a ready video's manifests, seconds (they change only with a new generation).

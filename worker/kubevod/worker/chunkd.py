@@ -23,6 +23,10 @@ measured in docs/benchmarks-cluster-spread.md).
   chunk; what it uploaded stays, and it is encoded again when someone asks.
 - A chunk that could not be encoded for a reason that may pass is dropped: the
   player asks again, and that asks for the chunk again.
+- The rest of a popular video is asked for in the background
+  (``kubevod.ondemand.CatalogWants``): such wants are taken only when no viewer's
+  want of any video waits, one chunk per run, so a viewer who arrives meanwhile
+  waits at most for the background chunk being encoded.
 - Sources are fetched once per video and kept (the last few) in scratch, so a
   film's later chunks do not download it again. A source that is a path (a
   PVC) cannot be read here; the operator registers such videos eagerly.
@@ -37,6 +41,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +51,7 @@ from kubevod.worker.fetch import open_source
 from kubevod.worker.settings import WorkerSettings
 
 from kubevod.catalog.base import Catalog
+from kubevod.catalog.common import is_background
 from kubevod.errors import KubevodError, NotFound, SourceError, Superseded
 from kubevod.jobs import chunk_job
 from kubevod.logs import get_logger
@@ -92,6 +98,17 @@ def sought_elsewhere(wants: list[ChunkWant], chunk: int, since: float) -> bool:
         not w.holder and w.asked_at.timestamp() > since and w.chunk not in (chunk, chunk + 1)
         for w in wants
     )
+
+
+def viewer_next(wants: list[ChunkWant], now: datetime) -> bool:
+    """Whether the newest free want of a video (``wants``: newest first) is a viewer's:
+    a run goes on with its video's next chunk only then; a background want (the rest of
+    a popular video) waits until no viewer of any video waits (pure)."""
+    for want in wants:
+        if want.holder and want.lease_until is not None and want.lease_until >= now:
+            continue  # taken
+        return not is_background(want.asked_at)
+    return False
 
 
 @dataclass
@@ -221,6 +238,8 @@ class ChunkWorker:
             # The chunk before is encoded (or stopped for a seek): its want is answered.
             self.catalog.drop_chunk_wants(video.id, current)
             while not self.stop.is_set():
+                if not viewer_next(self.catalog.chunk_wants(video.id), datetime.now(UTC)):
+                    return None  # the main loop looks at every video's viewers first
                 nxt = self.catalog.take_chunk(self.holder, self.lease_seconds, video_id=video.id)
                 if nxt is None:
                     return None
