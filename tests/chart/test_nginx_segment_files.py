@@ -45,15 +45,23 @@ class Origin:
 
 @pytest.fixture
 def origin() -> Iterator[Origin]:
-    state = Origin()
+    yield from _serve(Origin())
 
+
+@pytest.fixture
+def api() -> Iterator[Origin]:
+    """The API's media route: what the store lacks (a segment still being encoded)."""
+    yield from _serve(Origin())
+
+
+def _serve(state: Origin) -> Iterator[Origin]:
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
             state.requests.append((self.command, self.path, self.headers.get("Range", "")))
             time.sleep(state.delay)
-            body = state.objects.get(self.path)
+            body = state.objects.get(self.path.split("?")[0])
             if body is None:
                 self.send_response(404)
                 self.send_header("Content-Length", "0")
@@ -99,10 +107,12 @@ class Front:
 
 
 @pytest.fixture
-def front(nginx_factory: Callable[[str], Any], origin: Origin, tmp_path: Path) -> Front:
+def front(
+    nginx_factory: Callable[[str], Any], origin: Origin, api: Origin, tmp_path: Path
+) -> Front:
     log = tmp_path / "access.log"
     values = local_values(
-        port=free_port(), api="127.0.0.1:9", media=f"127.0.0.1:{origin.port}",
+        port=free_port(), api=f"127.0.0.1:{api.port}", media=f"127.0.0.1:{origin.port}",
         media_prefix="/origin/", access_log=str(log),
     )  # fmt: skip
     server = nginx_factory(render(values))
@@ -169,9 +179,12 @@ def test_head_and_range_requests_store_the_whole_segment(front: Front, origin: O
     assert (status, headers["x-cache-status"], content) == (206, "HIT", body[-500:])
 
 
-def test_missing_and_truncated_segments_are_never_stored(front: Front, origin: Origin) -> None:
+def test_missing_and_truncated_segments_are_never_stored(
+    front: Front, origin: Origin, api: Origin
+) -> None:
     missing = "/media/v3/g1-ab/360p/9.m4s"
     assert get(front.url + missing)[0] == 404
+    assert [path for _, path, _ in api.requests] == [missing]  # the API said 404 too
     origin.objects["/origin/v3/g1-ab/360p/1.m4s"] = os.urandom(1_000_000)
     origin.truncate.add("/origin/v3/g1-ab/360p/1.m4s")
     with pytest.raises(Exception):  # noqa: B017 - the client sees the short body as an error
@@ -241,3 +254,23 @@ def test_janitor_removes_the_files_read_longest_ago_above_max_size(
     gone = kept.index(True)
     assert kept == [False] * gone + [True] * (10 - gone), kept  # the oldest went first
     assert 3 <= 10 - gone <= 5, kept
+
+
+def test_a_segment_the_store_lacks_is_answered_by_the_api_and_then_stored(
+    front: Front, origin: Origin, api: Origin
+) -> None:
+    """A segment still being encoded (on demand: the API asks for its chunk and waits)."""
+    body = os.urandom(150_000)
+    path = "/media/v4/g1-ab/360p/7.m4s"
+    api.objects[path] = body
+    api.delay = 0.5  # the API waits for the encode
+    status, headers, content = get(front.url + path + "?md5=x&expires=1")
+    assert (status, content) == (200, body)
+    assert headers["x-cache-status"] == "MISS"
+    # The store was asked first, then the API, with the path and query it was given.
+    assert [p for _, p, _ in origin.requests] == ["/origin/v4/g1-ab/360p/7.m4s"]
+    assert [p for _, p, _ in api.requests] == [path + "?md5=x&expires=1"]
+    settle(front.stored(path))
+    assert front.stored(path).read_bytes() == body
+    assert get(front.url + path)[1]["x-cache-status"] == "HIT"
+    assert len(api.requests) == 1
