@@ -23,6 +23,7 @@ import copy
 import datetime
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -307,17 +308,24 @@ def chunk_workers(memo: kopf.Memo, **_: Any) -> None:
     namespace = worker.chunk_worker_namespace
     if not namespace:
         return
-    try:
-        if worker.chunk_workers == 0:
-            kube.delete_deployment(state.api, namespace, worker.chunk_worker_name)
+    for attempt in range(3):
+        try:
+            if worker.chunk_workers == 0:
+                kube.delete_deployment(state.api, namespace, worker.chunk_worker_name)
+                return
+            owner = kube.owner_reference(state.api, namespace, worker.chunk_worker_owner)
+            manifest = build_chunk_workers(
+                worker, namespace=namespace, owner=owner, labels=worker.chunk_worker_labels
+            )
+            kube.apply_deployment(state.api, manifest)
+            break
+        except Unavailable as exc:
+            if attempt < 2:
+                time.sleep(2)
+                continue
+            # Transcoding goes on without them; on-demand videos play what was registered.
+            log.error("chunk workers not applied (on-demand chunks wait): %s", exc)
             return
-        owner = kube.owner_reference(state.api, namespace, worker.chunk_worker_owner)
-        manifest = build_chunk_workers(
-            worker, namespace=namespace, owner=owner, labels=worker.chunk_worker_labels
-        )
-        kube.apply_deployment(state.api, manifest)
-    except Unavailable as exc:
-        raise kopf.TemporaryError(str(exc), delay=5) from exc
     log.info("%d chunk workers in %s/%s", worker.chunk_workers, namespace, worker.chunk_worker_name)
 
 

@@ -163,7 +163,8 @@ def owner_reference(
 
 
 def apply_deployment(api: client.ApiClient, manifest: dict[str, Any]) -> None:
-    """Create a Deployment, or replace the spec, labels and owners of the one of that name.
+    """Create a Deployment, or replace the one of that name with it (a new image, other
+    settings: what is not in ``manifest`` is gone, unlike a merge patch).
 
     Raises:
         Unavailable: the API server refused or could not be reached (retried by the caller).
@@ -176,7 +177,10 @@ def apply_deployment(api: client.ApiClient, manifest: dict[str, Any]) -> None:
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            apps.patch_namespaced_deployment(meta["name"], meta["namespace"], cast(Any, manifest))
+            found = apps.read_namespaced_deployment(meta["name"], meta["namespace"])
+            version = found.metadata.resource_version if found.metadata else None
+            body = {**manifest, "metadata": {**meta, "resourceVersion": version}}
+            apps.replace_namespaced_deployment(meta["name"], meta["namespace"], cast(Any, body))
     except ApiException as exc:
         raise Unavailable(f"applying Deployment {meta['name']}: {api_message(exc)}") from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
