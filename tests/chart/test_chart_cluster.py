@@ -133,6 +133,9 @@ def test_operator_may_do_what_its_code_does(
         if mode == "namespaced" and check[1] in cluster_scoped:
             continue
         assert can_i(kube, ns, "vod-kubevod-operator", *check, "-n", ns), (mode, check)
+    # The chunk workers' Deployment (kube.apply_deployment, delete_deployment, owner_reference).
+    for verb in ("get", "create", "update", "delete"):
+        assert can_i(kube, ns, "vod-kubevod-operator", verb, "deployments.apps", "-n", ns), verb
 
 
 @pytest.mark.parametrize("mode", ["cluster", "namespaced"])
@@ -151,7 +154,10 @@ def test_operator_is_refused_everything_else(
         ("create", "clusterrolebindings"),
         ("escalate", "clusterroles"),
         ("bind", "roles", "-n", ns),
-        ("create", "deployments.apps", "-n", ns),
+        # The chunk workers' Deployment: in the release namespace only.
+        ("create", "deployments.apps", "-n", "other-app"),
+        ("delete", "deployments.apps", "-n", "kube-system"),
+        ("patch", "deployments.apps", "-n", ns),
         ("update", "nodes"),
         ("*", "*"),
         ("delete", "customresourcedefinitions.apiextensions.k8s.io"),

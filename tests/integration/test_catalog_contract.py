@@ -422,6 +422,7 @@ def test_background_wants_come_after_every_viewers_and_never_push_one_back(
     catalog.want_chunks("bg", 1, [5])  # a viewer
     catalog.want_chunks("bg", 1, [2, 3, 4, 5], background=True)  # the rest of a popular video
     catalog.want_chunks("bg-other", 1, [1], background=True)
+    time.sleep(0.01)
     catalog.want_chunks("bg-late", 1, [8])  # another viewer, later
     # Viewers first (newest first), then the background, front to back.
     assert [_taken(catalog) for _ in range(2)] == [8, 5]
@@ -429,6 +430,7 @@ def test_background_wants_come_after_every_viewers_and_never_push_one_back(
     assert all(is_background(w.asked_at) for w in catalog.chunk_wants("bg")[1:])
     assert not is_background(catalog.chunk_wants("bg")[0].asked_at)
     # A viewer reaching a background chunk moves it to the front.
+    time.sleep(0.01)
     catalog.want_chunks("bg", 1, [4])
     assert [_taken(catalog) for _ in range(4)] == [4, 2, 3, 1]
     assert _taken(catalog) is None

@@ -43,6 +43,7 @@ class FakeApi:
     port: int
     calls: int = 0
     headers: list[dict[str, str]] = field(default_factory=list)
+    media: list[str] = field(default_factory=list)  # /media/ paths the cache asked for
 
 
 def _serve_api() -> tuple[FakeApi, ThreadingHTTPServer]:
@@ -52,6 +53,13 @@ def _serve_api() -> tuple[FakeApi, ThreadingHTTPServer]:
         def do_GET(self) -> None:
             api.calls += 1
             api.headers.append({k.lower(): v for k, v in self.headers.items()})
+            if self.path.startswith("/media/"):
+                # What the store lacks, asked by the cache: nothing is being encoded here.
+                api.media.append(self.path)
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if self.path.startswith("/v/"):
                 body = f"#EXTM3U\n#EXT-X-VERSION:7\n# render {api.calls}\n".encode()
                 body += b"#EXT-X-STREAM-INF:BANDWIDTH=800000\n360p/index.m3u8\n" * 20
@@ -251,12 +259,13 @@ def test_range_requests_are_answered_through_the_cache(
 
 
 def test_missing_segment_is_404_and_query_strings_do_not_split_the_cache(
-    minio: MinioServer, start_cache: Callable[..., Cache]
+    minio: MinioServer, start_cache: Callable[..., Cache], fake_api: FakeApi
 ) -> None:
     vid = _unique("query")
     put_segment(minio, f"{vid}/g1/360p/1.m4s")
     cache = start_cache()
     assert httpx.get(f"{cache.url}/media/{vid}/g1/360p/404.m4s").status_code == 404
+    assert fake_api.media == [f"/media/{vid}/g1/360p/404.m4s"]  # the API had none either
     base = f"{cache.url}/media/{vid}/g1/360p/1.m4s"
     assert httpx.get(f"{base}?a=1").headers["x-cache-status"] == "MISS"
     assert httpx.get(f"{base}?b=2").headers["x-cache-status"] == "HIT"
