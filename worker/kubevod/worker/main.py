@@ -91,32 +91,18 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if not 0 <= pod < job.pods:
         print(f"error: {contract.POD_INDEX} is not a pod of {job.pods}", file=sys.stderr)
         return contract.EXIT_BAD_SOURCE
-    missing = [name for name in (CATALOG_ENV, STORE_ENV) if not env.get(name)]
+    missing = _backends(env)
     if missing:
-        print(f"error: {', '.join(missing)} not set", file=sys.stderr)
+        print(f"error: {missing}", file=sys.stderr)
         return contract.EXIT_RETRY
-    for name in (CATALOG_ENV, STORE_ENV):  # never logged, even by a library at DEBUG
-        register_secret(urlsplit(env[name]).password)
-    if env.get(METRICS_PORT_ENV):
-        try:
-            start_metrics_server(int(env[METRICS_PORT_ENV]))
-        except (ValueError, OSError) as exc:  # metrics are optional: the transcode goes on
-            log.warning("no metrics server on %r: %s", env[METRICS_PORT_ENV], exc)
-    cancel = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.warning("signal %d: stopping the transcode", signum)
-        cancel.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _stop)
+    _metrics(env, log)
+    cancel = _stop_on_signals(log, "stopping the transcode")
     token = attach_traceparent(env.get(TRACEPARENT_ENV), env.get(TRACESTATE_ENV))
-    try:
-        store = open_store(env[STORE_ENV])
-        catalog = open_catalog(env[CATALOG_ENV])
-    except InvalidInput as exc:
-        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+    opened = _open(env)
+    if isinstance(opened, str):
+        print(f"error: {opened}", file=sys.stderr)
         return contract.EXIT_RETRY
+    store, catalog = opened
     log.info("job %s from %s", job.video_id, redact_url(job.source))
     try:
         video = run(
@@ -147,13 +133,41 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         shutdown()
 
 
-def _open(env: Mapping[str, str]) -> tuple[Any, Any] | str:
-    """The store and catalog named by the environment, or why not."""
+def _backends(env: Mapping[str, str]) -> str | None:
+    """Why the catalog and store URLs cannot be used, or None; their passwords are
+    registered as secrets (never logged, even by a library at DEBUG)."""
     missing = [name for name in (CATALOG_ENV, STORE_ENV) if not env.get(name)]
     if missing:
         return f"{', '.join(missing)} not set"
-    for name in (CATALOG_ENV, STORE_ENV):  # never logged, even by a library at DEBUG
+    for name in (CATALOG_ENV, STORE_ENV):
         register_secret(urlsplit(env[name]).password)
+    return None
+
+
+def _metrics(env: Mapping[str, str], log: Any) -> None:
+    """The Prometheus endpoint when asked for; optional, so a bad port only warns."""
+    if env.get(METRICS_PORT_ENV):
+        try:
+            start_metrics_server(int(env[METRICS_PORT_ENV]))
+        except (ValueError, OSError) as exc:
+            log.warning("no metrics server on %r: %s", env[METRICS_PORT_ENV], exc)
+
+
+def _stop_on_signals(log: Any, what: str) -> threading.Event:
+    """An event SIGTERM (pod deletion) and SIGINT set."""
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.warning("signal %d: %s", signum, what)
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stop)
+    return stop
+
+
+def _open(env: Mapping[str, str]) -> tuple[Any, Any] | str:
+    """The store and catalog named by the environment, or why not."""
     try:
         return open_store(env[STORE_ENV]), open_catalog(env[CATALOG_ENV])
     except InvalidInput as exc:
@@ -165,24 +179,14 @@ def chunks(env: Mapping[str, str]) -> int:
     from kubevod.worker.chunkd import ChunkWorker
 
     log = get_logger(__name__)
-    opened = _open(env)
+    problem = _backends(env)
+    opened = problem or _open(env)
     if isinstance(opened, str):
         print(f"error: {opened}", file=sys.stderr)
         return contract.EXIT_RETRY
     store, catalog = opened
-    if env.get(METRICS_PORT_ENV):
-        try:
-            start_metrics_server(int(env[METRICS_PORT_ENV]))
-        except (ValueError, OSError) as exc:
-            log.warning("no metrics server on %r: %s", env[METRICS_PORT_ENV], exc)
-    stop = threading.Event()
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        stop.set()
-
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _stop)
+    _metrics(env, log)
+    stop = _stop_on_signals(log, "stopping")
     settings = WorkerSettings()
     scratch = settings.scratch_dir or Path(tempfile.gettempdir()) / "kubevod-chunks"
     holder = env.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
