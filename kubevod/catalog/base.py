@@ -180,6 +180,23 @@ class Catalog(Protocol):
         """
         ...
 
+    def peek_chunk(self, *, video_id: str | None = None) -> ChunkWant | None:
+        """The want ``take_chunk`` would hand out now, left as it is (a look, not a take)."""
+        ...
+
+    def renew_chunk(self, want: ChunkWant, lease_seconds: float) -> bool:
+        """Extend the lease of ``want`` (as taken: the same video, generation, chunk and
+        ``holder``) to now + ``lease_seconds``; 0 frees it for the next taker at once.
+
+        A worker renews the chunk it encodes well before its lease ends, so a chunk
+        that takes longer than one lease is not handed to a second worker.
+
+        Returns:
+            False when the want is gone or another holder has it now (this one's
+            lease ran out and it was taken again): the caller no longer owns it.
+        """
+        ...
+
     def drop_chunk_wants(self, video_id: str, chunks: Sequence[int] | None = None) -> None:
         """Forget the wants of these chunks of the video (any generation); None: all of
         the video's wants. No error when absent."""

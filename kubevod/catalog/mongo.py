@@ -13,7 +13,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -87,6 +87,18 @@ def _fence_filter(video_id: str, fence: Fence | None) -> dict[str, Any]:
 def _under(prefix: str) -> dict[str, str]:
     """A filter on ``key`` for the keys under one attempt's prefix."""
     return {"$regex": "^" + _literal_regex(prefix.rstrip("/") + "/")}
+
+
+#: The order ``take_chunk`` hands wants out in: the newest asked first.
+_FREE_ORDER = [("asked_at", DESCENDING), ("chunk", ASCENDING)]
+
+
+def _free_wants(start: datetime, video_id: str | None) -> dict[str, Any]:
+    """The filter of wants whose lease is free at ``start`` (of ``video_id`` only)."""
+    flt: dict[str, Any] = {"$or": [{"lease_until": None}, {"lease_until": {"$lt": start}}]}
+    if video_id is not None:
+        flt["video_id"] = video_id
+    return flt
 
 
 class MongoCatalog:
@@ -396,20 +408,39 @@ class MongoCatalog:
         the same want.
         """
         start, until = lease_end(lease_seconds)
-        flt: dict[str, Any] = {
-            "$or": [{"lease_until": None}, {"lease_until": {"$lt": start}}],
-        }
-        if video_id is not None:
-            flt["video_id"] = video_id
         with self._guard():
             # no projection: FerretDB does not implement findAndModify's ``fields``
             doc = self._wants.find_one_and_update(
-                flt,
+                _free_wants(start, video_id),
                 {"$set": {"holder": holder, "lease_until": until}},
-                sort=[("asked_at", DESCENDING), ("chunk", ASCENDING)],
+                sort=_FREE_ORDER,
                 return_document=ReturnDocument.AFTER,
             )
         return None if doc is None else self._want(doc)
+
+    def peek_chunk(self, *, video_id: str | None = None) -> ChunkWant | None:
+        """The newest-asked free want, not taken."""
+        with self._guard():
+            doc = self._wants.find_one(_free_wants(lease_end(0)[0], video_id), sort=_FREE_ORDER)
+        return None if doc is None else self._want(doc)
+
+    def renew_chunk(self, want: ChunkWant, lease_seconds: float) -> bool:
+        """Move the lease's end (one update, filtered on the holder too); 0 frees it."""
+        _, until = lease_end(lease_seconds)
+        lease: dict[str, Any] = (
+            {"holder": want.holder, "lease_until": until}
+            if lease_seconds > 0
+            else {"holder": "", "lease_until": None}
+        )
+        if not want.holder:
+            return False
+        flt = {
+            "video_id": want.video_id, "generation": want.generation, "chunk": want.chunk,
+            "holder": want.holder,
+        }  # fmt: skip
+        with self._guard():
+            result = self._wants.update_one(flt, {"$set": lease})
+        return result.matched_count == 1
 
     def drop_chunk_wants(self, video_id: str, chunks: Sequence[int] | None = None) -> None:
         """Forget those chunks' wants of the video (any generation); None: all of them."""

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,8 @@ CREATE INDEX IF NOT EXISTS chunk_wants_video_asked ON chunk_wants (video_id, ask
 CREATE INDEX IF NOT EXISTS chunk_wants_asked ON chunk_wants (asked_at DESC);
 """
 _WANT_COLUMNS = "video_id, generation, chunk, asked_at, holder, lease_until"
+#: The order ``take_chunk`` hands wants out in: the newest asked first.
+_FREE_ORDER = " ORDER BY asked_at DESC, chunk ASC LIMIT 1"
 
 _COLUMNS = {"created_at": "created_at", "title": "title_key", "duration": "duration"}
 
@@ -369,16 +372,9 @@ class SqliteCatalog:
         so no other thread or process takes the same want.
         """
         start, until = lease_end(lease_seconds)
-        sql = (
-            f"SELECT {_WANT_COLUMNS} FROM chunk_wants"
-            " WHERE (lease_until IS NULL OR lease_until < ?)"
-        )
-        args: list[Any] = [to_ms(start)]
-        if video_id is not None:
-            sql += " AND video_id=?"
-            args.append(video_id)
+        sql, args = self._free_wants(start, video_id)
         with self._write() as conn:
-            row = conn.execute(sql + " ORDER BY asked_at DESC, chunk ASC LIMIT 1", args).fetchone()
+            row = conn.execute(sql + _FREE_ORDER, args).fetchone()
             if row is None:
                 return None
             conn.execute(
@@ -387,6 +383,37 @@ class SqliteCatalog:
                 (holder, to_ms(until), row[0], row[1], row[2]),
             )
         return self._want((*row[:4], holder, to_ms(until)))
+
+    @staticmethod
+    def _free_wants(start: datetime, video_id: str | None) -> tuple[str, builtins.list[Any]]:
+        sql = (
+            f"SELECT {_WANT_COLUMNS} FROM chunk_wants"
+            " WHERE (lease_until IS NULL OR lease_until < ?)"
+        )
+        args: list[Any] = [to_ms(start)]
+        if video_id is not None:
+            sql += " AND video_id=?"
+            args.append(video_id)
+        return sql, args
+
+    def peek_chunk(self, *, video_id: str | None = None) -> ChunkWant | None:
+        """The newest-asked free want, not taken."""
+        sql, args = self._free_wants(lease_end(0)[0], video_id)
+        with self._read() as conn:
+            row = conn.execute(sql + _FREE_ORDER, args).fetchone()
+        return None if row is None else self._want(row)
+
+    def renew_chunk(self, want: ChunkWant, lease_seconds: float) -> bool:
+        """Move the lease's end (one UPDATE, on the holder too); 0 frees it."""
+        _, until = lease_end(lease_seconds)
+        holder, lease = (want.holder, to_ms(until)) if lease_seconds > 0 else ("", None)
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE chunk_wants SET holder=?, lease_until=?"
+                " WHERE video_id=? AND generation=? AND chunk=? AND holder=? AND holder!=''",
+                (holder, lease, want.video_id, want.generation, want.chunk, want.holder),
+            )
+        return cur.rowcount == 1
 
     def drop_chunk_wants(self, video_id: str, chunks: Sequence[int] | None = None) -> None:
         """Forget those chunks' wants of the video (any generation); None: all of them."""

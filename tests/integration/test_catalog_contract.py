@@ -446,6 +446,66 @@ def test_take_chunk_with_a_video_id_hands_out_only_that_videos_wants(catalog: Ca
     assert _taken(catalog) == 2
 
 
+def test_peek_chunk_shows_the_next_want_without_taking_it(catalog: Catalog) -> None:
+    assert catalog.peek_chunk() is None
+    catalog.want_chunks("pk-a", 1, [3], background=True)
+    time.sleep(0.01)
+    catalog.want_chunks("pk-b", 1, [1, 2])
+    seen = catalog.peek_chunk()
+    assert seen is not None and (seen.video_id, seen.chunk, seen.holder) == ("pk-b", 1, "")
+    assert catalog.peek_chunk() == seen  # looking twice changes nothing
+    assert _taken(catalog) == 1  # and the take hands out what the look showed
+    after = catalog.peek_chunk()
+    assert after is not None and (after.video_id, after.chunk) == ("pk-b", 2)
+    only_a = catalog.peek_chunk(video_id="pk-a")
+    assert only_a is not None and only_a.chunk == 3 and is_background(only_a.asked_at)
+    assert catalog.peek_chunk(video_id="ghost") is None
+    assert [_taken(catalog) for _ in range(3)] == [2, 3, None]
+    assert catalog.peek_chunk() is None  # every want is taken
+
+
+def test_a_renewed_lease_keeps_a_chunk_past_its_first_lease(catalog: Catalog) -> None:
+    catalog.want_chunks("rn", 1, [4])
+    want = catalog.take_chunk("w1", 0.3)
+    assert want is not None
+    assert catalog.renew_chunk(want, 60)
+    time.sleep(0.4)  # past the first lease
+    assert catalog.take_chunk("w2", 60) is None
+    (now,) = catalog.chunk_wants("rn")
+    assert now.holder == "w1"
+    assert now.lease_until is not None and now.lease_until > datetime.now(UTC) + timedelta(
+        seconds=50
+    )
+
+
+def test_a_lease_taken_over_or_dropped_cannot_be_renewed(catalog: Catalog) -> None:
+    catalog.want_chunks("ro", 1, [1, 2])
+    first = catalog.take_chunk("w1", 0.2, video_id="ro")
+    assert first is not None and first.chunk == 1
+    time.sleep(0.3)
+    second = catalog.take_chunk("w2", 60, video_id="ro")  # w1's lease ran out
+    assert second is not None and (second.chunk, second.holder) == (1, "w2")
+    assert not catalog.renew_chunk(first, 60)  # w2 has it now, and keeps it
+    (kept,) = [w for w in catalog.chunk_wants("ro") if w.chunk == 1]
+    assert (kept.holder, kept.lease_until) == ("w2", second.lease_until)
+    catalog.drop_chunk_wants("ro", [1])
+    assert not catalog.renew_chunk(second, 60)  # gone
+    free = next(w for w in catalog.chunk_wants("ro") if w.chunk == 2)
+    assert not catalog.renew_chunk(free, 60)  # nobody's: nothing to renew
+    assert catalog.chunk_wants("ro")[0].holder == ""
+
+
+def test_a_lease_renewed_for_0_seconds_is_free_for_the_next_taker(catalog: Catalog) -> None:
+    catalog.want_chunks("rz", 1, [6], background=True)
+    want = catalog.take_chunk("w1", 60)
+    assert want is not None
+    assert catalog.renew_chunk(want, 0)
+    (free,) = catalog.chunk_wants("rz")
+    assert (free.holder, free.lease_until, free.asked_at) == ("", None, want.asked_at)
+    assert not catalog.renew_chunk(want, 60)  # freed: w1 no longer holds it
+    assert _taken(catalog, "w2") == 6
+
+
 def test_drop_chunk_wants_forgets_those_chunks_or_all_of_the_videos(catalog: Catalog) -> None:
     catalog.want_chunks("dw", 1, [1, 2, 3])
     catalog.want_chunks("dw", 2, [2])  # a newer generation asks for chunk 2 too

@@ -39,7 +39,7 @@ from kubevod.models import TranscodePolicy, Video, VideoState, new_video_id
 from kubevod.store.file import FileStore
 from kubevod.timeline import Chunk
 from tests.fixtures.media import make_video
-from tests.fixtures.util import serve_app
+from tests.fixtures.util import serve_app, until_video
 from tests.integration.worker_media import check_ready_video, fast_settings
 
 pytestmark = pytest.mark.integration
@@ -131,15 +131,6 @@ def _segment_start(site: Site, video: Video, rendition: str, body: bytes) -> flo
     return frag.start(init.timescale)
 
 
-def _until(site: Site, video: Video, check: Any, timeout: float = 60) -> Video:
-    deadline = time.monotonic() + timeout
-    while True:
-        current = site.catalog.get(video.id)
-        if check(current) or time.monotonic() > deadline:
-            return current
-        time.sleep(0.1)
-
-
 def test_an_on_demand_video_is_listed_at_once_and_a_seek_waits_only_for_its_chunk(
     site: Site, tmp_path: Path
 ) -> None:
@@ -174,7 +165,7 @@ def test_an_on_demand_video_is_listed_at_once_and_a_seek_waits_only_for_its_chun
     # The segment is answered as soon as it is stored; its chunk is then recorded done
     # (and the one after it follows), not the others.
     wanted = next(c.index for c in video.plan.chunks() if c.first <= target <= c.last)
-    after = _until(site, video, lambda v: wanted in v.chunks_done)
+    after = until_video(site.catalog, video, lambda v: wanted in v.chunks_done)
     assert set(after.chunks_done) < set(range(total))
     assert after.state == VideoState.READY and not after.complete
 
@@ -198,7 +189,9 @@ def test_a_sought_chunk_has_its_lowest_rung_encoded_first(site: Site, tmp_path: 
     assert _segment_start(site, video, "360p", answer.content) == pytest.approx(
         video.plan.segments()[sought.first][0], abs=0.002
     )
-    done = _until(site, video, lambda v: {sought.index, after.index} <= set(v.chunks_done))
+    done = until_video(
+        site.catalog, video, lambda v: {sought.index, after.index} <= set(v.chunks_done)
+    )
     assert {sought.index, after.index} <= set(done.chunks_done), done.chunks_done
     # The sought chunk: every 240p segment was stored before any 360p one (an ffmpeg of
     # its own, mostly decoding, ran first), then the 360p ones, on the same timeline.
@@ -241,7 +234,9 @@ def test_a_popular_video_is_completed_in_the_background(site: Site, tmp_path: Pa
     for chunk in chunks[1:4]:  # 12 s of it reached: popular (promote_after_seconds=10)
         assert site.get(listing.segments[chunk.first].absolute_uri).status_code == 200
     # The last chunk is recorded a moment before the video is marked ready as a whole.
-    done = _until(site, video, lambda v: v.complete and "all" in v.message, timeout=120)
+    done = until_video(
+        site.catalog, video, lambda v: v.complete and "all" in v.message, timeout=120
+    )
     assert done.complete and done.progress == 100.0, (done.message, done.chunks_done)
     assert done.chunks_done == list(range(len(chunks)))
     assert "all" in done.message, done.message
@@ -299,7 +294,7 @@ def test_a_segment_asked_for_while_the_video_registers_waits_for_it(
     site: Site, tmp_path: Path
 ) -> None:
     queued = site.register(_source(tmp_path / "film.mp4"), wait=False)
-    video = _until(site, queued, lambda v: v.plan is not None)  # probed, plan recorded
+    video = until_video(site.catalog, queued, lambda v: v.plan is not None)  # probed, plan recorded
     assert video.plan is not None
     was = video.state  # transcoding while its first chunk is encoded (ready if it was quick)
     seq = len(video.plan.segments()) - 2
@@ -318,7 +313,7 @@ def test_a_seek_while_the_video_registers_stops_its_first_chunk_once_watchable(
     # watchable, and a viewer who seeks meanwhile waits for the chunk sought, not that.
     with _site(tmp_path, on_demand_chunk_seconds=4, on_demand_first_chunk_seconds=100) as site:
         queued = site.register(_source(tmp_path / "film.mp4", seconds=120), wait=False)
-        video = _until(site, queued, lambda v: v.playable)
+        video = until_video(site.catalog, queued, lambda v: v.playable)
         assert video.playable and video.plan is not None
         first, *_, last = video.plan.chunks()
         assert first.count >= 50  # 100 s of 2 s segments
@@ -328,7 +323,7 @@ def test_a_seek_while_the_video_registers_stops_its_first_chunk_once_watchable(
         assert _segment_start(site, video, "240p", answer.content) == pytest.approx(
             video.plan.segments()[last.first][0], abs=0.002
         )
-        registered = _until(site, video, lambda v: last.index in v.chunks_done)
+        registered = until_video(site.catalog, video, lambda v: last.index in v.chunks_done)
         # The first chunk was stopped after its first segments: it is not done, what was
         # recorded of it plays, and the rest of it is encoded when a viewer gets there.
         assert first.index not in registered.chunks_done, registered.message
@@ -342,5 +337,6 @@ def test_a_seek_while_the_video_registers_stops_its_first_chunk_once_watchable(
             video.plan.segments()[first.last][0], abs=0.002
         )
         assert (
-            first.index in _until(site, video, lambda v: first.index in v.chunks_done).chunks_done
+            first.index
+            in until_video(site.catalog, video, lambda v: first.index in v.chunks_done).chunks_done
         )

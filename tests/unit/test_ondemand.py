@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from kubevod.worker.chunkd import is_path, sought_elsewhere, stale, viewer_next
+from kubevod.worker.chunkd import gives_way, is_path, sought_elsewhere, stale, viewer_next
 
 from kubevod import keys
 from kubevod.catalog.common import BACKGROUND_ASKED
@@ -217,3 +217,17 @@ def test_a_run_goes_on_with_its_videos_next_chunk_only_for_a_viewer() -> None:
     assert not viewer_next([], now)
     expired = taken.model_copy(update={"lease_until": datetime.fromtimestamp(t + 100, UTC)})
     assert viewer_next([expired], now)  # its worker died: free again
+
+
+def test_a_background_chunk_gives_way_to_any_viewer_and_a_viewers_chunk_never() -> None:
+    t = 1_800_000_000.0
+    bg = BACKGROUND_ASKED.timestamp()
+    mine_bg = _want(5, at=bg, holder="w1")
+    other_viewer = _want(2, at=t).model_copy(update={"video_id": "another film"})
+    assert gives_way(mine_bg, other_viewer)
+    assert gives_way(mine_bg, _want(8, at=t))  # a viewer of the same video, elsewhere
+    assert not gives_way(mine_bg, _want(6, at=bg + 1))  # more of the background
+    assert not gives_way(mine_bg, None)  # nobody waits
+    # A viewer who reached the background chunk made it theirs: it never gives way.
+    assert not gives_way(_want(5, at=t, holder="w1"), other_viewer)
+    assert not gives_way(None, other_viewer)  # its want is gone: nothing to give up

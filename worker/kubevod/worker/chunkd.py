@@ -23,10 +23,15 @@ measured in docs/benchmarks-cluster-spread.md).
   chunk; what it uploaded stays, and it is encoded again when someone asks.
 - A chunk that could not be encoded for a reason that may pass is dropped: the
   player asks again, and that asks for the chunk again.
+- The lease of the chunk being encoded is renewed every quarter lease, so a
+  chunk that takes longer than one lease is not handed to a second worker. A
+  worker that finds its lease taken over (it was stalled past the lease) or the
+  want gone stops that chunk and leaves the want to whoever has it.
 - The rest of a popular video is asked for in the background
   (``kubevod.ondemand.CatalogWants``): such wants are taken only when no viewer's
-  want of any video waits, one chunk per run, so a viewer who arrives meanwhile
-  waits at most for the background chunk being encoded.
+  want of any video waits, one chunk per run. A background chunk gives way as
+  soon as a viewer's want of any video waits: it stops (what it uploaded stays),
+  its want is freed, not dropped, and the worker takes the viewer's.
 - Sources are fetched once per video and kept (the last few) in scratch, so a
   film's later chunks do not download it again. A source that is a path (a
   PVC) cannot be read here; the operator registers such videos eagerly.
@@ -98,6 +103,15 @@ def sought_elsewhere(wants: list[ChunkWant], chunk: int, since: float) -> bool:
         not w.holder and w.asked_at.timestamp() > since and w.chunk not in (chunk, chunk + 1)
         for w in wants
     )
+
+
+def gives_way(mine: ChunkWant | None, waiting: ChunkWant | None) -> bool:
+    """Whether the chunk being encoded (its want ``mine`` as it is now) stops for the want
+    a taker would get next (``waiting``, ``Catalog.peek_chunk``): a background chunk gives
+    way to a viewer's want of any video; a viewer's chunk never does (pure)."""
+    if mine is None or not is_background(mine.asked_at):
+        return False  # a viewer's (asking again for a background chunk makes it one)
+    return waiting is not None and not is_background(waiting.asked_at)
 
 
 def viewer_next(wants: list[ChunkWant], now: datetime) -> bool:
@@ -226,7 +240,12 @@ class ChunkWorker:
         video = self._usable(want)
         if video is None:
             return
-        current = [want.chunk]
+        with LeaseKeeper(self.catalog, want, self.lease_seconds) as lease:
+            self._encode(video, want, lease)
+
+    def _encode(self, video: Video, want: ChunkWant, lease: LeaseKeeper) -> None:
+        chunk = [want.chunk]  # the chunk being encoded
+        current = [want.chunk]  # its want to drop once answered; [] once not this worker's
         started = [time.time()]
         try:
             source = self.sources.get(video, self.store, self.settings)
@@ -236,7 +255,9 @@ class ChunkWorker:
 
         def demand() -> int | None:
             # The chunk before is encoded (or stopped for a seek): its want is answered.
+            lease.hold(None)
             self.catalog.drop_chunk_wants(video.id, current)
+            current[:] = []
             while not self.stop.is_set():
                 if not viewer_next(self.catalog.chunk_wants(video.id), datetime.now(UTC)):
                     return None  # the main loop looks at every video's viewers first
@@ -246,7 +267,8 @@ class ChunkWorker:
                 if nxt.generation != video.generation:  # an encoded chunk: the pipeline skips it
                     self.catalog.drop_chunk_wants(video.id, [nxt.chunk])
                     continue
-                current[:] = [nxt.chunk]
+                lease.hold(nxt)
+                chunk[0], current[:] = nxt.chunk, [nxt.chunk]
                 started[0] = time.time()
                 return nxt.chunk
             return None
@@ -254,15 +276,29 @@ class ChunkWorker:
         checked = [0.0]
 
         def preempt() -> bool:
+            if lease.lost:
+                log.warning("chunk %d of %s: its lease is another worker's now; stopping it",
+                            chunk[0], video.id)  # fmt: skip
+                current[:] = []  # whoever has it answers it
+                return True
             now = time.monotonic()
-            if now - checked[0] < PREEMPT_POLL_SECONDS:
+            if now - checked[0] < PREEMPT_POLL_SECONDS or not current:
                 return False
             checked[0] = now
             try:
                 wants = self.catalog.chunk_wants(video.id)
+                if sought_elsewhere(wants, chunk[0], started[0]):
+                    return True
+                now_mine = next((w for w in wants if w.chunk == chunk[0]), None)
+                if not gives_way(now_mine, self.catalog.peek_chunk()):
+                    return False
+                log.info("background chunk %d of %s gives way to a viewer", chunk[0], video.id)
+                lease.hold(None)
+                if now_mine is not None and self.catalog.renew_chunk(now_mine, 0):
+                    current[:] = []  # freed for later, not dropped
+                return True
             except KubevodError:
                 return False
-            return sought_elsewhere(wants, current[0], started[0])
 
         job = chunk_job(video, [want.chunk]).model_copy(update={"source": str(source)})
         extra: dict[str, Any] = {"demand": demand, "preempt": preempt}
@@ -282,6 +318,53 @@ class ChunkWorker:
             self.catalog.drop_chunk_wants(video.id, current)
             if isinstance(exc, KubevodError):
                 raise
-            log.exception("chunk %d of %s failed", current[0], video.id)
+            log.exception("chunk %d of %s failed", chunk[0], video.id)
         else:
             self.catalog.drop_chunk_wants(video.id, current)
+
+
+class LeaseKeeper:
+    """Renews the lease of the want being encoded every quarter lease, on a thread of its
+    own, from the take until the run ends: the source's fetch, ffmpeg's start and the
+    uploads take time too, and a chunk may take longer than one lease.
+
+    ``lost`` turns True when a renewal finds the want gone or another holder's (this
+    worker stalled past its lease): the chunk is no longer this worker's.
+    """
+
+    def __init__(self, catalog: Catalog, want: ChunkWant, lease_seconds: float) -> None:
+        self.catalog, self.every = catalog, lease_seconds / 4
+        self.lease_seconds = lease_seconds
+        self.lost = False
+        self._want: ChunkWant | None = want
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="chunk-lease", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def hold(self, want: ChunkWant | None) -> None:
+        """Renew ``want`` from now on (None: nothing, its want is answered or freed)."""
+        with self._lock:
+            self._want, self.lost = want, False
+
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            with self._lock:
+                want = self._want
+            if want is None:
+                continue
+            try:
+                kept = self.catalog.renew_chunk(want, self.lease_seconds)
+            except KubevodError as exc:  # the next try may reach it; the lease has time
+                log.warning("catalog: lease not renewed: %s", one_line(str(exc)))
+                continue
+            with self._lock:
+                if not kept and self._want is want:
+                    self._want, self.lost = None, True
