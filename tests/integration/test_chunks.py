@@ -128,7 +128,8 @@ def _encode_chunks(tmp_path: Path, source: Path, order: list[int]) -> Path:
     # even for the same command, and this test compares bytes.
     plan = EncodePlan(
         source=str(source), video_stream=int(info["index"]), rungs=tuple(rungs),
-        segment_seconds=2, x264_preset="ultrafast", cpus=2, x264_threads=1,
+        segment_seconds=2, first_segment_seconds=1.0, x264_preset="ultrafast", cpus=2,
+        x264_threads=1,
     )  # fmt: skip
     timeline = Timeline.regular(plan.first_segment, plan.segment_seconds)
     fps = rungs[0].fps

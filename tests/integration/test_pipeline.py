@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from kubevod.worker.errors import Cancelled, TranscodeFailed
 from kubevod.worker.pipeline import run
+from kubevod.worker.settings import WorkerSettings
 from kubevod.worker.thumbs import make_poster
 
 from kubevod.backends import open_catalog, open_store
@@ -87,6 +88,27 @@ def backends(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend
     catalog = open_catalog(mongo_url)
     yield Backends(open_store(minio.store_url), catalog, minio.store_url, mongo_url)
     catalog.close()
+
+
+def test_the_default_first_segment_is_half_a_second_in_every_rung_and_the_audio(
+    local_backends: Backends, clip: Path, tmp_path: Path
+) -> None:
+    """The settings' default first segment (0.5 s: ffmpeg hands it over sooner, so a video
+    is playable sooner) in every video rung; the audio joins on the same boundaries."""
+    default = WorkerSettings.model_fields["first_segment_seconds"].default
+    assert default == 0.5
+    job = TranscodeJob(video_id=new_video_id(), source=str(clip), segment_seconds=2)
+    video = run(
+        scheduled(local_backends.catalog, job), store=local_backends.store,
+        catalog=local_backends.catalog, scratch=tmp_path / "scratch",
+        settings=fast_settings(first_segment_seconds=default),
+    )  # fmt: skip
+    starts = check_ready_video(
+        video, local_backends.catalog, local_backends.store, tmp_path / "dl",
+        segment_seconds=2, first=default,
+    )  # fmt: skip
+    assert starts["360p"] == pytest.approx([0.0, 0.5, 2.5, 4.5], abs=0.002)
+    assert starts["audio"] == pytest.approx([0.0, 0.5, 2.5, 4.5], abs=0.03)
 
 
 def test_ladder_is_complete_aligned_and_playable(
@@ -324,9 +346,11 @@ def test_worker_entry_point_survives_sigkill_and_a_rerun_completes(
     assert done.returncode == 0, done.stderr[-2000:]
     assert "progress" in done.stdout and f"ready {job.video_id}" in done.stdout
     video = local_backends.catalog.get(job.video_id)
+    # The entry point runs on the settings' defaults: a 0.5 s first segment.
     check_ready_video(
-        video, local_backends.catalog, local_backends.store, tmp_path / "dl", segment_seconds=2
-    )
+        video, local_backends.catalog, local_backends.store, tmp_path / "dl", segment_seconds=2,
+        first=0.5,
+    )  # fmt: skip
     assert video.duration == pytest.approx(12.0, abs=0.05)
 
 

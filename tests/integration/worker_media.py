@@ -29,10 +29,20 @@ AV1_PROFILE = {"Main": 0, "High": 1, "Professional": 2}
 CODEC_NAME = {"h264": "h264", "hevc": "hevc", "av1": "av1"}
 
 
+#: The first segment of ``fast_settings`` (s).
+FIRST_SEGMENT = 1.0
+
+
 def fast_settings(**changes: Any) -> WorkerSettings:
-    """Worker settings for tests: the fastest x264 preset and the test environment's ffmpeg."""
+    """Worker settings for tests: the fastest x264 preset and the test environment's ffmpeg.
+
+    The first segment is 1 s, not the default 0.5 s, so the tests' timelines read in
+    whole seconds; ``test_the_default_first_segment_is_half_a_second_in_every_rung``
+    in test_pipeline.py holds the default.
+    """
     values: dict[str, Any] = {
         "x264_preset": "ultrafast",
+        "first_segment_seconds": FIRST_SEGMENT,
         "ffmpeg": require("ffmpeg"),
         "ffprobe": require("ffprobe"),
         "poll_interval": 0.02,
@@ -106,12 +116,17 @@ def check_ready_video(
     work: Path,
     *,
     segment_seconds: float,
-    first: float = 1.0,
+    first: float | None = None,
     audio_aligned: bool = True,
     codec: str = "h264",
     b_frames: bool = False,
 ) -> dict[str, list[float]]:
-    """Assert everything a viewer relies on; returns segment start times per rendition."""
+    """Assert everything a viewer relies on; returns segment start times per rendition.
+
+    ``first``: the first segment's planned length (None: ``fast_settings``').
+    """
+    if first is None:
+        first = FIRST_SEGMENT
     assert video.state == VideoState.READY, video.message
     assert video.progress == 100.0 and video.playable
     assert video.renditions, "no renditions"

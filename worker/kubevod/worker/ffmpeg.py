@@ -105,7 +105,7 @@ class EncodePlan:
     rungs: tuple[Rung, ...]
     audio: tuple[AudioOut, ...] = ()
     segment_seconds: float = 4.0
-    first_segment_seconds: float = 1.0
+    first_segment_seconds: float = 0.5
     accelerator: Accel = "software"
     codec: Codec = "h264"
     x264_preset: str = "veryfast"

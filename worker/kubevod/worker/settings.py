@@ -72,11 +72,13 @@ class WorkerSettings(BaseSettings):
     )
     audio_bitrate: int = Field(default=128_000, ge=32_000, le=512_000, description="bits/s")
     first_segment_seconds: float = Field(
-        default=1.0,
+        default=0.5,
         ge=0.5,
         le=30.0,
         description="length of the first segment (s): short so the video is playable "
-        "about one second after the encode starts; later ones are segmentSeconds",
+        "about a second after the encode starts (ffmpeg hands the first segment over "
+        "once each encoder has passed the next keyframe, its lookahead after it); later "
+        "ones are segmentSeconds",
     )
     chunk_seconds: float = Field(
         default=0.0,
