@@ -37,6 +37,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import httpx
 
 from kubevod.errors import SourceError
+from kubevod.lists import split_list
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -68,14 +69,6 @@ def _unmapped(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
-
-
-def split_list(value: str | Iterable[str] | None) -> list[str]:
-    """``"a, b"`` or ``["a", "b"]`` as a list of non-empty, stripped items."""
-    if value is None:
-        return []
-    items = value.split(",") if isinstance(value, str) else list(value)
-    return [item.strip() for item in items if item and item.strip()]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from kubevod.errors import InvalidInput
-from kubevod.fetchguard import split_list
+from kubevod.lists import split_list
 from kubevod.models import TranscodePolicy
 
 ENV_PREFIX = "KUBEVOD_"

@@ -172,7 +172,7 @@ def test_a_failed_video_added_again_on_demand_is_retried_on_demand(tmp_path: Pat
 HEAVY = (
     "kubevod.local.server", "kubevod.backends", "kubevod.catalog", "kubevod.store",
     "kubevod.lifecycle", "kubevod.worker", "kubevod.api", "uvicorn", "fastapi", "pymongo",
-    "minio", "opentelemetry.sdk",
+    "minio", "opentelemetry.sdk", "httpx", "httpcore",
 )  # fmt: skip
 
 VIDEO = {"id": "0123456789ab", "title": "holiday", "state": "ready", "playable": True}
@@ -291,3 +291,53 @@ def test_a_started_pool_learns_this_ffmpeg_before_the_first_video_is_added(
         pool.shutdown(timeout=10)
         catalog.close()
         hwaccel.clear_cache()
+
+
+def test_the_clients_requests_carry_the_prefix_query_body_and_token(tmp_path: Path) -> None:
+    """The CLI's own small HTTP client (``kubevod.local.client.request``): what a server
+    behind a path prefix receives, its answer read whole, and a server that is gone."""
+    seen: list[tuple[str, str, str, bytes]] = []
+
+    class Echo(BaseHTTPRequestHandler):
+        def _echo(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            seen.append((self.command, self.path, self.headers.get("Authorization", ""), body))
+            out = json.dumps({"path": self.path}).encode()
+            self.send_response(404 if "missing" in self.path else 200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = do_DELETE = _echo
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    from kubevod.errors import NotFound, Unavailable
+    from kubevod.local.client import HttpError, HttpLibrary, request
+
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{api.server_address[1]}/kubevod/"
+    try:
+        library = HttpLibrary(base, token="t0ken")
+        assert library.list(query="a b&c", limit=5, offset=10) == {
+            "path": "/kubevod/api/videos?limit=5&offset=10&q=a+b%26c"
+        }
+        library.add(IngestRequest(source="/films/x.mp4", title="X"))
+        method, path, auth, body = seen[-1]
+        assert (method, path, auth) == ("POST", "/kubevod/api/videos", "Bearer t0ken")
+        assert json.loads(body)["source"] == "/films/x.mp4" and "policy" not in json.loads(body)
+        with pytest.raises(NotFound):
+            library.get("missing")
+        library.remove("abc")
+        assert seen[-1][:2] == ("DELETE", "/kubevod/api/videos/abc")
+    finally:
+        api.shutdown()
+        api.server_close()
+    with pytest.raises(Unavailable, match="cannot reach the server"):
+        HttpLibrary(base, timeout=2).get("abc")  # nothing listens there now
+    with pytest.raises(HttpError, match="not an http"):
+        request("ftp://127.0.0.1/", "GET", "/x")

@@ -12,8 +12,8 @@ from kubevod.fetchguard import (
     Hop,
     IPAddress,
     check_url,
-    split_list,
 )
+from kubevod.lists import split_list
 
 DEFAULT = FetchPolicy()
 NAS = FetchPolicy.parse(allow=["192.168.1.20/32", "nas.lan"], deny=["10.42.0.0/16"])

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from kubevod.fetchguard import split_list
+from kubevod.lists import split_list
 from kubevod.signing import UrlSigner
 
 #: Values that are never a real secret (compared case-insensitively).

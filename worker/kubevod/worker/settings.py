@@ -15,7 +15,8 @@ from kubevod.worker.policy import SourceLimits
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from kubevod.fetchguard import FetchLimits, FetchPolicy, split_list
+from kubevod.fetchguard import FetchLimits, FetchPolicy
+from kubevod.lists import split_list
 
 X264Preset = Literal[
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"
