@@ -697,6 +697,15 @@ def test_hlsjs_plays_an_eager_chunked_video_across_every_boundary_without_a_stal
     result = _play(page, f"{site.url}/watch/{video.id}", FAST)
     report = _stalls(result, boundaries)
     _report(record_property, "hlsjs_eager", report)
+    # At 4x Chromium decodes ~120 frames/s on 2 loaded cores and may fire ``waiting`` with
+    # the whole rest buffered (seen once in CI: at 7.31 s, 12.7 s ahead): its decoder,
+    # not a hole. A wait at a boundary, or with less than a segment ahead, still fails.
+    decoder = [
+        w for w in report["waiting"]
+        if w[2] > SEGMENT_SECONDS and min(abs(w[0] - b) for b in boundaries) > 0.5
+    ]  # fmt: skip
+    report["waiting"] = [w for w in report["waiting"] if w not in decoder]
+    report["rebuffers"] = max(0, report["rebuffers"] - len(decoder))
     _check_played(result, report, boundaries)
     # Every boundary was crossed at 4x, and 20 s of video took about 5 s plus the
     # start at 1x until all of it was buffered: Chromium kept up with the speed.
