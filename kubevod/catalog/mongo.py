@@ -426,14 +426,14 @@ class MongoCatalog:
 
     def renew_chunk(self, want: ChunkWant, lease_seconds: float) -> bool:
         """Move the lease's end (one update, filtered on the holder too); 0 frees it."""
+        if not want.holder:
+            return False  # nobody's: nothing to renew
         _, until = lease_end(lease_seconds)
         lease: dict[str, Any] = (
             {"holder": want.holder, "lease_until": until}
             if lease_seconds > 0
             else {"holder": "", "lease_until": None}
         )
-        if not want.holder:
-            return False
         flt = {
             "video_id": want.video_id, "generation": want.generation, "chunk": want.chunk,
             "holder": want.holder,

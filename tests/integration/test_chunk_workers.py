@@ -195,24 +195,51 @@ def test_a_seek_is_answered_by_a_warm_worker_and_playback_runs_on(
     assert len(source.fetches) - fetched == 1, source.fetches
 
 
+@dataclass
+class _Log:
+    """What the catalog was asked to do, in order: takes and recorded chunks."""
+
+    events: list[tuple[str, str, int, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def watch(self, catalog: SqliteCatalog) -> None:
+        take, add = catalog.take_chunk, catalog.add_chunk
+
+        def taken(holder: str, lease_seconds: float, **kw: Any) -> Any:
+            want = take(holder, lease_seconds, **kw)
+            if want is not None:
+                self.note("take", want.video_id, want.chunk, holder)
+            return want
+
+        def added(video_id: str, index: int, **kw: Any) -> Video:
+            video = add(video_id, index, **kw)
+            self.note("done", video_id, index, "")
+            return video
+
+        catalog.take_chunk = taken  # type: ignore[method-assign]
+        catalog.add_chunk = added  # type: ignore[method-assign]
+
+    def note(self, what: str, video_id: str, chunk: int, holder: str) -> None:
+        with self.lock:
+            self.events.append((what, video_id, chunk, holder))
+
+    def at(self, what: str, video_id: str, chunk: int) -> int:
+        return next(i for i, e in enumerate(self.events) if e[:3] == (what, video_id, chunk))
+
+
 def test_two_workers_take_two_seeks_at_once_and_each_chunk_is_encoded_once(
     cluster: Cluster, source: Source
 ) -> None:
     video = cluster.register(source.url)
     assert video.plan is not None
     chunks = video.plan.chunks()
-    encoded: list[tuple[str, int]] = []
-    original = cluster.catalog.add_chunk
-
-    def counted(video_id: str, index: int, **kwargs: Any) -> Video:
-        encoded.append((video_id, index))
-        return original(video_id, index, **kwargs)
-
-    cluster.catalog.add_chunk = counted  # type: ignore[method-assign]
+    log = _Log()
+    log.watch(cluster.catalog)
     cluster.catalog.want_chunks(video.id, video.generation, [2])
     cluster.catalog.want_chunks(video.id, video.generation, [len(chunks) - 1])
     done = until_video(cluster.catalog, video, lambda v: {2, len(chunks) - 1} <= set(v.chunks_done))
     assert {2, len(chunks) - 1} <= set(done.chunks_done)
+    encoded = [e[1:3] for e in log.events if e[0] == "done"]
     assert len(encoded) == len(set(encoded)), encoded
 
 
@@ -271,38 +298,6 @@ def test_a_video_watched_long_enough_is_completed_in_the_background(
             cluster.catalog, video, lambda v: not cluster.catalog.chunk_wants(v.id), timeout=10
         )
         assert not cluster.catalog.chunk_wants(video.id)
-
-
-@dataclass
-class _Log:
-    """What the catalog was asked to do, in order: takes and recorded chunks."""
-
-    events: list[tuple[str, str, int, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def watch(self, catalog: SqliteCatalog) -> None:
-        take, add = catalog.take_chunk, catalog.add_chunk
-
-        def taken(holder: str, lease_seconds: float, **kw: Any) -> Any:
-            want = take(holder, lease_seconds, **kw)
-            if want is not None:
-                self.note("take", want.video_id, want.chunk, holder)
-            return want
-
-        def added(video_id: str, index: int, **kw: Any) -> Video:
-            video = add(video_id, index, **kw)
-            self.note("done", video_id, index, "")
-            return video
-
-        catalog.take_chunk = taken  # type: ignore[method-assign]
-        catalog.add_chunk = added  # type: ignore[method-assign]
-
-    def note(self, what: str, video_id: str, chunk: int, holder: str) -> None:
-        with self.lock:
-            self.events.append((what, video_id, chunk, holder))
-
-    def at(self, what: str, video_id: str, chunk: int) -> int:
-        return next(i for i, e in enumerate(self.events) if e[:3] == (what, video_id, chunk))
 
 
 def test_a_chunk_that_takes_longer_than_its_lease_is_kept_by_its_worker(
